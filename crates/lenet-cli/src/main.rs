@@ -1,0 +1,69 @@
+//! `lenet`: the command-line face of lenet5-rs. All real work is library calls;
+//! this file parses flags, reports, and writes files.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use mnist_io::{verify_dir, DatasetKind, TrainTest};
+
+#[derive(Parser)]
+#[command(
+    name = "lenet",
+    version,
+    about = "LeNet-5 from scratch: train, evaluate, predict, inspect"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Load a dataset, check it, and print what it holds
+    Data {
+        /// Directory with the four IDX files (raw or .gz)
+        #[arg(long, env = "LENET_DATA_DIR", default_value = mnist_io::DEFAULT_DATA_DIR)]
+        data_dir: PathBuf,
+        /// Which dataset: mnist or fashion-mnist
+        #[arg(long, default_value = "mnist")]
+        dataset: DatasetKind,
+    },
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Data { data_dir, dataset } => {
+            let data = TrainTest::load(&data_dir, dataset).context("loading the dataset")?;
+            let checksums = match verify_dir(&data_dir, dataset) {
+                Ok(()) => "checksums verified".to_string(),
+                Err(e) => format!("checksums NOT verified: {e}"),
+            };
+            println!("{dataset} in {}: {checksums}", data_dir.display());
+            for (name, ds) in [("train", &data.train), ("test", &data.test)] {
+                let mut counts = [0usize; 10];
+                for &l in ds.labels() {
+                    counts[l as usize] += 1;
+                }
+                println!(
+                    "  {name:5}: {} images of {}x{}, per class {counts:?}",
+                    ds.len(),
+                    ds.rows(),
+                    ds.cols()
+                );
+            }
+            Ok(())
+        }
+    }
+}

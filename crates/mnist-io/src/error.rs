@@ -1,0 +1,98 @@
+//! Typed errors. Every variant names the file it is about and what is wrong.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong while reading, importing or fetching a dataset.
+#[derive(Debug, thiserror::Error)]
+pub enum MnistError {
+    /// The operating system refused a read, write or rename.
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The file is gzip-compressed but the compressed stream is damaged or cut short.
+    #[error("{path}: bad gzip stream: {source}")]
+    Gzip {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The first four bytes are not an IDX magic number of the expected kind.
+    #[error("{path}: not an IDX {expected} file (magic 0x{found:08x}, expected 0x{expected_magic:08x})")]
+    BadMagic {
+        path: PathBuf,
+        expected: &'static str,
+        expected_magic: u32,
+        found: u32,
+    },
+
+    /// The file ends before its header does.
+    #[error("{path}: truncated IDX header ({len} bytes, need {need})")]
+    TruncatedHeader { path: PathBuf, len: usize, need: usize },
+
+    /// The header's dimensions do not describe what this reader expects.
+    #[error("{path}: bad IDX dimensions: {what}")]
+    BadDimensions { path: PathBuf, what: String },
+
+    /// The header claims more data than any dataset of this kind can hold.
+    #[error("{path}: header claims {claimed} bytes of data, more than the limit of {limit} bytes")]
+    TooLarge { path: PathBuf, claimed: u64, limit: u64 },
+
+    /// The payload is shorter or longer than the header says.
+    #[error("{path}: header says {expected} bytes of data but the file holds {actual}{more}",
+        more = if *.actual > *.expected { " (trailing bytes)" } else { " (truncated)" })]
+    SizeMismatch {
+        path: PathBuf,
+        expected: u64,
+        actual: u64,
+    },
+
+    /// A label outside 0..=9.
+    #[error("{path}: label {label} at index {index} is outside 0..=9")]
+    BadLabel { path: PathBuf, index: usize, label: u8 },
+
+    /// The image and label files disagree in count.
+    #[error("{images} holds {n_images} images but {labels} holds {n_labels} labels")]
+    CountMismatch {
+        images: PathBuf,
+        labels: PathBuf,
+        n_images: usize,
+        n_labels: usize,
+    },
+
+    /// A file's decompressed bytes do not have the published SHA-256.
+    #[error("{path}: checksum mismatch (SHA-256 of decompressed bytes is {actual}, expected {expected})")]
+    Checksum {
+        path: PathBuf,
+        expected: String,
+        actual: String,
+    },
+
+    /// A file needed for import is not in the source folder.
+    #[error("{dir}: no {file} or {file}.gz to import")]
+    MissingFile { dir: PathBuf, file: String },
+
+    /// A required dataset file is absent from the data directory.
+    #[error("{dir}: dataset not found ({file} is missing); import it with `cargo xtask fetch-mnist --from DIR` or download it with `cargo xtask fetch-mnist`")]
+    NotFound { dir: PathBuf, file: String },
+
+    /// Every mirror failed; lists what was tried.
+    #[error("could not download {file}; tried:\n{tried}\nOn a machine without internet, import the files from a folder instead: `cargo xtask fetch-mnist --from DIR` (DIR holds the four IDX files, raw or .gz)")]
+    DownloadFailed { file: String, tried: String },
+
+    /// A caller-supplied argument is unusable (batch size 0, limit 0, ...).
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+}
+
+/// Result alias for this crate.
+pub type Result<T, E = MnistError> = std::result::Result<T, E>;
+
+pub(crate) fn io_err(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> MnistError {
+    let path = path.into();
+    move |source| MnistError::Io { path, source }
+}
