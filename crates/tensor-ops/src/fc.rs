@@ -1,0 +1,151 @@
+//! Fully-connected layer: `y[n, o] = b[o] + sum_i w[o, i] * x[n, i]`.
+//!
+//! `x [N, In]`, `w [Out, In]`, `b [Out]`, `y [N, Out]`. As GEMMs:
+//! forward `Y = X W^T`, `dX = dY W`, `dW = dY^T X`.
+
+use rayon::prelude::*;
+
+use crate::gemm::{gemm, MatRef};
+use crate::{squared, Algo};
+
+/// Geometry of a batched fully-connected layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FcShape {
+    pub batch: usize,
+    pub in_f: usize,
+    pub out_f: usize,
+}
+
+impl FcShape {
+    /// FLOPs of one forward pass (each backward costs the same).
+    pub fn flops(&self) -> u64 {
+        2 * (self.batch * self.in_f * self.out_f) as u64
+    }
+}
+
+/// Splits `rows` rows into one block per rayon thread (at least one row each).
+fn rows_per_task(rows: usize) -> usize {
+    rows.div_ceil(rayon::current_num_threads()).max(1)
+}
+
+/// `y = x w^T + b`.
+pub fn forward(algo: Algo, s: &FcShape, x: &[f32], w: &[f32], b: &[f32], y: &mut [f32]) {
+    let (n, i, o) = (s.batch, s.in_f, s.out_f);
+    assert_eq!((x.len(), w.len(), b.len(), y.len()), (n * i, o * i, o, n * o));
+    let task = |x: &[f32], y: &mut [f32]| {
+        let rows = y.len() / o;
+        for y_row in y.chunks_exact_mut(o) {
+            y_row.copy_from_slice(b);
+        }
+        gemm(MatRef::new(x, rows, i), MatRef::new(w, o, i).t(), 1.0, y, o);
+    };
+    match algo {
+        Algo::Naive => {
+            for (x_row, y_row) in x.chunks_exact(i).zip(y.chunks_exact_mut(o)) {
+                for (out, (w_row, &bias)) in y_row.iter_mut().zip(w.chunks_exact(i).zip(b)) {
+                    *out = bias + x_row.iter().zip(w_row).map(|(a, b)| a * b).sum::<f32>();
+                }
+            }
+        }
+        Algo::Im2col => task(x, y),
+        Algo::Parallel => {
+            let r = rows_per_task(n);
+            x.par_chunks(r * i)
+                .zip(y.par_chunks_mut(r * o))
+                .for_each(|(x, y)| task(x, y));
+        }
+    }
+}
+
+/// `dx = dy w`.
+pub fn x_backward(algo: Algo, s: &FcShape, w: &[f32], dy: &[f32], dx: &mut [f32]) {
+    let (n, i, o) = (s.batch, s.in_f, s.out_f);
+    assert_eq!((w.len(), dy.len(), dx.len()), (o * i, n * o, n * i));
+    let task = |dy: &[f32], dx: &mut [f32]| {
+        gemm(MatRef::new(dy, dy.len() / o, o), MatRef::new(w, o, i), 0.0, dx, i);
+    };
+    match algo {
+        Algo::Naive => {
+            dx.fill(0.0);
+            for (dy_row, dx_row) in dy.chunks_exact(o).zip(dx.chunks_exact_mut(i)) {
+                for (&g, w_row) in dy_row.iter().zip(w.chunks_exact(i)) {
+                    dx_row.iter_mut().zip(w_row).for_each(|(d, &wv)| *d += g * wv);
+                }
+            }
+        }
+        Algo::Im2col => task(dy, dx),
+        Algo::Parallel => {
+            let r = rows_per_task(n);
+            dy.par_chunks(r * o)
+                .zip(dx.par_chunks_mut(r * i))
+                .for_each(|(dy, dx)| task(dy, dx));
+        }
+    }
+}
+
+/// `dw = dy^T x`, `db = sum over the batch of dy` (overwritten).
+pub fn weight_backward(algo: Algo, s: &FcShape, x: &[f32], dy: &[f32], dw: &mut [f32], db: &mut [f32]) {
+    let (n, i, o) = (s.batch, s.in_f, s.out_f);
+    assert_eq!((x.len(), dy.len(), dw.len(), db.len()), (n * i, n * o, o * i, o));
+    // Rows o0.. of dW and db: dW[o0+r, :] = sum_n dy[n, o0+r] x[n, :]
+    let task = |o0: usize, dw: &mut [f32], db: &mut [f32]| {
+        let m = db.len();
+        let dy_t = MatRef {
+            data: &dy[o0..],
+            rows: m,
+            cols: n,
+            rs: 1,
+            cs: o,
+        };
+        gemm(dy_t, MatRef::new(x, n, i), 0.0, dw, i);
+        for (r, g) in db.iter_mut().enumerate() {
+            *g = dy[o0 + r..].iter().step_by(o).sum();
+        }
+    };
+    match algo {
+        Algo::Naive => {
+            dw.fill(0.0);
+            db.fill(0.0);
+            for (x_row, dy_row) in x.chunks_exact(i).zip(dy.chunks_exact(o)) {
+                for ((dw_row, g_b), &g) in dw.chunks_exact_mut(i).zip(db.iter_mut()).zip(dy_row) {
+                    *g_b += g;
+                    dw_row.iter_mut().zip(x_row).for_each(|(d, &xv)| *d += g * xv);
+                }
+            }
+        }
+        Algo::Im2col => task(0, dw, db),
+        Algo::Parallel => {
+            let r = rows_per_task(o);
+            dw.par_chunks_mut(r * i)
+                .zip(db.par_chunks_mut(r))
+                .enumerate()
+                .for_each(|(t, (dw, db))| task(t * r, dw, db));
+        }
+    }
+}
+
+/// Gauss-Newton second derivatives to the input: `d2x = d2y w^2`. `sq` is scratch.
+pub fn x_backward_second(
+    algo: Algo,
+    s: &FcShape,
+    w: &[f32],
+    d2y: &[f32],
+    d2x: &mut [f32],
+    sq: &mut Vec<f32>,
+) {
+    x_backward(algo, s, squared(sq, w), d2y, d2x);
+}
+
+/// Gauss-Newton second derivatives to the weights: `d2w = d2y^T x^2`, `d2b = sum d2y`.
+#[allow(clippy::too_many_arguments)]
+pub fn weight_backward_second(
+    algo: Algo,
+    s: &FcShape,
+    x: &[f32],
+    d2y: &[f32],
+    d2w: &mut [f32],
+    d2b: &mut [f32],
+    sq: &mut Vec<f32>,
+) {
+    weight_backward(algo, s, squared(sq, x), d2y, d2w, d2b);
+}

@@ -1,0 +1,110 @@
+//! LeNet-5's subsampling (S2, S4): each 2x2 window (stride 2) of map `c` is summed,
+//! multiplied by one trainable coefficient per map, and shifted by one trainable bias
+//! per map (the squashing function is a separate step):
+//!
+//! `y[n,c,p,q] = coeff[c] * (x[2p,2q] + x[2p,2q+1] + x[2p+1,2q] + x[2p+1,2q+1]) + bias[c]`
+//!
+//! Shapes as in [`crate::pool`]; `coeff` and `bias` are `[C]`.
+
+use crate::pool::{for_each_window, PoolShape};
+
+fn check(s: &PoolShape, x: usize, y: usize, coeff: usize) {
+    assert_eq!(
+        (x, y, coeff),
+        (s.x_len(), s.y_len(), s.c),
+        "subsampling: lengths do not match the shape"
+    );
+}
+
+/// Forward pass.
+pub fn forward(s: &PoolShape, x: &[f32], coeff: &[f32], bias: &[f32], y: &mut [f32]) {
+    check(s, x.len(), y.len(), coeff.len());
+    assert_eq!(bias.len(), s.c);
+    for_each_window(s, |m, o, i| {
+        let c = m % s.c;
+        y[o] = coeff[c] * (x[i[0]] + x[i[1]] + x[i[2]] + x[i[3]]) + bias[c];
+    });
+}
+
+/// `dx = coeff * dy` for each of the window's four inputs.
+pub fn x_backward(s: &PoolShape, coeff: &[f32], dy: &[f32], dx: &mut [f32]) {
+    spread(s, coeff, dy, dx, |c| c);
+}
+
+/// `d2x = coeff^2 * d2y` for each of the window's four inputs.
+pub fn x_backward_second(s: &PoolShape, coeff: &[f32], d2y: &[f32], d2x: &mut [f32]) {
+    spread(s, coeff, d2y, d2x, |c| c * c);
+}
+
+fn spread(s: &PoolShape, coeff: &[f32], dy: &[f32], dx: &mut [f32], weight: impl Fn(f32) -> f32) {
+    check(s, dx.len(), dy.len(), coeff.len());
+    dx.fill(0.0);
+    for_each_window(s, |m, o, i| {
+        let g = weight(coeff[m % s.c]) * dy[o];
+        i.iter().for_each(|&j| dx[j] = g);
+    });
+}
+
+/// `dcoeff[c] = sum dy * (window sum)`, `dbias[c] = sum dy`, over the batch and positions.
+pub fn weight_backward(s: &PoolShape, x: &[f32], dy: &[f32], dcoeff: &mut [f32], dbias: &mut [f32]) {
+    accumulate(s, x, dy, dcoeff, dbias, |x| x[0] + x[1] + x[2] + x[3]);
+}
+
+/// Gauss-Newton rule of the paper for a weight shared by many connections:
+/// `d2coeff[c] = sum d2y * sum_j x_j^2` (each of the 4 inputs is a connection
+/// through the same coefficient), `d2bias[c] = sum d2y`.
+pub fn weight_backward_second(
+    s: &PoolShape,
+    x: &[f32],
+    d2y: &[f32],
+    d2coeff: &mut [f32],
+    d2bias: &mut [f32],
+) {
+    accumulate(s, x, d2y, d2coeff, d2bias, |x| {
+        x[0] * x[0] + x[1] * x[1] + x[2] * x[2] + x[3] * x[3]
+    });
+}
+
+fn accumulate(
+    s: &PoolShape,
+    x: &[f32],
+    dy: &[f32],
+    dcoeff: &mut [f32],
+    dbias: &mut [f32],
+    window_input: impl Fn([f32; 4]) -> f32,
+) {
+    check(s, x.len(), dy.len(), dcoeff.len());
+    assert_eq!(dbias.len(), s.c);
+    dcoeff.fill(0.0);
+    dbias.fill(0.0);
+    for_each_window(s, |m, o, i| {
+        let c = m % s.c;
+        dcoeff[c] += dy[o] * window_input([x[i[0]], x[i[1]], x[i[2]], x[i[3]]]);
+        dbias[c] += dy[o];
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hand_computed() {
+        let s = PoolShape {
+            batch: 1,
+            c: 1,
+            h: 2,
+            w: 4,
+        };
+        let x = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0];
+        let mut y = [0.0; 2];
+        forward(&s, &x, &[0.5], &[1.0], &mut y);
+        assert_eq!(y, [0.5 * 14.0 + 1.0, 0.5 * 22.0 + 1.0]);
+        let (mut dc, mut db) = ([0.0], [0.0]);
+        weight_backward(&s, &x, &[1.0, -1.0], &mut dc, &mut db);
+        assert_eq!((dc, db), ([14.0 - 22.0], [0.0]));
+        let mut dx = [0.0; 8];
+        x_backward(&s, &[0.5], &[2.0, 4.0], &mut dx);
+        assert_eq!(dx, [1.0, 1.0, 2.0, 2.0, 1.0, 1.0, 2.0, 2.0]);
+    }
+}

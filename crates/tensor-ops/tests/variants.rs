@@ -1,0 +1,181 @@
+//! Every fast variant equals the naive specification (1e-5 relative), forward and
+//! every backward, for random shapes: batch 1-8, channels 1-8, sizes 5-16, kernel
+//! 1-5, padding 0-2, with and without a connection table.
+
+use proptest::prelude::*;
+use tensor_ops::conv::{self, ConnTable, ConvShape, ConvWorkspace};
+use tensor_ops::fc::{self, FcShape};
+use tensor_ops::Algo;
+
+fn values(len: usize, seed: u64) -> Vec<f32> {
+    // deterministic pseudo-random values in [-1, 1)
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..len)
+        .map(|_| {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+fn assert_close(what: &str, got: &[f32], want: &[f32]) -> Result<(), TestCaseError> {
+    prop_assert_eq!(got.len(), want.len());
+    let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1.0);
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        prop_assert!(
+            (g - w).abs() <= 1e-5 * scale,
+            "{}: [{}] {} vs naive {}",
+            what,
+            i,
+            g,
+            w
+        );
+    }
+    Ok(())
+}
+
+fn shape_and_table() -> impl Strategy<Value = (ConvShape, Option<ConnTable>, u64)> {
+    (
+        1usize..=8,
+        1usize..=8,
+        5usize..=16,
+        5usize..=16,
+        1usize..=8,
+        1usize..=5,
+        0usize..=2,
+        any::<bool>(),
+        any::<u64>(),
+    )
+        .prop_map(|(batch, in_c, in_h, in_w, out_c, k, pad, use_table, seed)| {
+            let s = ConvShape {
+                batch,
+                in_c,
+                in_h,
+                in_w,
+                out_c,
+                k,
+                pad,
+            };
+            let table = use_table.then(|| {
+                // each output map reads a pseudo-random nonempty subset of the inputs
+                let lists: Vec<Vec<usize>> = (0..out_c)
+                    .map(|o| {
+                        let mut l: Vec<usize> = (0..in_c)
+                            .filter(|i| (seed >> ((o * 7 + i) % 61)) & 1 == 1)
+                            .collect();
+                        if l.is_empty() {
+                            l.push(o % in_c);
+                        }
+                        l
+                    })
+                    .collect();
+                let refs: Vec<&[usize]> = lists.iter().map(|l| l.as_slice()).collect();
+                ConnTable::from_lists(in_c, &refs).unwrap()
+            });
+            (s, table, seed)
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    #[test]
+    fn conv_variants_match_naive((s, table, seed) in shape_and_table()) {
+        let t = table.as_ref();
+        let x = values(s.x_len(), seed);
+        let mut w = values(s.w_len(), seed ^ 1);
+        if let Some(t) = t { t.mask_weights(&mut w); }
+        let b = values(s.out_c, seed ^ 2);
+        let dy = values(s.y_len(), seed ^ 3);
+        let run = |algo: Algo| {
+            let mut ws = ConvWorkspace::default();
+            let mut y = vec![0.0; s.y_len()];
+            conv::forward(algo, &s, t, &x, &w, &b, &mut y, &mut ws);
+            let mut dx = vec![0.0; s.x_len()];
+            conv::x_backward(algo, &s, t, &w, &dy, &mut dx, &mut ws);
+            let (mut dw, mut db) = (vec![0.0; s.w_len()], vec![0.0; s.out_c]);
+            conv::weight_backward(algo, &s, t, &x, &dy, &mut dw, &mut db, &mut ws);
+            let mut d2x = vec![0.0; s.x_len()];
+            conv::x_backward_second(algo, &s, t, &w, &dy, &mut d2x, &mut ws);
+            let (mut d2w, mut d2b) = (vec![0.0; s.w_len()], vec![0.0; s.out_c]);
+            conv::weight_backward_second(algo, &s, t, &x, &dy, &mut d2w, &mut d2b, &mut ws);
+            [y, dx, dw, db, d2x, d2w, d2b]
+        };
+        let naive = run(Algo::Naive);
+        for algo in [Algo::Im2col, Algo::Parallel] {
+            let fast = run(algo);
+            for (name, (f, n)) in ["y", "dx", "dw", "db", "d2x", "d2w", "d2b"].iter().zip(fast.iter().zip(&naive)) {
+                assert_close(&format!("{algo:?} {name} {s:?}"), f, n)?;
+            }
+        }
+    }
+
+    #[test]
+    fn fc_variants_match_naive(batch in 1usize..=8, in_f in 1usize..=64, out_f in 1usize..=32, seed in any::<u64>()) {
+        let s = FcShape { batch, in_f, out_f };
+        let x = values(batch * in_f, seed);
+        let w = values(out_f * in_f, seed ^ 1);
+        let b = values(out_f, seed ^ 2);
+        let dy = values(batch * out_f, seed ^ 3);
+        let run = |algo: Algo| {
+            let mut sq = Vec::new();
+            let mut y = vec![0.0; batch * out_f];
+            fc::forward(algo, &s, &x, &w, &b, &mut y);
+            let mut dx = vec![0.0; batch * in_f];
+            fc::x_backward(algo, &s, &w, &dy, &mut dx);
+            let (mut dw, mut db) = (vec![0.0; out_f * in_f], vec![0.0; out_f]);
+            fc::weight_backward(algo, &s, &x, &dy, &mut dw, &mut db);
+            let mut d2x = vec![0.0; batch * in_f];
+            fc::x_backward_second(algo, &s, &w, &dy, &mut d2x, &mut sq);
+            let (mut d2w, mut d2b) = (vec![0.0; out_f * in_f], vec![0.0; out_f]);
+            fc::weight_backward_second(algo, &s, &x, &dy, &mut d2w, &mut d2b, &mut sq);
+            [y, dx, dw, db, d2x, d2w, d2b]
+        };
+        let naive = run(Algo::Naive);
+        for algo in [Algo::Im2col, Algo::Parallel] {
+            for (f, n) in run(algo).iter().zip(&naive) {
+                assert_close(&format!("{algo:?} {s:?}"), f, n)?;
+            }
+        }
+    }
+}
+
+#[test]
+fn parallel_results_do_not_depend_on_the_thread_count() {
+    let s = ConvShape {
+        batch: 7,
+        in_c: 6,
+        in_h: 14,
+        in_w: 14,
+        out_c: 16,
+        k: 5,
+        pad: 0,
+    };
+    let x = values(s.x_len(), 1);
+    let w = values(s.w_len(), 2);
+    let dy = values(s.y_len(), 3);
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let mut ws = ConvWorkspace::default();
+            let mut y = vec![0.0; s.y_len()];
+            conv::forward(Algo::Parallel, &s, None, &x, &w, &[0.0; 16], &mut y, &mut ws);
+            let (mut dw, mut db) = (vec![0.0; s.w_len()], vec![0.0; 16]);
+            conv::weight_backward(Algo::Parallel, &s, None, &x, &dy, &mut dw, &mut db, &mut ws);
+            let mut dx = vec![0.0; s.x_len()];
+            conv::x_backward(Algo::Parallel, &s, None, &w, &dy, &mut dx, &mut ws);
+            (y, dw, db, dx)
+        })
+    };
+    let one = run(1);
+    for threads in [2, 3] {
+        assert!(run(threads) == one, "results differ with {threads} threads");
+    }
+}
