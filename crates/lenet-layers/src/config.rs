@@ -1,0 +1,155 @@
+//! What a LeNet-5 is made of: the `classic` preset follows the 1998 paper; every
+//! departure from it is a named option.
+
+use serde::{Deserialize, Serialize};
+use tensor_ops::{Activation, Algo};
+
+use crate::loss::Loss;
+
+/// How S2 and S4 reduce 28x28 -> 14x14 and 10x10 -> 5x5.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Pooling {
+    /// The paper's: sum of 4 x trainable coefficient + trainable bias, then squashed.
+    Subsample,
+    /// Plain 2x2 average, no parameters, no squashing.
+    Avg,
+    /// 2x2 max, no parameters, no squashing.
+    Max,
+}
+
+/// The output layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Output {
+    /// The paper's: ten Euclidean RBF units centred on fixed 7x12 digit bitmaps.
+    Rbf,
+    /// A trainable fully-connected layer of ten logits (with softmax cross-entropy).
+    Softmax,
+}
+
+/// How parameters are drawn at the start.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum Init {
+    /// The paper's: uniform in `(-scale / F, scale / F)`, `F` the unit's fan-in (scale 2.4).
+    FanIn { scale: f32 },
+    /// PyTorch's default for conv and linear layers: uniform in `(-1/sqrt(F), 1/sqrt(F))`.
+    Torch,
+    /// Normal with mean 0 and this standard deviation (the NumPy original: 0.1).
+    Normal { std: f32 },
+}
+
+/// Every choice that shapes a LeNet-5.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelConfig {
+    /// The preset this config started from (`classic`, `modern`, `seed2018`), or `custom`.
+    pub preset: String,
+    pub pooling: Pooling,
+    /// Squashing function after C1, C3, C5, F6 (and S2, S4 when subsampling).
+    pub activation: Activation,
+    /// Use the paper's partial C3 connection table (else every S2 map feeds every C3 map).
+    pub c3_table: bool,
+    pub output: Output,
+    pub loss: Loss,
+    pub init: Init,
+    /// Which kernel implementation the layers call. Not part of the model's identity.
+    pub algo: Algo,
+}
+
+impl ModelConfig {
+    /// Exactly the paper: subsampling, scaled tanh, C3 table, RBF output, MAP loss
+    /// (j = 1), init uniform(+-2.4/F).
+    pub fn classic() -> Self {
+        ModelConfig {
+            preset: "classic".into(),
+            pooling: Pooling::Subsample,
+            activation: Activation::ScaledTanh,
+            c3_table: true,
+            output: Output::Rbf,
+            loss: Loss::Map { j: 1.0 },
+            init: Init::FanIn { scale: 2.4 },
+            algo: Algo::Parallel,
+        }
+    }
+
+    /// ReLU, max pooling, full C3, ten logits with softmax cross-entropy.
+    pub fn modern() -> Self {
+        ModelConfig {
+            preset: "modern".into(),
+            pooling: Pooling::Max,
+            activation: Activation::Relu,
+            c3_table: false,
+            output: Output::Softmax,
+            loss: Loss::SoftmaxCrossEntropy,
+            init: Init::Torch,
+            algo: Algo::Parallel,
+        }
+    }
+
+    /// The 2018 NumPy project's network: average pooling, scaled tanh, C3 table,
+    /// RBF output with only 1/2 ||F6 - bitmap||^2 as loss, N(0, 0.1^2) init.
+    pub fn seed2018() -> Self {
+        ModelConfig {
+            preset: "seed2018".into(),
+            pooling: Pooling::Avg,
+            activation: Activation::ScaledTanh,
+            c3_table: true,
+            output: Output::Rbf,
+            loss: Loss::RbfMse { scale: 0.5 },
+            init: Init::Normal { std: 0.1 },
+            algo: Algo::Parallel,
+        }
+    }
+
+    /// A preset by name.
+    pub fn preset(name: &str) -> Option<Self> {
+        match name {
+            "classic" => Some(Self::classic()),
+            "modern" => Some(Self::modern()),
+            "seed2018" => Some(Self::seed2018()),
+            _ => None,
+        }
+    }
+
+    /// Is the output layer consistent with the loss?
+    pub fn validate(&self) -> Result<(), String> {
+        match (self.output, self.loss) {
+            (Output::Rbf, Loss::SoftmaxCrossEntropy) => {
+                Err("an RBF output needs the MAP or MSE loss, not softmax cross-entropy".into())
+            }
+            (Output::Softmax, Loss::Map { .. } | Loss::RbfMse { .. }) => {
+                Err("a softmax output needs the softmax cross-entropy loss".into())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Same network (everything but the kernel variant)?
+    pub fn same_network(&self, other: &ModelConfig) -> bool {
+        ModelConfig {
+            algo: other.algo,
+            ..self.clone()
+        } == *other
+    }
+}
+
+/// The paper's C3 table: which S2 maps feed each C3 map.
+pub const C3_TABLE: [&[usize]; 16] = [
+    &[0, 1, 2],
+    &[1, 2, 3],
+    &[2, 3, 4],
+    &[3, 4, 5],
+    &[4, 5, 0],
+    &[5, 0, 1],
+    &[0, 1, 2, 3],
+    &[1, 2, 3, 4],
+    &[2, 3, 4, 5],
+    &[3, 4, 5, 0],
+    &[4, 5, 0, 1],
+    &[5, 0, 1, 2],
+    &[0, 1, 3, 4],
+    &[1, 2, 4, 5],
+    &[0, 2, 3, 5],
+    &[0, 1, 2, 3, 4, 5],
+];

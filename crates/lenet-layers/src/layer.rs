@@ -1,0 +1,63 @@
+//! The layer abstraction: explicit forward, backward and second-derivative passes.
+//!
+//! Caches are passed explicitly: the model keeps every layer's input `x` and
+//! output `y` and hands them back to `backward`; a layer keeps only what cannot be
+//! recomputed cheaply (max pooling's argmax) and its scratch buffers.
+
+use crate::param::Param;
+
+/// One step of the network, on a batch of `batch` samples laid out back to back.
+pub trait Layer: Send {
+    /// Name as in the model file and the reference data (`c1`, `s2`, `c1.act`, ...).
+    fn name(&self) -> &str;
+
+    /// Values per sample going in.
+    fn in_len(&self) -> usize;
+
+    /// Values per sample coming out.
+    fn out_len(&self) -> usize;
+
+    /// Per-sample output shape (for files and pictures), e.g. `[6, 28, 28]` or `[84]`.
+    fn out_shape(&self) -> Vec<usize>;
+
+    /// `y = layer(x)`; `x` is `[batch, in_len]`, `y` is `[batch, out_len]`.
+    fn forward(&mut self, batch: usize, x: &[f32], y: &mut [f32]);
+
+    /// From `dy = dE/dy`: sets every parameter's `grad` and, if asked, `dx = dE/dx`.
+    fn backward(&mut self, batch: usize, x: &[f32], y: &[f32], dy: &[f32], dx: Option<&mut [f32]>);
+
+    /// From `d2y` (diagonal Gauss-Newton `d2E/dy2`): sets every parameter's `hess`
+    /// and, if asked, `d2x`.
+    fn backward_second(&mut self, batch: usize, x: &[f32], y: &[f32], d2y: &[f32], d2x: Option<&mut [f32]>);
+
+    /// Trainable tensors (empty for parameter-free layers).
+    fn params(&self) -> &[Param] {
+        &[]
+    }
+
+    /// Trainable tensors, for optimizers and loading.
+    fn params_mut(&mut self) -> &mut [Param] {
+        &mut []
+    }
+
+    /// Fixed (untrained) tensors that belong in the model file, e.g. the RBF centres.
+    fn fixed_params(&self) -> &[Param] {
+        &[]
+    }
+
+    /// Fixed tensors, mutably (for loading).
+    fn fixed_params_mut(&mut self) -> &mut [Param] {
+        &mut []
+    }
+
+    /// Number of inputs feeding the unit that value `index` of parameter `param`
+    /// belongs to (the `F` of the paper's init rule; biases count like weights).
+    fn fan_in(&self, _param: usize, _index: usize) -> usize {
+        1
+    }
+
+    /// Is this an activation (whose input is the previous layer's pre-activation)?
+    fn is_activation(&self) -> bool {
+        false
+    }
+}

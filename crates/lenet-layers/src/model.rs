@@ -1,0 +1,334 @@
+//! The LeNet-5 network: a list of layers, the buffers between them, and the loss.
+//!
+//! ```text
+//! input [N,1,32,32]
+//!  c1   conv 5x5, 1->6        [N,6,28,28]   + act
+//!  s2   pool 2x2              [N,6,14,14]   (+ act when subsampling)
+//!  c3   conv 5x5, 6->16       [N,16,10,10]  + act   (C3 table optional)
+//!  s4   pool 2x2              [N,16,5,5]    (+ act when subsampling)
+//!  c5   conv 5x5, 16->120     [N,120]       + act
+//!  f6   fc 120->84            [N,84]        + act
+//!  output  RBF 84->10 (penalties) | fc 84->10 (logits)
+//! ```
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use tensor_ops::conv::{ConnTable, ConvShape};
+
+use crate::activation::ActivationLayer;
+use crate::config::{Init, ModelConfig, Output, Pooling, C3_TABLE};
+use crate::conv::Conv;
+use crate::fc::FullyConnected;
+use crate::layer::Layer;
+use crate::loss::BatchStats;
+use crate::param::Param;
+use crate::pool::{AvgPool, MaxPool, Subsampling};
+use crate::rbf::Rbf;
+use crate::ModelError;
+
+/// Side of the network's square input.
+pub const INPUT_SIZE: usize = 32;
+/// Values per input image.
+pub const INPUT_LEN: usize = INPUT_SIZE * INPUT_SIZE;
+/// Number of classes.
+pub const CLASSES: usize = 10;
+
+/// One prediction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prediction {
+    pub class: usize,
+    /// The raw outputs: RBF penalties (smaller is better) or logits.
+    pub scores: Vec<f32>,
+    /// Per-class probabilities derived from the scores.
+    pub probabilities: Vec<f32>,
+}
+
+/// LeNet-5 with its activations kept between forward and backward.
+pub struct LeNet5 {
+    config: ModelConfig,
+    layers: Vec<Box<dyn Layer>>,
+    /// `acts[0]` is the input batch, `acts[i + 1]` the output of layer `i`.
+    acts: Vec<Vec<f32>>,
+    /// Gradient buffers, used in turn walking backward.
+    grad: [Vec<f32>; 2],
+    /// `dE/dinput` of the last backward pass that asked for it.
+    input_grad: Vec<f32>,
+    batch: usize,
+}
+
+impl LeNet5 {
+    /// Builds the network and draws its parameters with `seed`.
+    pub fn new(config: ModelConfig, seed: u64) -> Result<Self, ModelError> {
+        let mut model = Self::uninit(config)?;
+        model.init(seed);
+        Ok(model)
+    }
+
+    /// Builds the network with all parameters zero (to be loaded).
+    pub fn uninit(config: ModelConfig) -> Result<Self, ModelError> {
+        config.validate().map_err(ModelError::Config)?;
+        let algo = config.algo;
+        let act = config.activation;
+        let mut layers: Vec<Box<dyn Layer>> = Vec::new();
+        let mut push = |layer: Box<dyn Layer>, squash: bool| {
+            let (name, shape) = (layer.name().to_string(), layer.out_shape());
+            layers.push(layer);
+            if squash {
+                layers.push(Box::new(ActivationLayer::new(&name, act, shape)));
+            }
+        };
+        let conv = |name: &str, in_c, size, out_c, table: Option<ConnTable>| {
+            let g = ConvShape {
+                batch: 1,
+                in_c,
+                in_h: size,
+                in_w: size,
+                out_c,
+                k: 5,
+                pad: 0,
+            };
+            Box::new(Conv::new(name, g, table, algo))
+        };
+        let pool = |name: &str, c, size| -> (Box<dyn Layer>, bool) {
+            match config.pooling {
+                Pooling::Subsample => (Box::new(Subsampling::new(name, c, size, size)), true),
+                Pooling::Avg => (Box::new(AvgPool::new(name, c, size, size)), false),
+                Pooling::Max => (Box::new(MaxPool::new(name, c, size, size)), false),
+            }
+        };
+        push(conv("c1", 1, 32, 6, None), true);
+        let (s2, sq) = pool("s2", 6, 28);
+        push(s2, sq);
+        let table = if config.c3_table {
+            ConnTable::from_lists(6, &C3_TABLE).ok_or_else(|| ModelError::Config("bad C3 table".into()))?
+        } else {
+            ConnTable::full(16, 6)
+        };
+        push(conv("c3", 6, 14, 16, config.c3_table.then_some(table)), true);
+        let (s4, sq) = pool("s4", 16, 10);
+        push(s4, sq);
+        push(conv("c5", 16, 5, 120, None), true);
+        push(Box::new(FullyConnected::new("f6", 120, 84, algo)), true);
+        match config.output {
+            Output::Rbf => push(Box::new(Rbf::lenet("output")), false),
+            Output::Softmax => push(Box::new(FullyConnected::new("output", 84, CLASSES, algo)), false),
+        }
+        let acts = vec![Vec::new(); layers.len() + 1];
+        Ok(LeNet5 {
+            config,
+            layers,
+            acts,
+            grad: [Vec::new(), Vec::new()],
+            input_grad: Vec::new(),
+            batch: 0,
+        })
+    }
+
+    /// Draws every parameter by the config's init rule.
+    pub fn init(&mut self, seed: u64) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let init = self.config.init;
+        for layer in &mut self.layers {
+            let fan_ins: Vec<Vec<usize>> = layer
+                .params()
+                .iter()
+                .enumerate()
+                .map(|(p, param)| (0..param.len()).map(|i| layer.fan_in(p, i)).collect())
+                .collect();
+            for (param, fan_in) in layer.params_mut().iter_mut().zip(fan_ins) {
+                for (v, f) in param.value.iter_mut().zip(fan_in) {
+                    *v = match init {
+                        Init::FanIn { scale } => rng.random_range(-1.0f32..1.0) * scale / f as f32,
+                        Init::Torch => rng.random_range(-1.0f32..1.0) / (f as f32).sqrt(),
+                        Init::Normal { std } => std * standard_normal(&mut rng),
+                    };
+                }
+                if let Some(mask) = &param.mask {
+                    param.value.iter_mut().zip(mask).for_each(|(v, m)| *v *= m);
+                }
+            }
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    /// The layers, input to output.
+    pub fn layers(&self) -> &[Box<dyn Layer>] {
+        &self.layers
+    }
+
+    /// Every parameter tensor, input to output.
+    pub fn params(&self) -> impl Iterator<Item = &Param> {
+        self.layers.iter().flat_map(|l| l.params().iter())
+    }
+
+    /// Every parameter tensor, mutably (for optimizers and loading).
+    pub fn params_mut(&mut self) -> impl Iterator<Item = &mut Param> {
+        self.layers.iter_mut().flat_map(|l| l.params_mut().iter_mut())
+    }
+
+    /// Number of trainable values (60,000 for `classic`).
+    pub fn trainable_params(&self) -> usize {
+        self.params().map(Param::trainable).sum()
+    }
+
+    /// Every tensor of the model file, trained or fixed (the RBF centres), input to output.
+    pub fn tensors(&self) -> impl Iterator<Item = &Param> {
+        self.layers
+            .iter()
+            .flat_map(|l| l.params().iter().chain(l.fixed_params()))
+    }
+
+    /// Calls `f` on every tensor of the model file, mutably (for loading).
+    pub fn visit_tensors_mut(&mut self, mut f: impl FnMut(&mut Param)) {
+        for layer in &mut self.layers {
+            layer.params_mut().iter_mut().for_each(&mut f);
+            layer.fixed_params_mut().iter_mut().for_each(&mut f);
+        }
+    }
+
+    /// Forward pass on `x` (`[N, 1, 32, 32]` flattened); returns the outputs `[N, 10]`.
+    ///
+    /// ```
+    /// use lenet_layers::{LeNet5, ModelConfig, INPUT_LEN};
+    /// let mut net = LeNet5::new(ModelConfig::classic(), 7).unwrap();
+    /// let out = net.forward(&vec![0.0; 2 * INPUT_LEN]);
+    /// assert_eq!(out.len(), 2 * 10);
+    /// ```
+    pub fn forward(&mut self, x: &[f32]) -> &[f32] {
+        assert_eq!(
+            x.len() % INPUT_LEN,
+            0,
+            "input is not a whole number of 32x32 images"
+        );
+        let batch = x.len() / INPUT_LEN;
+        self.batch = batch;
+        self.acts[0].clear();
+        self.acts[0].extend_from_slice(x);
+        for (i, layer) in self.layers.iter_mut().enumerate() {
+            let (done, rest) = self.acts.split_at_mut(i + 1);
+            rest[0].resize(batch * layer.out_len(), 0.0);
+            layer.forward(batch, &done[i], &mut rest[0]);
+        }
+        self.output()
+    }
+
+    /// Outputs of the last forward pass, `[N, 10]`.
+    pub fn output(&self) -> &[f32] {
+        &self.acts[self.layers.len()]
+    }
+
+    /// Loss and gradients for the last forward pass: sets every parameter's `grad`
+    /// (of the batch-mean loss) and returns the batch's loss and error counts.
+    /// With `input_grad`, also keeps `dE/dinput` ([`LeNet5::input_grad`]).
+    pub fn backward(&mut self, labels: &[u8], input_grad: bool) -> BatchStats {
+        assert_eq!(
+            labels.len(),
+            self.batch,
+            "one label per image of the last forward pass"
+        );
+        let out = &self.acts[self.layers.len()];
+        self.grad[0].resize(out.len(), 0.0);
+        let stats = self.config.loss.forward_backward(out, labels, &mut self.grad[0]);
+        self.propagate(input_grad, false);
+        stats
+    }
+
+    /// Diagonal Gauss-Newton second derivatives for the last forward pass: sets
+    /// every parameter's `hess` (of the batch-mean loss).
+    pub fn backward_second(&mut self, labels: &[u8]) {
+        assert_eq!(
+            labels.len(),
+            self.batch,
+            "one label per image of the last forward pass"
+        );
+        let out = &self.acts[self.layers.len()];
+        self.grad[0].resize(out.len(), 0.0);
+        self.config.loss.second(out, labels, &mut self.grad[0]);
+        self.propagate(false, true);
+    }
+
+    /// Walks the layers backward from `grad[0]` (the loss's derivative at the output).
+    fn propagate(&mut self, input_grad: bool, second: bool) {
+        let batch = self.batch;
+        let [g_out, g_in] = &mut self.grad;
+        for i in (0..self.layers.len()).rev() {
+            let layer = &mut self.layers[i];
+            let need_dx = i > 0 || input_grad;
+            g_in.resize(batch * layer.in_len(), 0.0);
+            let dx = need_dx.then_some(&mut g_in[..]);
+            let (x, y) = (&self.acts[i], &self.acts[i + 1]);
+            if second {
+                layer.backward_second(batch, x, y, g_out, dx);
+            } else {
+                layer.backward(batch, x, y, g_out, dx);
+            }
+            std::mem::swap(g_out, g_in);
+        }
+        if input_grad && !second {
+            self.input_grad.clone_from(g_out);
+        }
+    }
+
+    /// `dE/dinput` of the last `backward(.., true)`.
+    pub fn input_grad(&self) -> &[f32] {
+        &self.input_grad
+    }
+
+    /// The activations of the last forward pass by the reference data's names:
+    /// `act.<layer>.pre` (before the squashing function) and `act.<layer>.out`,
+    /// `act.output.penalties` or `act.output.logits`.
+    pub fn named_activations(&self) -> Vec<(String, Vec<usize>, &[f32])> {
+        let mut out = Vec::new();
+        for (i, layer) in self.layers.iter().enumerate() {
+            let data = &self.acts[i + 1][..];
+            let shape: Vec<usize> = std::iter::once(self.batch).chain(layer.out_shape()).collect();
+            let followed_by_act = self.layers.get(i + 1).is_some_and(|l| l.is_activation());
+            let name = if layer.is_activation() {
+                format!("act.{}.out", layer.name().trim_end_matches(".act"))
+            } else if followed_by_act {
+                format!("act.{}.pre", layer.name())
+            } else if layer.name() == "output" {
+                match self.config.output {
+                    Output::Rbf => "act.output.penalties".to_string(),
+                    Output::Softmax => "act.output.logits".to_string(),
+                }
+            } else {
+                format!("act.{}.out", layer.name())
+            };
+            out.push((name, shape, data));
+        }
+        out
+    }
+
+    /// Class, scores and probabilities of each image of `x`.
+    pub fn predict(&mut self, x: &[f32]) -> Vec<Prediction> {
+        let loss = self.config.loss;
+        self.forward(x)
+            .chunks_exact(CLASSES)
+            .map(|row| Prediction {
+                class: loss.predict(row),
+                scores: row.to_vec(),
+                probabilities: loss.probabilities(row),
+            })
+            .collect()
+    }
+
+    /// Loss and errors on `x` without touching gradients.
+    pub fn evaluate(&mut self, x: &[f32], labels: &[u8]) -> BatchStats {
+        let loss = self.config.loss;
+        let out = self.forward(x);
+        let mut scratch = vec![0.0; out.len()];
+        loss.forward_backward(out, labels, &mut scratch)
+    }
+}
+
+/// A standard normal draw (Box-Muller).
+fn standard_normal(rng: &mut impl Rng) -> f32 {
+    let u1: f64 = rng.random_range(f64::MIN_POSITIVE..1.0);
+    let u2: f64 = rng.random();
+    ((-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()) as f32
+}

@@ -1,0 +1,214 @@
+//! The model file: safetensors, `f32`, one tensor per parameter under its layer's
+//! name (`c1.weight`, `s2.coeff`, ..., `output.centers`), and the model's
+//! configuration as JSON in the metadata (`config`), with the preset under `preset`.
+//! NumPy (`safetensors.numpy.load_file`) and PyTorch open it directly.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use safetensors::{Dtype, SafeTensors};
+
+use crate::config::ModelConfig;
+use crate::model::LeNet5;
+use crate::ModelError;
+
+/// Largest model file accepted (a LeNet-5 is about 250 kB).
+pub const MAX_MODEL_FILE_BYTES: u64 = 64 << 20;
+/// Metadata key of the format marker.
+pub const FORMAT_KEY: &str = "format";
+/// Value of the format marker.
+pub const FORMAT: &str = "lenet5-rs model v1";
+
+/// The model file's bytes.
+pub fn to_bytes(model: &LeNet5) -> Result<Vec<u8>, ModelError> {
+    let tensors: Vec<(String, safetensors::tensor::TensorView<'_>)> = Vec::new();
+    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = model
+        .tensors()
+        .map(|p| {
+            (
+                p.name.clone(),
+                p.shape.clone(),
+                p.value.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            )
+        })
+        .collect();
+    let mut tensors = tensors;
+    for (name, shape, data) in &bytes {
+        let view = safetensors::tensor::TensorView::new(Dtype::F32, shape.clone(), data).map_err(|e| {
+            ModelError::Format {
+                path: PathBuf::new(),
+                msg: e.to_string(),
+            }
+        })?;
+        tensors.push((name.clone(), view));
+    }
+    let config = serde_json::to_string(model.config())
+        .map_err(|e| ModelError::Config(format!("cannot serialise the configuration: {e}")))?;
+    let metadata = HashMap::from([
+        (FORMAT_KEY.to_string(), FORMAT.to_string()),
+        ("preset".to_string(), model.config().preset.clone()),
+        ("config".to_string(), config),
+        (
+            "trainable_params".to_string(),
+            model.trainable_params().to_string(),
+        ),
+    ]);
+    safetensors::serialize(tensors, Some(metadata)).map_err(|e| ModelError::Format {
+        path: PathBuf::new(),
+        msg: e.to_string(),
+    })
+}
+
+/// Writes the model file atomically (temporary file in the same directory, then rename).
+pub fn save(model: &LeNet5, path: &Path) -> Result<(), ModelError> {
+    write_atomic(path, &to_bytes(model)?)
+}
+
+/// Writes `bytes` to `path` through a temporary file beside it, synced, then renamed:
+/// `path` is either the old file or the complete new one, never a partial one.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ModelError> {
+    let io = |source| ModelError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{file_name}.tmp-{}", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(io)
+}
+
+/// Reads a model file.
+pub fn load(path: &Path) -> Result<LeNet5, ModelError> {
+    let io = |source| ModelError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let len = std::fs::metadata(path).map_err(io)?.len();
+    if len > MAX_MODEL_FILE_BYTES {
+        return Err(ModelError::TooLarge {
+            path: path.into(),
+            len,
+            limit: MAX_MODEL_FILE_BYTES,
+        });
+    }
+    let bytes = std::fs::read(path).map_err(io)?;
+    from_bytes(&bytes, path)
+}
+
+/// Parses a model file's bytes; `path` only names it in errors.
+pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<LeNet5, ModelError> {
+    let format = |msg: String| ModelError::Format {
+        path: path.into(),
+        msg,
+    };
+    let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| format(e.to_string()))?;
+    let st = SafeTensors::deserialize(bytes).map_err(|e| format(e.to_string()))?;
+    let meta = meta.metadata().clone().unwrap_or_default();
+    let metadata_err = |msg: &str| ModelError::Metadata {
+        path: path.into(),
+        msg: msg.into(),
+    };
+    let config_json = meta
+        .get("config")
+        .ok_or_else(|| metadata_err("no `config` entry (not a lenet5-rs model file?)"))?;
+    let config: ModelConfig =
+        serde_json::from_str(config_json).map_err(|e| metadata_err(&format!("config is not valid: {e}")))?;
+    let mut model = LeNet5::uninit(config)?;
+
+    let expected: Vec<String> = model.tensors().map(|p| p.name.clone()).collect();
+    if let Some(extra) = st.names().into_iter().find(|n| !expected.iter().any(|e| e == n)) {
+        return Err(ModelError::UnexpectedTensor {
+            path: path.into(),
+            name: extra.to_string(),
+            preset: model.config().preset.clone(),
+        });
+    }
+    let mut result = Ok(());
+    model.visit_tensors_mut(|param| {
+        if result.is_err() {
+            return;
+        }
+        result = read_tensor(&st, &param.name, &param.shape, path).and_then(|values| {
+            if let Some(mask) = &param.mask {
+                if values.iter().zip(mask).any(|(v, m)| *m == 0.0 && *v != 0.0) {
+                    return Err(ModelError::BadValues {
+                        path: path.into(),
+                        name: param.name.clone(),
+                        what: "is nonzero where the connection table has no connection".into(),
+                    });
+                }
+            }
+            param.value = values;
+            Ok(())
+        });
+    });
+    result.map(|()| model)
+}
+
+/// One tensor as `f32`, checked for name, shape, dtype (F32; F64 is converted) and finiteness.
+pub fn read_tensor(
+    st: &SafeTensors,
+    name: &str,
+    shape: &[usize],
+    path: &Path,
+) -> Result<Vec<f32>, ModelError> {
+    let view = st.tensor(name).map_err(|_| ModelError::MissingTensor {
+        path: path.into(),
+        name: name.into(),
+    })?;
+    if view.shape() != shape {
+        return Err(ModelError::Shape {
+            path: path.into(),
+            name: name.into(),
+            expected: shape.to_vec(),
+            found: view.shape().to_vec(),
+        });
+    }
+    let values: Vec<f32> = match view.dtype() {
+        Dtype::F32 => view
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect(),
+        Dtype::F64 => view
+            .data()
+            .chunks_exact(8)
+            .map(|b| f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) as f32)
+            .collect(),
+        other => {
+            return Err(ModelError::Dtype {
+                path: path.into(),
+                name: name.into(),
+                found: format!("{other:?}"),
+            })
+        }
+    };
+    if values.iter().any(|v| !v.is_finite()) {
+        return Err(ModelError::BadValues {
+            path: path.into(),
+            name: name.into(),
+            what: "holds NaN or infinity".into(),
+        });
+    }
+    Ok(values)
+}

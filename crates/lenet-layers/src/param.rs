@@ -1,0 +1,51 @@
+//! A trainable tensor with its gradient and its second-derivative estimate.
+
+/// One parameter tensor of a layer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Param {
+    /// Full name as in the model file, e.g. `c3.weight`.
+    pub name: String,
+    /// Shape, e.g. `[16, 6, 5, 5]`.
+    pub shape: Vec<usize>,
+    /// Current values.
+    pub value: Vec<f32>,
+    /// `dE/dw` of the last [`crate::LeNet5::backward`] (mean over its batch).
+    pub grad: Vec<f32>,
+    /// Diagonal Gauss-Newton `d2E/dw2` of the last second-derivative pass.
+    pub hess: Vec<f32>,
+    /// `1.0` where the value is a real parameter, `0.0` where it is a structural
+    /// zero (C3's unconnected pairs); `None` when every value is a parameter.
+    pub mask: Option<Vec<f32>>,
+}
+
+impl Param {
+    /// A zero tensor of this shape.
+    pub fn zeros(name: impl Into<String>, shape: &[usize]) -> Self {
+        let n = shape.iter().product();
+        Param {
+            name: name.into(),
+            shape: shape.to_vec(),
+            value: vec![0.0; n],
+            grad: vec![0.0; n],
+            hess: vec![0.0; n],
+            mask: None,
+        }
+    }
+
+    /// Number of trainable values (masked-out entries do not count).
+    pub fn trainable(&self) -> usize {
+        self.mask
+            .as_ref()
+            .map_or(self.value.len(), |m| m.iter().filter(|&&v| v != 0.0).count())
+    }
+
+    /// Number of values.
+    pub fn len(&self) -> usize {
+        self.value.len()
+    }
+
+    /// True when the tensor has no values.
+    pub fn is_empty(&self) -> bool {
+        self.value.is_empty()
+    }
+}

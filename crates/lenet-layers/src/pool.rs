@@ -1,0 +1,165 @@
+//! Pooling layers: LeNet's trainable subsampling (S2, S4), and plain average and
+//! max pooling (the departures).
+
+use tensor_ops::pool::{self, PoolShape};
+use tensor_ops::subsample;
+
+use crate::layer::Layer;
+use crate::param::Param;
+
+fn shape_at(s: PoolShape, batch: usize) -> PoolShape {
+    PoolShape { batch, ..s }
+}
+
+/// Per-sample geometry shared by the three pooling layers.
+macro_rules! pool_geometry {
+    () => {
+        fn name(&self) -> &str {
+            &self.name
+        }
+        fn in_len(&self) -> usize {
+            self.shape.x_len()
+        }
+        fn out_len(&self) -> usize {
+            self.shape.y_len()
+        }
+        fn out_shape(&self) -> Vec<usize> {
+            vec![self.shape.c, self.shape.out_h(), self.shape.out_w()]
+        }
+    };
+}
+
+/// Sum of each 2x2 window x trainable coefficient + trainable bias, per map.
+pub struct Subsampling {
+    name: String,
+    shape: PoolShape,
+    /// `[coeff [c], bias [c]]`
+    params: Vec<Param>,
+}
+
+impl Subsampling {
+    /// Over `c` maps of `h x w`; coefficients and biases start at zero.
+    pub fn new(name: &str, c: usize, h: usize, w: usize) -> Self {
+        Subsampling {
+            name: name.into(),
+            shape: PoolShape { batch: 1, c, h, w },
+            params: vec![
+                Param::zeros(format!("{name}.coeff"), &[c]),
+                Param::zeros(format!("{name}.bias"), &[c]),
+            ],
+        }
+    }
+}
+
+impl Layer for Subsampling {
+    pool_geometry!();
+
+    fn forward(&mut self, batch: usize, x: &[f32], y: &mut [f32]) {
+        let s = shape_at(self.shape, batch);
+        subsample::forward(&s, x, &self.params[0].value, &self.params[1].value, y);
+    }
+
+    fn backward(&mut self, batch: usize, x: &[f32], _y: &[f32], dy: &[f32], dx: Option<&mut [f32]>) {
+        let s = shape_at(self.shape, batch);
+        let (c, b) = self.params.split_at_mut(1);
+        subsample::weight_backward(&s, x, dy, &mut c[0].grad, &mut b[0].grad);
+        if let Some(dx) = dx {
+            subsample::x_backward(&s, &c[0].value, dy, dx);
+        }
+    }
+
+    fn backward_second(&mut self, batch: usize, x: &[f32], _y: &[f32], d2y: &[f32], d2x: Option<&mut [f32]>) {
+        let s = shape_at(self.shape, batch);
+        let (c, b) = self.params.split_at_mut(1);
+        subsample::weight_backward_second(&s, x, d2y, &mut c[0].hess, &mut b[0].hess);
+        if let Some(d2x) = d2x {
+            subsample::x_backward_second(&s, &c[0].value, d2y, d2x);
+        }
+    }
+
+    fn fan_in(&self, _param: usize, _index: usize) -> usize {
+        4
+    }
+
+    fn params(&self) -> &[Param] {
+        &self.params
+    }
+    fn params_mut(&mut self) -> &mut [Param] {
+        &mut self.params
+    }
+}
+
+/// 2x2 average pooling, no parameters.
+pub struct AvgPool {
+    name: String,
+    shape: PoolShape,
+}
+
+impl AvgPool {
+    pub fn new(name: &str, c: usize, h: usize, w: usize) -> Self {
+        AvgPool {
+            name: name.into(),
+            shape: PoolShape { batch: 1, c, h, w },
+        }
+    }
+}
+
+impl Layer for AvgPool {
+    pool_geometry!();
+
+    fn forward(&mut self, batch: usize, x: &[f32], y: &mut [f32]) {
+        pool::avg_forward(&shape_at(self.shape, batch), x, y);
+    }
+    fn backward(&mut self, batch: usize, _x: &[f32], _y: &[f32], dy: &[f32], dx: Option<&mut [f32]>) {
+        if let Some(dx) = dx {
+            pool::avg_x_backward(&shape_at(self.shape, batch), dy, dx);
+        }
+    }
+    fn backward_second(
+        &mut self,
+        batch: usize,
+        _x: &[f32],
+        _y: &[f32],
+        d2y: &[f32],
+        d2x: Option<&mut [f32]>,
+    ) {
+        if let Some(d2x) = d2x {
+            pool::avg_x_backward_second(&shape_at(self.shape, batch), d2y, d2x);
+        }
+    }
+}
+
+/// 2x2 max pooling; keeps the argmax of its last forward pass.
+pub struct MaxPool {
+    name: String,
+    shape: PoolShape,
+    argmax: Vec<u8>,
+}
+
+impl MaxPool {
+    pub fn new(name: &str, c: usize, h: usize, w: usize) -> Self {
+        MaxPool {
+            name: name.into(),
+            shape: PoolShape { batch: 1, c, h, w },
+            argmax: Vec::new(),
+        }
+    }
+}
+
+impl Layer for MaxPool {
+    pool_geometry!();
+
+    fn forward(&mut self, batch: usize, x: &[f32], y: &mut [f32]) {
+        self.argmax.resize(y.len(), 0);
+        pool::max_forward(&shape_at(self.shape, batch), x, y, &mut self.argmax);
+    }
+    fn backward(&mut self, batch: usize, _x: &[f32], _y: &[f32], dy: &[f32], dx: Option<&mut [f32]>) {
+        if let Some(dx) = dx {
+            pool::max_x_backward(&shape_at(self.shape, batch), &self.argmax[..dy.len()], dy, dx);
+        }
+    }
+    fn backward_second(&mut self, batch: usize, x: &[f32], y: &[f32], d2y: &[f32], d2x: Option<&mut [f32]>) {
+        // the winner's weight is 1, and 1^2 = 1: same routing as the gradient
+        self.backward(batch, x, y, d2y, d2x);
+    }
+}
