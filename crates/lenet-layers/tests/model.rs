@@ -1,0 +1,307 @@
+//! Whole-model checks: numeric vs analytic gradient of the loss for every parameter
+//! tensor, parameter counts, and the model file (round trip and every bad file).
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use lenet_layers::model_file::{self, from_bytes, to_bytes};
+use lenet_layers::{Algo, LeNet5, ModelConfig, ModelError, INPUT_LEN};
+use safetensors::{Dtype, SafeTensors};
+
+fn images(n: usize, seed: u32) -> Vec<f32> {
+    // smooth blobs in [-0.1, 1.175], like padded digits
+    (0..n * INPUT_LEN)
+        .map(|i| {
+            let (img, r, c) = (i / INPUT_LEN, (i % INPUT_LEN) / 32, i % 32);
+            let v = ((r as f32 * 0.3 + seed as f32 + img as f32).sin() * (c as f32 * 0.25).cos()).max(0.0);
+            -0.1 + 1.275 * v
+        })
+        .collect()
+}
+
+/// Central differences of the batch-mean loss for a spread of ~40 entries of every
+/// tensor, against `backward`. The network computes in f32 (the loss is summed in
+/// f64), so a difference quotient carries rounding noise of about
+/// 1e-7 x |outputs| / eps; the check is therefore on each tensor's relative L2
+/// error over its sampled entries, which must be below 3% (eps = 3e-2). The modern
+/// model's ReLU and max-pooling kinks forbid a large eps and its C1 gradients are
+/// small, so there eps = 3e-3 and the bound is 6%. Precision to 5e-4 is shown by the
+/// comparison with PyTorch's f64 autograd in `reference.rs`.
+fn gradcheck(config: ModelConfig, eps: f32, tol: f64) {
+    let x = images(3, 1);
+    let labels = [3u8, 7, 1];
+    let mut model = LeNet5::new(
+        ModelConfig {
+            algo: Algo::Naive,
+            ..config
+        },
+        11,
+    )
+    .unwrap();
+    model.forward(&x);
+    model.backward(&labels, false);
+    let analytic: Vec<(String, Vec<f32>)> =
+        model.params().map(|p| (p.name.clone(), p.grad.clone())).collect();
+    for (t, (name, grad)) in analytic.iter().enumerate() {
+        let scale = grad.iter().fold(0.0f32, |m, g| m.max(g.abs())) as f64;
+        assert!(scale > 0.0, "{name}: gradient is all zero");
+        let step = (grad.len() / 40).max(1);
+        let (mut err2, mut norm2) = (0.0f64, 0.0f64);
+        for i in (0..grad.len()).step_by(step) {
+            let loss_at = |model: &mut LeNet5, delta: f32| {
+                model.params_mut().nth(t).unwrap().value[i] += delta;
+                let l = model.evaluate(&x, &labels).mean_loss();
+                model.params_mut().nth(t).unwrap().value[i] -= delta;
+                l
+            };
+            let numeric = (loss_at(&mut model, eps) - loss_at(&mut model, -eps)) / (2.0 * eps as f64);
+            let masked = model
+                .params()
+                .nth(t)
+                .unwrap()
+                .mask
+                .as_ref()
+                .is_some_and(|m| m[i] == 0.0);
+            if masked {
+                assert_eq!(grad[i], 0.0, "{name}[{i}] is not a parameter");
+                continue;
+            }
+            err2 += (numeric - grad[i] as f64).powi(2);
+            norm2 += (grad[i] as f64).powi(2);
+        }
+        let rel = (err2 / norm2.max(1e-30)).sqrt();
+        assert!(
+            rel < tol,
+            "{name}: relative L2 error {rel:e} of numeric vs analytic gradient"
+        );
+    }
+}
+
+#[test]
+fn classic_gradients_match_finite_differences() {
+    gradcheck(ModelConfig::classic(), 3e-2, 3e-2);
+}
+
+#[test]
+fn modern_gradients_match_finite_differences() {
+    gradcheck(ModelConfig::modern(), 3e-3, 6e-2);
+}
+
+#[test]
+fn seed2018_gradients_match_finite_differences() {
+    gradcheck(ModelConfig::seed2018(), 3e-2, 3e-2);
+}
+
+#[test]
+fn parameter_counts() {
+    let classic = LeNet5::new(ModelConfig::classic(), 0).unwrap();
+    assert_eq!(classic.trainable_params(), 60_000);
+    let per_tensor: Vec<(String, usize)> = classic
+        .params()
+        .map(|p| (p.name.clone(), p.trainable()))
+        .collect();
+    let expect = [
+        ("c1.weight", 150),
+        ("c1.bias", 6),
+        ("s2.coeff", 6),
+        ("s2.bias", 6),
+        ("c3.weight", 1500),
+        ("c3.bias", 16),
+        ("s4.coeff", 16),
+        ("s4.bias", 16),
+        ("c5.weight", 48_000),
+        ("c5.bias", 120),
+        ("f6.weight", 10_080),
+        ("f6.bias", 84),
+    ];
+    assert_eq!(
+        per_tensor,
+        expect
+            .iter()
+            .map(|(n, c)| (n.to_string(), *c))
+            .collect::<Vec<_>>()
+    );
+    let modern = LeNet5::new(ModelConfig::modern(), 0).unwrap();
+    assert_eq!(modern.trainable_params(), 156 + 2416 + 48_120 + 10_164 + 850);
+}
+
+#[test]
+fn init_follows_the_fan_in_rule() {
+    let model = LeNet5::new(ModelConfig::classic(), 3).unwrap();
+    for p in model.params() {
+        let fan_in = match p.name.as_str() {
+            "c1.weight" | "c1.bias" => 25.0,
+            "s2.coeff" | "s2.bias" | "s4.coeff" | "s4.bias" => 4.0,
+            "c5.weight" | "c5.bias" => 400.0,
+            "f6.weight" | "f6.bias" => 120.0,
+            _ => continue, // C3's fan-in differs per map (75, 100 or 150)
+        };
+        let bound = 2.4 / fan_in;
+        assert!(p.value.iter().all(|v| v.abs() <= bound), "{}", p.name);
+        assert!(
+            p.value.iter().any(|v| v.abs() > 0.5 * bound),
+            "{} uses its range",
+            p.name
+        );
+    }
+    let same = LeNet5::new(ModelConfig::classic(), 3).unwrap();
+    assert!(
+        model.params().zip(same.params()).all(|(a, b)| a.value == b.value),
+        "same seed, same init"
+    );
+}
+
+#[test]
+fn model_file_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    for config in [ModelConfig::classic(), ModelConfig::modern()] {
+        let mut model = LeNet5::new(config.clone(), 5).unwrap();
+        let path = dir.path().join(format!("{}.safetensors", config.preset));
+        model_file::save(&model, &path).unwrap();
+        let mut loaded = model_file::load(&path).unwrap();
+        assert_eq!(loaded.config(), model.config());
+        let x = images(2, 4);
+        assert_eq!(model.forward(&x).to_vec(), loaded.forward(&x).to_vec());
+        // names, shapes and metadata as documented
+        let bytes = std::fs::read(&path).unwrap();
+        let st = SafeTensors::deserialize(&bytes).unwrap();
+        assert_eq!(st.tensor("c3.weight").unwrap().shape(), &[16, 6, 5, 5]);
+        let (_, meta) = SafeTensors::read_metadata(&bytes).unwrap();
+        assert_eq!(meta.metadata().as_ref().unwrap()["preset"], config.preset);
+        let names = st.names();
+        assert_eq!(names.contains(&"output.centers"), config.preset == "classic");
+        assert_eq!(names.contains(&"s2.coeff"), config.preset == "classic");
+        assert_eq!(names.contains(&"output.weight"), config.preset == "modern");
+        // nothing left besides the file
+        assert!(std::fs::read_dir(dir.path()).unwrap().all(|e| !e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .contains(".tmp")));
+    }
+}
+
+/// Rewrites a classic model file with one tensor replaced (or removed, or added).
+fn with_tensor(name: &str, replacement: Option<(Dtype, Vec<usize>, Vec<u8>)>, extra: bool) -> Vec<u8> {
+    let model = LeNet5::new(ModelConfig::classic(), 5).unwrap();
+    let good = to_bytes(&model).unwrap();
+    let st = SafeTensors::deserialize(&good).unwrap();
+    let (_, meta) = SafeTensors::read_metadata(&good).unwrap();
+    let mut owned: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = st
+        .tensors()
+        .into_iter()
+        .map(|(n, v)| (n.to_string(), v.dtype(), v.shape().to_vec(), v.data().to_vec()))
+        .collect();
+    owned.retain(|t| t.0 != name);
+    if let Some((dtype, shape, data)) = replacement {
+        owned.push((
+            if extra {
+                format!("{name}.extra")
+            } else {
+                name.to_string()
+            },
+            dtype,
+            shape,
+            data,
+        ));
+    }
+    let views: Vec<(String, safetensors::tensor::TensorView)> = owned
+        .iter()
+        .map(|(n, d, s, b)| {
+            (
+                n.clone(),
+                safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap(),
+            )
+        })
+        .collect();
+    safetensors::serialize(views, meta.metadata().clone()).unwrap()
+}
+
+fn f32_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+#[test]
+fn bad_model_files_are_typed_errors() {
+    let p = Path::new("m.safetensors");
+    let good = to_bytes(&LeNet5::new(ModelConfig::classic(), 5).unwrap()).unwrap();
+    assert!(from_bytes(&good, p).is_ok());
+
+    for cut in [0, 7, 8, 100, good.len() / 2, good.len() - 1] {
+        assert!(
+            matches!(from_bytes(&good[..cut], p), Err(ModelError::Format { .. })),
+            "cut at {cut}"
+        );
+    }
+    assert!(matches!(
+        from_bytes(b"not a model at all", p),
+        Err(ModelError::Format { .. })
+    ));
+    let mut huge_header = u64::MAX.to_le_bytes().to_vec();
+    huge_header.extend_from_slice(b"{}");
+    assert!(matches!(
+        from_bytes(&huge_header, p),
+        Err(ModelError::Format { .. })
+    ));
+
+    let missing = with_tensor("f6.bias", None, false);
+    assert!(
+        matches!(from_bytes(&missing, p), Err(ModelError::MissingTensor { name, .. }) if name == "f6.bias")
+    );
+    let wrong_shape = with_tensor(
+        "f6.bias",
+        Some((Dtype::F32, vec![85], f32_bytes(&[0.0; 85]))),
+        false,
+    );
+    assert!(matches!(
+        from_bytes(&wrong_shape, p),
+        Err(ModelError::Shape { .. })
+    ));
+    let wrong_dtype = with_tensor("f6.bias", Some((Dtype::I16, vec![84], vec![0; 168])), false);
+    assert!(matches!(
+        from_bytes(&wrong_dtype, p),
+        Err(ModelError::Dtype { .. })
+    ));
+    let nan = with_tensor(
+        "f6.bias",
+        Some((Dtype::F32, vec![84], f32_bytes(&[f32::NAN; 84]))),
+        false,
+    );
+    assert!(matches!(from_bytes(&nan, p), Err(ModelError::BadValues { .. })));
+    let extra = with_tensor("f6.bias", Some((Dtype::F32, vec![1], f32_bytes(&[0.0]))), true);
+    assert!(matches!(
+        from_bytes(&extra, p),
+        Err(ModelError::MissingTensor { .. } | ModelError::UnexpectedTensor { .. })
+    ));
+    let dense_c3 = with_tensor(
+        "c3.weight",
+        Some((Dtype::F32, vec![16, 6, 5, 5], f32_bytes(&[0.1; 2400]))),
+        false,
+    );
+    assert!(matches!(
+        from_bytes(&dense_c3, p),
+        Err(ModelError::BadValues { .. })
+    ));
+
+    // metadata missing or wrong
+    let bare = safetensors::serialize(Vec::<(String, safetensors::tensor::TensorView)>::new(), None).unwrap();
+    assert!(matches!(from_bytes(&bare, p), Err(ModelError::Metadata { .. })));
+    let bad_meta = safetensors::serialize(
+        Vec::<(String, safetensors::tensor::TensorView)>::new(),
+        Some(HashMap::from([(
+            "config".to_string(),
+            "{\"preset\": 3}".to_string(),
+        )])),
+    )
+    .unwrap();
+    assert!(matches!(
+        from_bytes(&bad_meta, p),
+        Err(ModelError::Metadata { .. })
+    ));
+
+    // the whole file, not found
+    assert!(matches!(
+        model_file::load(Path::new("/nonexistent/m.safetensors")),
+        Err(ModelError::Io { .. })
+    ));
+}
