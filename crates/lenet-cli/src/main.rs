@@ -1,5 +1,10 @@
 //! `lenet`: the command-line face of lenet5-rs. All real work is library calls;
-//! this file parses flags, reports, and writes files.
+//! this crate parses flags, reports progress, and writes files.
+
+mod data;
+mod dataset;
+mod report;
+mod train;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,11 +14,7 @@ use clap::{Parser, Subcommand};
 use mnist_io::{verify_dir, DatasetKind, TrainTest};
 
 #[derive(Parser)]
-#[command(
-    name = "lenet",
-    version,
-    about = "LeNet-5 from scratch: train, evaluate, predict, inspect"
-)]
+#[command(name = "lenet", version, about = "LeNet-5 from scratch: train, evaluate, predict, inspect")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -21,6 +22,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Train a LeNet-5 on MNIST (defaults: the paper's classic network and SDLM, 20 epochs)
+    Train(train::TrainArgs),
     /// Load a dataset, check it, and print what it holds
     Data {
         /// Directory with the four IDX files (raw or .gz)
@@ -42,8 +45,18 @@ fn main() -> ExitCode {
     }
 }
 
+/// Sizes the global thread pool (`None`: one thread per core).
+pub fn set_threads(threads: Option<usize>) -> Result<()> {
+    let mut builder = rayon::ThreadPoolBuilder::new();
+    if let Some(n) = threads {
+        builder = builder.num_threads(n);
+    }
+    builder.build_global().context("starting the thread pool")
+}
+
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        Command::Train(args) => train::run(args),
         Command::Data { data_dir, dataset } => {
             let data = TrainTest::load(&data_dir, dataset).context("loading the dataset")?;
             let checksums = match verify_dir(&data_dir, dataset) {
@@ -56,12 +69,7 @@ fn run(cli: Cli) -> Result<()> {
                 for &l in ds.labels() {
                     counts[l as usize] += 1;
                 }
-                println!(
-                    "  {name:5}: {} images of {}x{}, per class {counts:?}",
-                    ds.len(),
-                    ds.rows(),
-                    ds.cols()
-                );
+                println!("  {name:5}: {} images of {}x{}, per class {counts:?}", ds.len(), ds.rows(), ds.cols());
             }
             Ok(())
         }

@@ -1,5 +1,22 @@
 //! # lenet-optim
 //!
-//! Optimizers for LeNet-5 (SGD, momentum, stochastic diagonal
-//! Levenberg-Marquardt with its Hessian-diagonal estimate) and the `Trainer`
-//! that runs epochs over batches.
+//! Training for LeNet-5: the update rules ([`Optimizer`]: SGD, momentum, and the
+//! paper's stochastic diagonal Levenberg-Marquardt with its Hessian-diagonal
+//! estimate in [`hessian`]), learning-rate [`Schedule`]s, the [`Trainer`] loop
+//! (epochs, batches, evaluation, observers, exact resume), and training
+//! [`checkpoint`]s.
+//!
+//! Data comes in through the [`TrainData`] trait: this crate never reads files.
+
+pub mod checkpoint;
+pub mod data;
+pub mod hessian;
+pub mod optimizer;
+pub mod schedule;
+pub mod trainer;
+
+pub use checkpoint::{Checkpoint, CheckpointError};
+pub use data::TrainData;
+pub use optimizer::{HessianMode, Method, Optimizer, OptimizerConfig, OptimizerState};
+pub use schedule::Schedule;
+pub use trainer::{evaluate, Control, EpochMetrics, Observer, Outcome, Progress, Silent, TrainConfig, TrainError, Trainer};

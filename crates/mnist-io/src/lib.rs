@@ -8,6 +8,7 @@
 //! - [`InputSpec`]: a batch as NCHW `f32`, padded 28x28 -> 32x32 and scaled the
 //!   paper's way (background -0.1, ink 1.175) or another [`Normalization`];
 //! - [`BatchSampler`]: seeded shuffled mini-batches (same seed, same order);
+//! - [`Distortion`]: the paper's random affine (and elastic) training distortions;
 //! - [`import_dir`] / [`verify_dir`]: get verified files into a data directory,
 //!   checked by the SHA-256 of their decompressed bytes, written atomically;
 //! - `download` (feature `download`): the same from public mirrors.
@@ -24,6 +25,7 @@
 
 pub mod batch;
 pub mod dataset;
+pub mod distort;
 #[cfg(feature = "download")]
 pub mod download;
 #[cfg(feature = "download")]
@@ -35,6 +37,7 @@ pub mod store;
 pub mod testutil;
 
 pub use batch::{BatchSampler, InputSpec, Normalization};
+pub use distort::Distortion;
 pub use dataset::{load_split, locate, Dataset, TrainTest};
 pub use error::{MnistError, Result};
 pub use sources::{DatasetKind, FileSpec, Split};

@@ -173,6 +173,12 @@ fn check(s: &ConvShape, table: Option<&ConnTable>) {
     }
 }
 
+/// Does the parallel variant split this call across threads? Not for a single
+/// image: handing one small task to the pool costs more than it saves.
+fn split(algo: Algo, s: &ConvShape) -> bool {
+    algo == Algo::Parallel && s.batch > 1 && rayon::current_num_threads() > 1
+}
+
 fn connected(table: Option<&ConnTable>, o: usize, i: usize) -> bool {
     table.is_none_or(|t| t.is_connected(o, i))
 }
@@ -200,8 +206,7 @@ pub fn forward(
     );
     match algo {
         Algo::Naive => naive::forward(s, table, x, w, b, y),
-        Algo::Im2col => im2col::forward(s, x, w, b, y, ws, false),
-        Algo::Parallel => im2col::forward(s, x, w, b, y, ws, true),
+        Algo::Im2col | Algo::Parallel => im2col::forward(s, x, w, b, y, ws, split(algo, s)),
     }
 }
 
@@ -219,8 +224,7 @@ pub fn x_backward(
     assert_eq!((w.len(), dy.len(), dx.len()), (s.w_len(), s.y_len(), s.x_len()));
     match algo {
         Algo::Naive => naive::x_backward(s, table, w, dy, dx),
-        Algo::Im2col => im2col::x_backward(s, w, dy, dx, ws, false),
-        Algo::Parallel => im2col::x_backward(s, w, dy, dx, ws, true),
+        Algo::Im2col | Algo::Parallel => im2col::x_backward(s, w, dy, dx, ws, split(algo, s)),
     }
 }
 
@@ -245,7 +249,7 @@ pub fn weight_backward(
     match algo {
         Algo::Naive => naive::weight_backward(s, table, x, dy, dw, db),
         Algo::Im2col | Algo::Parallel => {
-            im2col::weight_backward(s, x, dy, dw, db, ws, algo == Algo::Parallel);
+            im2col::weight_backward(s, x, dy, dw, db, ws, split(algo, s));
             if let Some(t) = table {
                 t.mask_weights(dw);
             }

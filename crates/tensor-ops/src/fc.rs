@@ -23,6 +23,15 @@ impl FcShape {
     }
 }
 
+/// The parallel variant runs on one thread for a single sample (see `conv::split`).
+fn effective(algo: Algo, s: &FcShape) -> Algo {
+    if algo == Algo::Parallel && (s.batch < 2 || rayon::current_num_threads() < 2) {
+        Algo::Im2col
+    } else {
+        algo
+    }
+}
+
 /// Splits `rows` rows into one block per rayon thread (at least one row each).
 fn rows_per_task(rows: usize) -> usize {
     rows.div_ceil(rayon::current_num_threads()).max(1)
@@ -39,7 +48,7 @@ pub fn forward(algo: Algo, s: &FcShape, x: &[f32], w: &[f32], b: &[f32], y: &mut
         }
         gemm(MatRef::new(x, rows, i), MatRef::new(w, o, i).t(), 1.0, y, o);
     };
-    match algo {
+    match effective(algo, s) {
         Algo::Naive => {
             for (x_row, y_row) in x.chunks_exact(i).zip(y.chunks_exact_mut(o)) {
                 for (out, (w_row, &bias)) in y_row.iter_mut().zip(w.chunks_exact(i).zip(b)) {
@@ -64,7 +73,7 @@ pub fn x_backward(algo: Algo, s: &FcShape, w: &[f32], dy: &[f32], dx: &mut [f32]
     let task = |dy: &[f32], dx: &mut [f32]| {
         gemm(MatRef::new(dy, dy.len() / o, o), MatRef::new(w, o, i), 0.0, dx, i);
     };
-    match algo {
+    match effective(algo, s) {
         Algo::Naive => {
             dx.fill(0.0);
             for (dy_row, dx_row) in dy.chunks_exact(o).zip(dx.chunks_exact_mut(i)) {
@@ -102,7 +111,7 @@ pub fn weight_backward(algo: Algo, s: &FcShape, x: &[f32], dy: &[f32], dw: &mut 
             *g = dy[o0 + r..].iter().step_by(o).sum();
         }
     };
-    match algo {
+    match effective(algo, s) {
         Algo::Naive => {
             dw.fill(0.0);
             db.fill(0.0);

@@ -1,0 +1,52 @@
+//! The bridge from `mnist-io` datasets to the trainer's [`TrainData`].
+
+use lenet_optim::TrainData;
+use mnist_io::{BatchSampler, Dataset, Distortion, InputSpec};
+
+/// A dataset as the trainer sees it: seeded epoch orders, the paper's input
+/// scaling, and optional on-the-fly distortions (never in epoch 0, which is
+/// evaluation).
+pub struct MnistData<'a> {
+    pub dataset: &'a Dataset,
+    pub spec: InputSpec,
+    pub sampler: BatchSampler,
+    pub distortion: Distortion,
+    pub seed: u64,
+}
+
+impl<'a> MnistData<'a> {
+    /// Shuffled each epoch with `seed` (training).
+    pub fn train(dataset: &'a Dataset, seed: u64, distortion: Distortion) -> anyhow::Result<Self> {
+        let sampler = BatchSampler::new(dataset.len(), 1, seed, true)?;
+        Ok(MnistData { dataset, spec: InputSpec::default(), sampler, distortion, seed })
+    }
+
+    /// In file order, undistorted (evaluation).
+    pub fn eval(dataset: &'a Dataset) -> anyhow::Result<Self> {
+        let sampler = BatchSampler::new(dataset.len().max(1), 1, 0, false)?;
+        Ok(MnistData { dataset, spec: InputSpec::default(), sampler, distortion: Distortion::None, seed: 0 })
+    }
+}
+
+impl TrainData for MnistData<'_> {
+    fn len(&self) -> usize {
+        self.dataset.len()
+    }
+
+    fn epoch_order(&self, epoch: usize) -> Vec<usize> {
+        self.sampler.epoch_order(epoch as u64)
+    }
+
+    fn fill(&self, indices: &[usize], epoch: usize, x: &mut [f32], labels: &mut [u8]) {
+        for (l, &i) in labels.iter_mut().zip(indices) {
+            *l = self.dataset.label(i);
+        }
+        // Indices come from epoch_order, so they are in range and the sizes agree.
+        if self.spec.fill(self.dataset, indices, x).is_err() {
+            x.fill(0.0);
+        }
+        if epoch > 0 {
+            self.distortion.apply(x, self.spec.size, self.spec.norm.apply(0), indices, epoch, self.seed);
+        }
+    }
+}

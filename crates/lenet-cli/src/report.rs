@@ -1,0 +1,129 @@
+//! Files a run leaves behind: config.json, metrics.csv/json, and small helpers.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use lenet_layers::{model_file::write_atomic, LeNet5, ModelConfig};
+use lenet_optim::{EpochMetrics, OptimizerConfig, TrainConfig, Trainer};
+use serde::Serialize;
+
+use crate::train::TrainArgs;
+
+/// Everything that defines a run, as written to `config.json`.
+#[derive(Serialize)]
+pub struct RunRecord<'a> {
+    pub crate_version: &'static str,
+    pub args: &'a TrainArgs,
+    pub model: &'a ModelConfig,
+    pub optimizer: &'a OptimizerConfig,
+    pub train: &'a TrainConfig,
+    pub seed: u64,
+    pub threads: usize,
+    pub train_images: usize,
+    pub trainable_params: usize,
+}
+
+impl<'a> RunRecord<'a> {
+    pub fn new(args: &'a TrainArgs, model: &'a LeNet5, trainer: &'a Trainer, train_images: usize) -> Self {
+        RunRecord {
+            crate_version: env!("CARGO_PKG_VERSION"),
+            args,
+            model: model.config(),
+            optimizer: trainer.optimizer.config(),
+            train: &trainer.config,
+            seed: args.seed,
+            threads: rayon::current_num_threads(),
+            train_images,
+            trainable_params: model.trainable_params(),
+        }
+    }
+}
+
+/// Pretty JSON, written atomically.
+pub fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
+    let text = serde_json::to_string_pretty(value)?;
+    write_atomic(path, text.as_bytes()).with_context(|| format!("writing {}", path.display()))
+}
+
+/// `metrics.csv` and `metrics.json` (one row / object per epoch).
+pub fn write_metrics(out: &Path, history: &[EpochMetrics]) -> Result<()> {
+    #[derive(Serialize)]
+    struct Row {
+        epoch: usize,
+        train_loss: f64,
+        train_error: f64,
+        test_error: Option<f64>,
+        test_loss: Option<f64>,
+        seconds: f64,
+        images_per_s: f64,
+        lr: f32,
+    }
+    let rows: Vec<Row> = history
+        .iter()
+        .map(|m| Row {
+            epoch: m.epoch,
+            train_loss: m.train_loss,
+            train_error: m.train_error,
+            test_error: m.test_error,
+            test_loss: m.test_loss,
+            seconds: m.seconds,
+            images_per_s: m.images_per_s,
+            lr: m.lr,
+        })
+        .collect();
+    write_json(&out.join("metrics.json"), &rows)?;
+    let mut csv = String::from("epoch,train_loss,train_error,test_loss,test_error,seconds,images_per_s,lr\n");
+    for r in &rows {
+        let opt = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
+        let _ = writeln!(
+            csv,
+            "{},{},{},{},{},{},{},{}",
+            r.epoch,
+            r.train_loss,
+            r.train_error,
+            opt(r.test_loss),
+            opt(r.test_error),
+            r.seconds,
+            r.images_per_s,
+            r.lr
+        );
+    }
+    let path = out.join("metrics.csv");
+    write_atomic(&path, csv.as_bytes()).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Fails early, with a clear message, when `dir` cannot be written.
+pub fn check_writable(dir: &Path) -> Result<()> {
+    let probe = dir.join(format!(".write-test-{}", std::process::id()));
+    std::fs::write(&probe, b"").with_context(|| format!("output directory {} is not writable", dir.display()))?;
+    let _ = std::fs::remove_file(probe);
+    Ok(())
+}
+
+/// `YYYYmmdd-HHMMSS` (UTC) for default run directories.
+pub fn timestamp() -> String {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    // civil-from-days (Howard Hinnant's algorithm)
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}{m:02}{d:02}-{:02}{:02}{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn timestamp_shape() {
+        let t = super::timestamp();
+        assert_eq!(t.len(), 15);
+        assert!(t.starts_with("20"));
+    }
+}

@@ -1,0 +1,406 @@
+//! `lenet train`: flags -> library calls -> files in `--out`.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use lenet_layers::{model_file, Activation, Algo, LeNet5, Loss, ModelConfig, Output, Pooling};
+use lenet_optim::checkpoint::{self, Checkpoint};
+use lenet_optim::{
+    Control, EpochMetrics, HessianMode, Method, Observer, Optimizer, OptimizerConfig, Outcome, Progress, Schedule,
+    TrainConfig, Trainer,
+};
+use mnist_io::{Distortion, TrainTest};
+use serde::{Deserialize, Serialize};
+
+use crate::data::MnistData;
+use crate::dataset::load_or_fetch;
+use crate::report;
+
+/// Flags of `lenet train`.
+#[derive(Args, Debug, Clone, Serialize, Deserialize)]
+pub struct TrainArgs {
+    /// Model preset: classic (the 1998 paper), modern (ReLU, max pooling, softmax), seed2018 (the NumPy original)
+    #[arg(long, default_value = "classic")]
+    pub model: String,
+    /// Pooling layers S2/S4: subsample | avg | max [default: the preset's]
+    #[arg(long)]
+    pub pooling: Option<String>,
+    /// Squashing function: scaled-tanh | tanh | sigmoid | relu | prelu | elu [default: the preset's]
+    #[arg(long)]
+    pub activation: Option<String>,
+    /// The paper's partial C3 connection table: on | off [default: the preset's]
+    #[arg(long)]
+    pub c3_table: Option<String>,
+    /// Output layer: rbf (MAP loss) | softmax (cross-entropy) [default: the preset's]
+    #[arg(long)]
+    pub output: Option<String>,
+    /// The MAP criterion's constant j (RBF output)
+    #[arg(long, default_value_t = 1.0)]
+    pub map_j: f32,
+    /// Kernel implementation: naive | im2col | parallel
+    #[arg(long, default_value = "parallel")]
+    pub kernels: String,
+    /// Optimizer: sdlm (the paper) | momentum | sgd
+    #[arg(long, default_value = "sdlm")]
+    pub optimizer: String,
+    /// Learning rate of the first epoch (SDLM: epsilon; later epochs follow the schedule's shape) [default: sdlm 0.0005, momentum/sgd 0.01]
+    #[arg(long)]
+    pub lr: Option<f32>,
+    /// Learning-rate schedule: paper (the paper's epsilon steps) | constant [default: paper for sdlm, constant otherwise]
+    #[arg(long)]
+    pub schedule: Option<String>,
+    /// Momentum (momentum optimizer; with sdlm, SDLM with momentum) [default: 0.9 for momentum, 0 for sdlm]
+    #[arg(long)]
+    pub momentum: Option<f32>,
+    /// SDLM's mu, added to each h_kk
+    #[arg(long, default_value_t = 0.02)]
+    pub mu: f32,
+    /// Training patterns on which SDLM re-estimates h_kk before each epoch
+    #[arg(long, default_value_t = 500)]
+    pub hessian_samples: usize,
+    /// Passes over the training set
+    #[arg(long, default_value_t = 20)]
+    pub epochs: usize,
+    /// Patterns per update (1 = the paper's pure per-sample updates)
+    #[arg(long, default_value_t = 1)]
+    pub batch_size: usize,
+    /// Worker threads [default: all cores]
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Seed of initialisation, shuffling and distortions
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Training distortions, drawn anew each epoch: none | affine | elastic
+    #[arg(long, default_value = "none")]
+    pub distort: String,
+    /// Train on the first N training images only
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Directory with MNIST (fetched there when missing)
+    #[arg(long, env = "LENET_DATA_DIR", default_value = mnist_io::DEFAULT_DATA_DIR)]
+    pub data_dir: PathBuf,
+    /// Output directory [default: runs/<timestamp>]
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Continue from this checkpoint (the other flags are taken from it)
+    #[arg(long, value_name = "CHECKPOINT")]
+    pub resume: Option<PathBuf>,
+    /// Print nothing but errors
+    #[arg(long)]
+    pub quiet: bool,
+    /// After each epoch, print SDLM's mean h_kk and step size per parameter tensor
+    #[arg(long)]
+    #[serde(default)]
+    pub verbose: bool,
+}
+
+impl TrainArgs {
+    /// The model configuration these flags describe.
+    pub fn model_config(&self) -> Result<ModelConfig> {
+        let mut c = ModelConfig::preset(&self.model)
+            .with_context(|| format!("unknown model preset {:?} (classic, modern, seed2018)", self.model))?;
+        let mut custom = false;
+        if let Some(p) = &self.pooling {
+            c.pooling = match p.as_str() {
+                "subsample" => Pooling::Subsample,
+                "avg" => Pooling::Avg,
+                "max" => Pooling::Max,
+                _ => bail!("unknown pooling {p:?} (subsample, avg, max)"),
+            };
+            custom = true;
+        }
+        if let Some(a) = &self.activation {
+            c.activation = a.parse::<Activation>().map_err(anyhow::Error::msg)?;
+            custom = true;
+        }
+        if let Some(t) = &self.c3_table {
+            c.c3_table = match t.as_str() {
+                "on" => true,
+                "off" => false,
+                _ => bail!("--c3-table takes on or off, not {t:?}"),
+            };
+            custom = true;
+        }
+        if let Some(o) = &self.output {
+            (c.output, c.loss) = match o.as_str() {
+                "rbf" => (Output::Rbf, Loss::Map { j: self.map_j }),
+                "softmax" => (Output::Softmax, Loss::SoftmaxCrossEntropy),
+                _ => bail!("unknown output {o:?} (rbf, softmax)"),
+            };
+            custom = true;
+        }
+        if let Loss::Map { j } = &mut c.loss {
+            if !(self.map_j.is_finite() && self.map_j >= 0.0) {
+                bail!("--map-j must be a finite number >= 0, not {}", self.map_j);
+            }
+            *j = self.map_j;
+        }
+        c.algo = self.kernels.parse::<Algo>().map_err(anyhow::Error::msg)?;
+        if custom {
+            c.preset = format!("{}+custom", c.preset);
+        }
+        c.validate().map_err(anyhow::Error::msg)?;
+        Ok(c)
+    }
+
+    /// The optimizer these flags describe.
+    pub fn optimizer_config(&self) -> Result<OptimizerConfig> {
+        let finite_pos = |name: &str, v: f32| {
+            if v.is_finite() && v > 0.0 {
+                Ok(v)
+            } else {
+                Err(anyhow::anyhow!("{name} must be a positive finite number, not {v}"))
+            }
+        };
+        let momentum = |default: f32| -> Result<f32> {
+            let m = self.momentum.unwrap_or(default);
+            if !(m.is_finite() && (0.0..1.0).contains(&m)) {
+                bail!("--momentum must be in [0, 1), not {m}");
+            }
+            Ok(m)
+        };
+        let (method, default_lr, default_schedule) = match self.optimizer.as_str() {
+            "sdlm" => (
+                Method::Sdlm {
+                    mu: finite_pos("--mu", self.mu)?,
+                    momentum: momentum(0.0)?,
+                    samples: self.hessian_samples.max(1),
+                    mode: HessianMode::PerParameter,
+                },
+                5e-4,
+                "paper",
+            ),
+            "momentum" => (Method::Momentum { momentum: momentum(0.9)? }, 0.01, "constant"),
+            "sgd" => (Method::Sgd, 0.01, "constant"),
+            other => bail!("unknown optimizer {other:?} (sdlm, momentum, sgd)"),
+        };
+        let lr = finite_pos("--lr", self.lr.unwrap_or(default_lr))?;
+        let schedule = match self.schedule.as_deref().unwrap_or(default_schedule) {
+            "paper" => Schedule::paper().scaled(lr / 5e-4),
+            "constant" => Schedule::constant(lr),
+            other => bail!("unknown schedule {other:?} (paper, constant)"),
+        };
+        if self.hessian_samples == 0 {
+            bail!("--hessian-samples must be at least 1");
+        }
+        Ok(OptimizerConfig { method, schedule })
+    }
+}
+
+/// Runs `lenet train`.
+pub fn run(args: TrainArgs) -> Result<()> {
+    if args.threads == Some(0) {
+        bail!("--threads must be at least 1");
+    }
+    crate::set_threads(args.threads)?;
+
+    // Everything that defines the run: from the checkpoint when resuming.
+    let (args, resume) = match &args.resume {
+        Some(path) => {
+            let ck = checkpoint::load(path).with_context(|| format!("reading checkpoint {}", path.display()))?;
+            let mut saved: TrainArgs = serde_json::from_str(&ck.run_config)
+                .with_context(|| format!("{}: checkpoint has no readable run settings", path.display()))?;
+            saved.resume = args.resume.clone();
+            saved.quiet = args.quiet;
+            saved.data_dir = args.data_dir.clone();
+            saved.out = Some(args.out.clone().unwrap_or_else(|| path.parent().unwrap_or(Path::new(".")).to_path_buf()));
+            (saved, Some((ck, path.clone())))
+        }
+        None => (args, None),
+    };
+    let model_config = args.model_config()?;
+    let optimizer_config = args.optimizer_config()?;
+    let distortion: Distortion = args.distort.parse().map_err(anyhow::Error::msg)?;
+    let train_config = TrainConfig { epochs: args.epochs, batch_size: args.batch_size, eval_batch: 1000 };
+    train_config.validate().map_err(anyhow::Error::msg)?;
+    if args.limit == Some(0) {
+        bail!("--limit must be at least 1");
+    }
+
+    let out = args.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(report::timestamp()));
+    std::fs::create_dir_all(&out).with_context(|| format!("creating output directory {}", out.display()))?;
+    report::check_writable(&out)?;
+
+    let data = load_or_fetch(&args.data_dir, args.quiet)?;
+    let TrainTest { train, test } = data;
+    let train = match args.limit {
+        Some(n) => train.limit(n),
+        None => train,
+    };
+    let train_data = MnistData::train(&train, args.seed, distortion)?;
+    let test_data = MnistData::eval(&test)?;
+
+    let run_config = serde_json::to_string(&args)?;
+    let (mut model, mut trainer) = match resume {
+        Some((ck, path)) => {
+            let model = ck.model(&path)?;
+            let trainer = ck.trainer(&model, &path)?;
+            (model, trainer)
+        }
+        None => {
+            let model = LeNet5::new(model_config.clone(), args.seed)?;
+            let optimizer = Optimizer::new(optimizer_config.clone(), &model);
+            (model, Trainer::new(train_config.clone(), optimizer)?)
+        }
+    };
+    report::write_json(&out.join("config.json"), &report::RunRecord::new(&args, &model, &trainer, train.len()))?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        // A second Ctrl-C while the first is being handled kills the process as usual.
+        let _ = ctrlc::set_handler(move || {
+            if stop.swap(true, Ordering::SeqCst) {
+                std::process::exit(130);
+            }
+        });
+    }
+    if !args.quiet {
+        println!(
+            "training {} ({} parameters) on {} images, {} epochs, batch {}, {} threads -> {}",
+            model.config().preset,
+            model.trainable_params(),
+            train.len(),
+            args.epochs,
+            args.batch_size,
+            rayon::current_num_threads(),
+            out.display()
+        );
+    }
+    let mut observer = CliObserver {
+        out: out.clone(),
+        seed: args.seed,
+        run_config,
+        stop: stop.clone(),
+        bar: None,
+        quiet: args.quiet,
+        terminal: std::io::stdout().is_terminal(),
+        error: None,
+        verbose: args.verbose,
+    };
+    let outcome = trainer.run(&mut model, &train_data, Some(&test_data), &mut observer);
+    if let Some(bar) = observer.bar.take() {
+        bar.finish_and_clear();
+    }
+    if let Some(e) = observer.error.take() {
+        return Err(e);
+    }
+    match outcome {
+        Err(e) => Err(e).context("training stopped; the last checkpoint in the output directory is the last good state"),
+        Ok(Outcome::Stopped) => {
+            let path = out.join(format!("checkpoint-epoch-{}-batch-{}.bin", trainer.progress.epoch, trainer.progress.next_batch));
+            checkpoint::save(&Checkpoint::capture(&model, &trainer, args.seed, observer.run_config.clone()), &path)?;
+            eprintln!("interrupted; resume with:\n  lenet train --resume {}", path.display());
+            std::process::exit(130);
+        }
+        Ok(Outcome::Finished) => {
+            let model_path = out.join("model.safetensors");
+            model_file::save(&model, &model_path)?;
+            report::write_metrics(&out, &trainer.progress.history)?;
+            if let Some(last) = trainer.progress.history.last() {
+                if !args.quiet {
+                    println!(
+                        "done: test error {:.2}% after {} epochs; model in {}",
+                        100.0 * last.test_error.unwrap_or(f64::NAN),
+                        last.epoch,
+                        model_path.display()
+                    );
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+struct CliObserver {
+    out: PathBuf,
+    seed: u64,
+    run_config: String,
+    stop: Arc<AtomicBool>,
+    bar: Option<ProgressBar>,
+    quiet: bool,
+    terminal: bool,
+    error: Option<anyhow::Error>,
+    verbose: bool,
+}
+
+impl Observer for CliObserver {
+    fn epoch_start(&mut self, epoch: usize, batches: usize) {
+        if self.quiet || !self.terminal {
+            return;
+        }
+        let bar = ProgressBar::new(batches as u64);
+        if let Ok(style) = ProgressStyle::with_template(
+            "epoch {prefix:>3} [{bar:30}] {pos}/{len} {msg} ETA {eta}",
+        ) {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar.set_prefix(epoch.to_string());
+        self.bar = Some(bar);
+    }
+
+    fn batch_end(&mut self, p: &Progress, _batches: usize) -> Control {
+        if let Some(bar) = &self.bar {
+            if p.next_batch % 64 == 0 {
+                bar.set_position(p.next_batch as u64);
+                bar.set_message(format!(
+                    "{:.0} img/s, loss {:.4}, train error {:.2}%",
+                    p.count as f64 / p.seconds.max(1e-9),
+                    p.loss_sum / p.count.max(1) as f64,
+                    100.0 * p.errors as f64 / p.count.max(1) as f64
+                ));
+            }
+        }
+        if self.stop.load(Ordering::SeqCst) {
+            Control::Stop
+        } else {
+            Control::Continue
+        }
+    }
+
+    fn epoch_end(&mut self, m: &EpochMetrics, trainer: &Trainer, model: &LeNet5) -> Control {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+        if !self.quiet {
+            println!(
+                "epoch {:>2}: train loss {:.4}, train error {:.2}%, test error {:.2}%, {:.1} s ({:.0} img/s), lr {:.2e}",
+                m.epoch,
+                m.train_loss,
+                100.0 * m.train_error,
+                100.0 * m.test_error.unwrap_or(f64::NAN),
+                m.seconds,
+                m.images_per_s,
+                m.lr
+            );
+        }
+        if self.verbose {
+            let h = &trainer.optimizer.state().hessian;
+            for (p, h) in model.params().zip(h) {
+                let mean = h.iter().map(|&v| v as f64).sum::<f64>() / h.len().max(1) as f64;
+                let max = h.iter().fold(0.0f32, |m, &v| m.max(v));
+                let grad_rms = (p.value.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / p.len() as f64).sqrt();
+                println!("    {:10} h mean {mean:.3e} max {max:.3e}  |w| rms {grad_rms:.3e}", p.name);
+            }
+        }
+        let ck = Checkpoint::capture(model, trainer, self.seed, self.run_config.clone());
+        let path = self.out.join(format!("checkpoint-epoch-{}.bin", m.epoch));
+        let written = checkpoint::save(&ck, &path)
+            .map_err(anyhow::Error::from)
+            .and_then(|()| report::write_metrics(&self.out, &trainer.progress.history));
+        if let Err(e) = written {
+            self.error = Some(e.context("writing the epoch's checkpoint and metrics"));
+            return Control::Stop;
+        }
+        if self.stop.load(Ordering::SeqCst) {
+            Control::Stop
+        } else {
+            Control::Continue
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! Training checkpoints: everything needed to resume a run exactly — parameters,
+//! model config, optimizer config and state (momentum buffers, SDLM's `h_kk`),
+//! loop settings, progress (epoch, next batch, partial sums, history), and the seed
+//! from which all of the run's randomness derives.
+//!
+//! File layout: `b"LENET5CK"`, format version (`u32` LE), payload length (`u64`
+//! LE), CRC-32 of the payload (`u32` LE), payload (serde + bincode 2.0.1).
+//!
+//! bincode is unmaintained (RUSTSEC-2025-0141); it is used only in this module,
+//! behind [`save`] / [`load`] / [`to_bytes`] / [`from_bytes`], so it can be swapped
+//! without touching anything else.
+
+use std::path::{Path, PathBuf};
+
+use lenet_layers::{model_file::write_atomic, LeNet5, ModelConfig, ModelError};
+use serde::{Deserialize, Serialize};
+
+use crate::optimizer::{Optimizer, OptimizerConfig, OptimizerState};
+use crate::trainer::{Progress, TrainConfig, Trainer};
+
+const MAGIC: &[u8; 8] = b"LENET5CK";
+/// Current format version.
+pub const VERSION: u32 = 1;
+const HEADER_LEN: usize = 8 + 4 + 8 + 4;
+/// Largest payload accepted (a LeNet-5 checkpoint is well under 1 MB).
+pub const MAX_PAYLOAD: u64 = 64 << 20;
+
+/// A resumable snapshot of a training run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub model: ModelConfig,
+    /// Trained tensors by name, in the model's order.
+    pub tensors: Vec<(String, Vec<f32>)>,
+    pub optimizer: OptimizerConfig,
+    pub optimizer_state: OptimizerState,
+    pub train: TrainConfig,
+    pub progress: Progress,
+    pub seed: u64,
+    /// The caller's own settings (the CLI stores its flags as JSON here).
+    pub run_config: String,
+}
+
+/// Checkpoint failures.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: not a lenet5-rs checkpoint (bad magic bytes)")]
+    BadMagic { path: PathBuf },
+    #[error("{path}: checkpoint format version {found}, this build reads version {VERSION}")]
+    Version { path: PathBuf, found: u32 },
+    #[error("{path}: truncated checkpoint ({len} bytes, header says {expected})")]
+    Truncated { path: PathBuf, len: u64, expected: u64 },
+    #[error("{path}: checkpoint is corrupted (checksum mismatch)")]
+    Checksum { path: PathBuf },
+    #[error("{path}: checkpoint payload cannot be decoded: {msg}")]
+    Decode { path: PathBuf, msg: String },
+    #[error("{path}: checkpoint does not fit its model: {msg}")]
+    Mismatch { path: PathBuf, msg: String },
+    #[error(transparent)]
+    Model(#[from] ModelError),
+}
+
+impl Checkpoint {
+    /// Snapshot of `model` and `trainer`.
+    pub fn capture(model: &LeNet5, trainer: &Trainer, seed: u64, run_config: String) -> Self {
+        Checkpoint {
+            model: model.config().clone(),
+            tensors: model.params().map(|p| (p.name.clone(), p.value.clone())).collect(),
+            optimizer: trainer.optimizer.config().clone(),
+            optimizer_state: trainer.optimizer.state().clone(),
+            train: trainer.config.clone(),
+            progress: trainer.progress.clone(),
+            seed,
+            run_config,
+        }
+    }
+
+    /// The model with the saved parameters. `path` only names the file in errors.
+    pub fn model(&self, path: &Path) -> Result<LeNet5, CheckpointError> {
+        let mismatch = |msg: String| CheckpointError::Mismatch { path: path.into(), msg };
+        let mut model = LeNet5::uninit(self.model.clone())?;
+        let expected: Vec<(String, usize)> = model.params().map(|p| (p.name.clone(), p.len())).collect();
+        let found: Vec<(String, usize)> = self.tensors.iter().map(|(n, v)| (n.clone(), v.len())).collect();
+        if expected != found {
+            return Err(mismatch(format!("tensors {found:?}, the model has {expected:?}")));
+        }
+        if self.tensors.iter().any(|(_, v)| v.iter().any(|x| !x.is_finite())) {
+            return Err(mismatch("a tensor holds NaN or infinity".into()));
+        }
+        for (p, (_, v)) in model.params_mut().zip(&self.tensors) {
+            p.value.clone_from(v);
+        }
+        Ok(model)
+    }
+
+    /// A trainer in the saved state, for `model` (from [`Checkpoint::model`]).
+    pub fn trainer(&self, model: &LeNet5, path: &Path) -> Result<Trainer, CheckpointError> {
+        let mismatch = |msg: String| CheckpointError::Mismatch { path: path.into(), msg };
+        let mut optimizer = Optimizer::new(self.optimizer.clone(), model);
+        optimizer.restore(self.optimizer_state.clone(), model).map_err(mismatch)?;
+        let mut trainer = Trainer::new(self.train.clone(), optimizer).map_err(|e| mismatch(e.to_string()))?;
+        trainer.progress = self.progress.clone();
+        Ok(trainer)
+    }
+}
+
+fn bincode_config() -> impl bincode::config::Config {
+    bincode::config::standard().with_limit::<{ MAX_PAYLOAD as usize }>()
+}
+
+/// The checkpoint's bytes.
+pub fn to_bytes(ck: &Checkpoint) -> Vec<u8> {
+    // Encoding plain data into a Vec cannot fail short of running out of memory.
+    let payload = bincode::serde::encode_to_vec(ck, bincode::config::standard()).unwrap_or_default();
+    let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&VERSION.to_le_bytes());
+    out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    out.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+    out.extend_from_slice(&payload);
+    out
+}
+
+/// Parses a checkpoint; `path` only names it in errors.
+pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Checkpoint, CheckpointError> {
+    let p = || path.to_path_buf();
+    if bytes.len() < 8 || &bytes[..8] != MAGIC {
+        return Err(CheckpointError::BadMagic { path: p() });
+    }
+    if bytes.len() < HEADER_LEN {
+        return Err(CheckpointError::Truncated { path: p(), len: bytes.len() as u64, expected: HEADER_LEN as u64 });
+    }
+    let u32_at = |i: usize| u32::from_le_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
+    let version = u32_at(8);
+    if version != VERSION {
+        return Err(CheckpointError::Version { path: p(), found: version });
+    }
+    let mut len8 = [0u8; 8];
+    len8.copy_from_slice(&bytes[12..20]);
+    let len = u64::from_le_bytes(len8);
+    let have = (bytes.len() - HEADER_LEN) as u64;
+    if len > MAX_PAYLOAD || len != have {
+        return Err(CheckpointError::Truncated { path: p(), len: have, expected: len });
+    }
+    let payload = &bytes[HEADER_LEN..];
+    if crc32fast::hash(payload) != u32_at(20) {
+        return Err(CheckpointError::Checksum { path: p() });
+    }
+    let (ck, used): (Checkpoint, usize) = bincode::serde::decode_from_slice(payload, bincode_config())
+        .map_err(|e| CheckpointError::Decode { path: p(), msg: e.to_string() })?;
+    if used != payload.len() {
+        return Err(CheckpointError::Decode { path: p(), msg: "trailing bytes after the payload".into() });
+    }
+    Ok(ck)
+}
+
+/// Writes a checkpoint atomically (temporary file, sync, rename).
+pub fn save(ck: &Checkpoint, path: &Path) -> Result<(), CheckpointError> {
+    write_atomic(path, &to_bytes(ck)).map_err(|e| match e {
+        ModelError::Io { path, source } => CheckpointError::Io { path, source },
+        other => CheckpointError::Model(other),
+    })
+}
+
+/// Reads a checkpoint.
+pub fn load(path: &Path) -> Result<Checkpoint, CheckpointError> {
+    let io = |source| CheckpointError::Io { path: path.into(), source };
+    let len = std::fs::metadata(path).map_err(io)?.len();
+    if len > MAX_PAYLOAD + HEADER_LEN as u64 {
+        return Err(CheckpointError::Truncated { path: path.into(), len, expected: MAX_PAYLOAD });
+    }
+    from_bytes(&std::fs::read(path).map_err(io)?, path)
+}

@@ -1,0 +1,187 @@
+//! Parameter updates: SGD, SGD with momentum, and the paper's stochastic diagonal
+//! Levenberg-Marquardt (SDLM), where each parameter `w_k` gets its own step
+//! `eta_k = epsilon / (mu + h_kk)` from an estimate `h_kk` of the loss's diagonal
+//! second derivative (see [`crate::hessian`]).
+
+use lenet_layers::LeNet5;
+use serde::{Deserialize, Serialize};
+
+use crate::schedule::Schedule;
+
+/// How SDLM turns second derivatives into rates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HessianMode {
+    /// The paper's: one rate per parameter, `eps / (mu + h_kk)`.
+    PerParameter,
+    /// The 2018 NumPy project's (a bug): `h` summed over each tensor, one rate per tensor.
+    TensorSum,
+}
+
+/// The update rule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum Method {
+    /// `w -= lr * g`.
+    Sgd,
+    /// `v = momentum * v + g; w -= lr * v`.
+    Momentum { momentum: f32 },
+    /// `v = momentum * v + g / (mu + h); w -= eps * v` (momentum 0: the paper).
+    Sdlm {
+        mu: f32,
+        momentum: f32,
+        /// Patterns used to re-estimate `h` before each epoch (the paper: 500).
+        samples: usize,
+        mode: HessianMode,
+    },
+}
+
+impl Method {
+    /// The paper's SDLM: mu = 0.02, h from 500 patterns, no momentum.
+    pub fn sdlm() -> Self {
+        Method::Sdlm { mu: 0.02, momentum: 0.0, samples: 500, mode: HessianMode::PerParameter }
+    }
+
+    /// Does this method need a Hessian estimate before each epoch?
+    pub fn hessian_samples(&self) -> Option<usize> {
+        match self {
+            Method::Sdlm { samples, .. } => Some(*samples),
+            _ => None,
+        }
+    }
+}
+
+/// Rule plus global schedule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OptimizerConfig {
+    pub method: Method,
+    pub schedule: Schedule,
+}
+
+impl OptimizerConfig {
+    /// Checks rates, momentum and mu.
+    pub fn validate(&self) -> Result<(), String> {
+        self.schedule.validate()?;
+        let momentum_ok = |m: f32| (0.0..1.0).contains(&m);
+        match &self.method {
+            Method::Sgd => Ok(()),
+            Method::Momentum { momentum } if momentum_ok(*momentum) => Ok(()),
+            Method::Sdlm { mu, momentum, samples, .. }
+                if momentum_ok(*momentum) && mu.is_finite() && *mu > 0.0 && *samples > 0 =>
+            {
+                Ok(())
+            }
+            other => Err(format!("invalid optimizer settings {other:?}: momentum must be in [0, 1), mu > 0, samples > 0")),
+        }
+    }
+}
+
+/// What an optimizer carries between steps (saved in checkpoints).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OptimizerState {
+    /// Momentum buffers, one per parameter tensor (empty without momentum).
+    pub velocity: Vec<Vec<f32>>,
+    /// SDLM's `h_kk`, one per parameter tensor (empty until estimated).
+    pub hessian: Vec<Vec<f32>>,
+}
+
+/// An optimizer bound to one model's parameter layout.
+#[derive(Debug, Clone)]
+pub struct Optimizer {
+    config: OptimizerConfig,
+    state: OptimizerState,
+    /// Per-parameter multiplier of the gradient for the current epoch.
+    rates: Vec<Vec<f32>>,
+    rate: f32,
+}
+
+impl Optimizer {
+    /// An optimizer for `model`'s parameters.
+    pub fn new(config: OptimizerConfig, model: &LeNet5) -> Self {
+        let zeros: Vec<Vec<f32>> = model.params().map(|p| vec![0.0; p.len()]).collect();
+        let velocity = match config.method {
+            Method::Momentum { .. } | Method::Sdlm { .. } => zeros.clone(),
+            Method::Sgd => Vec::new(),
+        };
+        Optimizer { config, state: OptimizerState { velocity, hessian: Vec::new() }, rates: zeros, rate: 0.0 }
+    }
+
+    /// Restores saved state (from a checkpoint). Fails if it does not fit the model.
+    pub fn restore(&mut self, state: OptimizerState, model: &LeNet5) -> Result<(), String> {
+        let lens: Vec<usize> = model.params().map(|p| p.len()).collect();
+        let fits = |v: &Vec<Vec<f32>>| v.is_empty() || v.iter().map(Vec::len).eq(lens.iter().copied());
+        if !fits(&state.velocity) || !fits(&state.hessian) {
+            return Err("optimizer state does not match the model's parameters".into());
+        }
+        self.state = state;
+        Ok(())
+    }
+
+    /// The state to save.
+    pub fn state(&self) -> &OptimizerState {
+        &self.state
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &OptimizerConfig {
+        &self.config
+    }
+
+    /// Installs a fresh `h_kk` estimate (one vector per parameter tensor).
+    pub fn set_hessian(&mut self, hessian: Vec<Vec<f32>>) {
+        self.state.hessian = hessian;
+    }
+
+    /// The global rate of the current epoch.
+    pub fn rate(&self) -> f32 {
+        self.rate
+    }
+
+    /// Fixes the per-parameter steps for `epoch` (1-based) from the schedule and `h`.
+    pub fn begin_epoch(&mut self, epoch: usize) {
+        self.rate = self.config.schedule.rate(epoch);
+        for (t, rates) in self.rates.iter_mut().enumerate() {
+            match &self.config.method {
+                Method::Sgd | Method::Momentum { .. } => rates.fill(1.0),
+                Method::Sdlm { mu, mode, .. } => {
+                    let Some(h) = self.state.hessian.get(t) else {
+                        rates.fill(1.0 / mu);
+                        continue;
+                    };
+                    match mode {
+                        HessianMode::PerParameter => {
+                            rates.iter_mut().zip(h).for_each(|(r, &h)| *r = 1.0 / (mu + h));
+                        }
+                        HessianMode::TensorSum => rates.fill(1.0 / (mu + h.iter().sum::<f32>())),
+                    }
+                }
+            }
+        }
+    }
+
+    /// One update of every parameter from its `grad`.
+    pub fn step(&mut self, model: &mut LeNet5) {
+        let lr = self.rate;
+        let momentum = match self.config.method {
+            Method::Sgd => None,
+            Method::Momentum { momentum } | Method::Sdlm { momentum, .. } => Some(momentum),
+        };
+        for (t, p) in model.params_mut().enumerate() {
+            let rates = &self.rates[t];
+            match momentum {
+                Some(m) if m > 0.0 => {
+                    let v = &mut self.state.velocity[t];
+                    for (((w, &g), v), &r) in p.value.iter_mut().zip(&p.grad).zip(v.iter_mut()).zip(rates) {
+                        *v = m * *v + r * g;
+                        *w -= lr * *v;
+                    }
+                }
+                _ => {
+                    for ((w, &g), &r) in p.value.iter_mut().zip(&p.grad).zip(rates) {
+                        *w -= lr * r * g;
+                    }
+                }
+            }
+        }
+    }
+}

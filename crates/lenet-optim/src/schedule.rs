@@ -1,0 +1,73 @@
+//! Global learning-rate schedules: piecewise constant in the epoch.
+
+use serde::{Deserialize, Serialize};
+
+/// A piecewise-constant learning rate: `steps[k] = (first_epoch, rate)`, epochs
+/// counted from 1, sorted by epoch; the rate of the last step at or before an
+/// epoch applies.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Schedule {
+    pub steps: Vec<(usize, f32)>,
+}
+
+impl Schedule {
+    /// The paper's epsilon schedule for SDLM: 0.0005 for passes 1-2, 0.0002 for 3-5,
+    /// 0.0001 for 6-8, 0.00005 for 9-12, 0.00001 from 13 on.
+    pub fn paper() -> Self {
+        Schedule { steps: vec![(1, 5e-4), (3, 2e-4), (6, 1e-4), (9, 5e-5), (13, 1e-5)] }
+    }
+
+    /// One rate for every epoch.
+    pub fn constant(rate: f32) -> Self {
+        Schedule { steps: vec![(1, rate)] }
+    }
+
+    /// The same shape with every rate multiplied by `factor`.
+    ///
+    /// ```
+    /// let s = lenet_optim::Schedule::paper().scaled(2.0);
+    /// assert_eq!(s.rate(1), 1e-3);
+    /// assert_eq!(s.rate(20), 2e-5);
+    /// ```
+    pub fn scaled(mut self, factor: f32) -> Self {
+        self.steps.iter_mut().for_each(|(_, r)| *r *= factor);
+        self
+    }
+
+    /// The rate of `epoch` (1-based).
+    pub fn rate(&self, epoch: usize) -> f32 {
+        self.steps.iter().take_while(|(e, _)| *e <= epoch).last().or(self.steps.first()).map_or(0.0, |s| s.1)
+    }
+
+    /// Are all rates finite and positive, and the steps sorted?
+    pub fn validate(&self) -> Result<(), String> {
+        if self.steps.is_empty() {
+            return Err("the schedule has no steps".into());
+        }
+        if let Some((_, r)) = self.steps.iter().find(|(_, r)| !(r.is_finite() && *r > 0.0)) {
+            return Err(format!("learning rate {r} is not a positive finite number"));
+        }
+        if self.steps.windows(2).any(|w| w[0].0 >= w[1].0) {
+            return Err("schedule steps are not in increasing epoch order".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paper_schedule() {
+        let s = Schedule::paper();
+        let rates: Vec<f32> = (1..=14).map(|e| s.rate(e)).collect();
+        assert_eq!(
+            rates,
+            vec![5e-4, 5e-4, 2e-4, 2e-4, 2e-4, 1e-4, 1e-4, 1e-4, 5e-5, 5e-5, 5e-5, 5e-5, 1e-5, 1e-5]
+        );
+        assert!(s.validate().is_ok());
+        assert!(Schedule::constant(f32::NAN).validate().is_err());
+        assert!(Schedule::constant(0.0).validate().is_err());
+    }
+}

@@ -1,0 +1,242 @@
+//! The training loop: epochs of mini-batches (batch size 1 = the paper's pure
+//! stochastic updates), SDLM's Hessian re-estimate before each epoch, evaluation
+//! after it, an observer for progress, and a resumable [`Progress`].
+//!
+//! Every source of randomness is a function of the seed, the epoch and the position
+//! in it (the data's epoch order and distortions), so a run stopped after any batch
+//! and resumed from its [`Progress`] ends with the same model as one never stopped.
+
+use std::time::Instant;
+
+use lenet_layers::{BatchStats, LeNet5, INPUT_LEN};
+use serde::{Deserialize, Serialize};
+
+use crate::data::TrainData;
+use crate::hessian;
+use crate::optimizer::Optimizer;
+
+/// Loop settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// Passes over the training set.
+    pub epochs: usize,
+    /// Patterns per update; gradients are averaged over a batch.
+    pub batch_size: usize,
+    /// Patterns per forward pass when evaluating.
+    pub eval_batch: usize,
+}
+
+impl TrainConfig {
+    /// Checks the settings a user can get wrong.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.epochs == 0 {
+            return Err("epochs must be at least 1".into());
+        }
+        if self.batch_size == 0 {
+            return Err("batch size must be at least 1".into());
+        }
+        if self.eval_batch == 0 {
+            return Err("evaluation batch size must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// One epoch's figures.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EpochMetrics {
+    /// 1-based.
+    pub epoch: usize,
+    /// Mean loss over the epoch's training batches (as the weights moved).
+    pub train_loss: f64,
+    /// Fraction of training patterns misclassified during the epoch.
+    pub train_error: f64,
+    pub test_loss: Option<f64>,
+    pub test_error: Option<f64>,
+    /// Training time of the epoch (Hessian estimate, forward, backward, updates; not evaluation).
+    pub seconds: f64,
+    pub images_per_s: f64,
+    /// Global learning rate (epsilon) of the epoch.
+    pub lr: f32,
+}
+
+/// Where a run is; saved in checkpoints so it can resume exactly.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Progress {
+    /// The epoch in progress or next to run (1-based).
+    pub epoch: usize,
+    /// The next batch of that epoch (0 = the epoch has not started).
+    pub next_batch: usize,
+    /// Sums over the epoch's batches so far.
+    pub loss_sum: f64,
+    pub errors: usize,
+    pub count: usize,
+    /// Training seconds of the epoch so far.
+    pub seconds: f64,
+    /// Finished epochs.
+    pub history: Vec<EpochMetrics>,
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Progress { epoch: 1, next_batch: 0, loss_sum: 0.0, errors: 0, count: 0, seconds: 0.0, history: Vec::new() }
+    }
+}
+
+/// An observer's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    Continue,
+    /// Stop after this batch; [`Trainer::run`] returns [`Outcome::Stopped`].
+    Stop,
+}
+
+/// Progress reports; every method has a do-nothing default.
+pub trait Observer {
+    /// An epoch starts (`batches` in all).
+    fn epoch_start(&mut self, _epoch: usize, _batches: usize) {}
+    /// A batch is done.
+    fn batch_end(&mut self, _progress: &Progress, _batches: usize) -> Control {
+        Control::Continue
+    }
+    /// An epoch is done and evaluated; `trainer` and `model` are in a consistent state
+    /// (a good moment to checkpoint).
+    fn epoch_end(&mut self, _metrics: &EpochMetrics, _trainer: &Trainer, _model: &LeNet5) -> Control {
+        Control::Continue
+    }
+}
+
+/// Observes nothing.
+pub struct Silent;
+impl Observer for Silent {}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Finished,
+    Stopped,
+}
+
+/// Training failures.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error("invalid training settings: {0}")]
+    Config(String),
+    #[error(
+        "training diverged in epoch {epoch}, batch {batch}: the loss is {loss}; last finite batch loss {last_finite}. \
+         Lower the learning rate."
+    )]
+    Diverged { epoch: usize, batch: usize, loss: f64, last_finite: f64 },
+    #[error("the training set is empty")]
+    Empty,
+}
+
+/// Runs epochs; owns the optimizer and the progress.
+pub struct Trainer {
+    pub config: TrainConfig,
+    pub optimizer: Optimizer,
+    pub progress: Progress,
+}
+
+impl Trainer {
+    /// A trainer at the start of epoch 1.
+    pub fn new(config: TrainConfig, optimizer: Optimizer) -> Result<Self, TrainError> {
+        config.validate().map_err(TrainError::Config)?;
+        optimizer.config().validate().map_err(TrainError::Config)?;
+        Ok(Trainer { config, optimizer, progress: Progress::default() })
+    }
+
+    /// Is every epoch done?
+    pub fn finished(&self) -> bool {
+        self.progress.epoch > self.config.epochs
+    }
+
+    /// Trains until the last epoch is done or the observer says stop.
+    pub fn run(
+        &mut self,
+        model: &mut LeNet5,
+        train: &dyn TrainData,
+        test: Option<&dyn TrainData>,
+        observer: &mut dyn Observer,
+    ) -> Result<Outcome, TrainError> {
+        if train.is_empty() {
+            return Err(TrainError::Empty);
+        }
+        let bs = self.config.batch_size;
+        let mut x = vec![0.0f32; bs * INPUT_LEN];
+        let mut labels = vec![0u8; bs];
+        let mut last_finite = f64::NAN;
+        while !self.finished() {
+            let epoch = self.progress.epoch;
+            let order = train.epoch_order(epoch);
+            let batches = order.len().div_ceil(bs);
+            observer.epoch_start(epoch, batches);
+            let started = Instant::now();
+            if self.progress.next_batch == 0 {
+                if let Some(n) = self.optimizer.config().method.hessian_samples() {
+                    let sample = &order[..n.min(order.len())];
+                    let h = hessian::estimate(model, train, sample, epoch, bs.clamp(1, 100));
+                    self.optimizer.set_hessian(h);
+                }
+            }
+            self.optimizer.begin_epoch(epoch);
+            let seconds_before = self.progress.seconds;
+            for (b, batch) in order.chunks(bs).enumerate().skip(self.progress.next_batch) {
+                let n = batch.len();
+                train.fill(batch, epoch, &mut x[..n * INPUT_LEN], &mut labels[..n]);
+                model.forward(&x[..n * INPUT_LEN]);
+                let stats = model.backward(&labels[..n], false);
+                if !stats.loss_sum.is_finite() {
+                    return Err(TrainError::Diverged { epoch, batch: b + 1, loss: stats.loss_sum, last_finite });
+                }
+                last_finite = stats.mean_loss();
+                self.optimizer.step(model);
+                let p = &mut self.progress;
+                p.next_batch = b + 1;
+                p.loss_sum += stats.loss_sum;
+                p.errors += stats.errors;
+                p.count += stats.count;
+                p.seconds = seconds_before + started.elapsed().as_secs_f64();
+                if observer.batch_end(&self.progress, batches) == Control::Stop && b + 1 < batches {
+                    return Ok(Outcome::Stopped);
+                }
+            }
+            let p = &self.progress;
+            let seconds = seconds_before + started.elapsed().as_secs_f64();
+            let test_stats = test.map(|t| evaluate(model, t, self.config.eval_batch));
+            let metrics = EpochMetrics {
+                epoch,
+                train_loss: p.loss_sum / p.count.max(1) as f64,
+                train_error: p.errors as f64 / p.count.max(1) as f64,
+                test_loss: test_stats.map(|s| s.mean_loss()),
+                test_error: test_stats.map(|s| s.error_rate()),
+                seconds,
+                images_per_s: p.count as f64 / seconds.max(1e-9),
+                lr: self.optimizer.rate(),
+            };
+            let mut history = std::mem::take(&mut self.progress.history);
+            history.push(metrics.clone());
+            self.progress = Progress { epoch: epoch + 1, history, ..Progress::default() };
+            if observer.epoch_end(&metrics, self, model) == Control::Stop && !self.finished() {
+                return Ok(Outcome::Stopped);
+            }
+        }
+        Ok(Outcome::Finished)
+    }
+}
+
+/// Loss and errors of `model` on all of `data` (in its epoch-0 order, unshuffled
+/// data sets return `0..len`), `batch` patterns per forward pass.
+pub fn evaluate(model: &mut LeNet5, data: &dyn TrainData, batch: usize) -> BatchStats {
+    let batch = batch.max(1);
+    let indices: Vec<usize> = (0..data.len()).collect();
+    let mut x = vec![0.0f32; batch * INPUT_LEN];
+    let mut labels = vec![0u8; batch];
+    let mut total = BatchStats::default();
+    for part in indices.chunks(batch) {
+        let n = part.len();
+        data.fill(part, 0, &mut x[..n * INPUT_LEN], &mut labels[..n]);
+        total.add(model.evaluate(&x[..n * INPUT_LEN], &labels[..n]));
+    }
+    total
+}
