@@ -1,8 +1,10 @@
 //! `lenet`: the command-line face of lenet5-rs. All real work is library calls;
 //! this crate parses flags, reports progress, and writes files.
 
+mod commands;
 mod data;
 mod dataset;
+mod plots;
 mod report;
 mod train;
 
@@ -24,6 +26,14 @@ struct Cli {
 enum Command {
     /// Train a LeNet-5 on MNIST (defaults: the paper's classic network and SDLM, 20 epochs)
     Train(train::TrainArgs),
+    /// Test-set accuracy, per-class accuracy, confusion matrix (and pictures with --plots)
+    Eval(commands::EvalArgs),
+    /// Classify images of digits (PNG/JPEG, any size) or MNIST test images
+    Predict(commands::PredictArgs),
+    /// Pictures of every layer's feature maps for one test image, and the learned kernels
+    Inspect(commands::InspectArgs),
+    /// Write the model of a training checkpoint as a model file
+    Export(commands::ExportArgs),
     /// Load a dataset, check it, and print what it holds
     Data {
         /// Directory with the four IDX files (raw or .gz)
@@ -57,6 +67,10 @@ pub fn set_threads(threads: Option<usize>) -> Result<()> {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Train(args) => train::run(args),
+        Command::Eval(args) => commands::eval(args),
+        Command::Predict(args) => commands::predict(args),
+        Command::Inspect(args) => commands::inspect(args),
+        Command::Export(args) => commands::export(args),
         Command::Data { data_dir, dataset } => {
             let data = TrainTest::load(&data_dir, dataset).context("loading the dataset")?;
             let checksums = match verify_dir(&data_dir, dataset) {

@@ -51,7 +51,9 @@ pub struct TrainArgs {
     /// Learning rate of the first epoch (SDLM: epsilon; later epochs follow the schedule's shape) [default: sdlm 0.0005, momentum/sgd 0.01]
     #[arg(long)]
     pub lr: Option<f32>,
-    /// Learning-rate schedule: paper (the paper's epsilon steps) | constant [default: paper for sdlm, constant otherwise]
+    /// Learning-rate schedule: paper (the paper's epsilon steps, scaled so epoch 1 gets --lr) | constant |
+    /// explicit steps "EPOCH=RATE,EPOCH=RATE,..." (e.g. "1=2e-5,3=1e-5,9=2e-6"; --lr is then ignored)
+    /// [default: paper for sdlm, constant otherwise]
     #[arg(long)]
     pub schedule: Option<String>,
     /// Momentum (momentum optimizer; with sdlm, SDLM with momentum) [default: 0.9 for momentum, 0 for sdlm]
@@ -183,13 +185,31 @@ impl TrainArgs {
         let schedule = match self.schedule.as_deref().unwrap_or(default_schedule) {
             "paper" => Schedule::paper().scaled(lr / 5e-4),
             "constant" => Schedule::constant(lr),
-            other => bail!("unknown schedule {other:?} (paper, constant)"),
+            steps if steps.contains('=') => parse_steps(steps)?,
+            other => bail!("unknown schedule {other:?} (paper, constant, or EPOCH=RATE,...)"),
         };
         if self.hessian_samples == 0 {
             bail!("--hessian-samples must be at least 1");
         }
         Ok(OptimizerConfig { method, schedule })
     }
+}
+
+/// Parses "1=5e-4,3=2e-4" into a schedule.
+fn parse_steps(text: &str) -> Result<Schedule> {
+    let mut steps = Vec::new();
+    for part in text.split(',') {
+        let (e, r) = part.split_once('=').with_context(|| format!("schedule step {part:?} is not EPOCH=RATE"))?;
+        let epoch: usize = e.trim().parse().with_context(|| format!("schedule step {part:?}: bad epoch"))?;
+        let rate: f32 = r.trim().parse().with_context(|| format!("schedule step {part:?}: bad rate"))?;
+        steps.push((epoch, rate));
+    }
+    let schedule = Schedule { steps };
+    schedule.validate().map_err(anyhow::Error::msg)?;
+    if schedule.steps[0].0 != 1 {
+        bail!("the schedule must start at epoch 1");
+    }
+    Ok(schedule)
 }
 
 /// Runs `lenet train`.
@@ -302,6 +322,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
             let model_path = out.join("model.safetensors");
             model_file::save(&model, &model_path)?;
             report::write_metrics(&out, &trainer.progress.history)?;
+            crate::plots::error_rate_chart(&out.join("error-rate.png"), &trainer.progress.history)?;
             if let Some(last) = trainer.progress.history.last() {
                 if !args.quiet {
                     println!(

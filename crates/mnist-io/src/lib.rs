@@ -32,6 +32,7 @@ pub mod download;
 pub use download::{fetch, FetchSource};
 pub mod error;
 pub mod idx;
+pub mod preprocess;
 pub mod sources;
 pub mod store;
 pub mod testutil;

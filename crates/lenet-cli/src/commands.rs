@@ -1,0 +1,370 @@
+//! `lenet eval`, `predict`, `inspect` and `export`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use lenet_layers::{model_file, LeNet5, Prediction, INPUT_LEN};
+use lenet_optim::checkpoint;
+use mnist_io::{Dataset, InputSpec, TrainTest};
+use serde::Serialize;
+
+use crate::dataset::load_or_fetch;
+use crate::plots::{self, Tile};
+
+/// The shipped model, used when `--model` is not given.
+pub const DEFAULT_MODEL: &str = "models/lenet5-classic.safetensors";
+
+/// `--model`, `--preset`, `--threads`: how a command gets its network.
+#[derive(Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// Model file (safetensors) [default: models/lenet5-classic.safetensors, the shipped model]
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Refuse a model file of another preset than this one (classic, modern, seed2018)
+    #[arg(long)]
+    pub preset: Option<String>,
+    /// Worker threads [default: all cores]
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+impl ModelArgs {
+    /// Loads the model (and sizes the thread pool).
+    pub fn load(&self) -> Result<LeNet5> {
+        if self.threads == Some(0) {
+            bail!("--threads must be at least 1");
+        }
+        crate::set_threads(self.threads)?;
+        let path = match &self.model {
+            Some(p) => p.clone(),
+            None => {
+                // from the repository root, or wherever the binary was built from
+                let here = PathBuf::from(DEFAULT_MODEL);
+                let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(DEFAULT_MODEL);
+                if here.exists() || !built.exists() {
+                    here
+                } else {
+                    built
+                }
+            }
+        };
+        let model = model_file::load(&path).with_context(|| format!("loading model {}", path.display()))?;
+        if let Some(want) = &self.preset {
+            let have = &model.config().preset;
+            if have.split('+').next() != Some(want.as_str()) {
+                bail!("{}: the model is a {have} network, not {want}", path.display());
+            }
+        }
+        Ok(model)
+    }
+}
+
+/// Predictions for images `indices` of `ds`, `batch` at a time.
+pub fn predict_dataset(model: &mut LeNet5, ds: &Dataset, indices: &[usize]) -> Result<Vec<Prediction>> {
+    let spec = InputSpec::default();
+    let mut x = vec![0.0f32; 1000 * INPUT_LEN];
+    let mut out = Vec::with_capacity(indices.len());
+    for part in indices.chunks(1000) {
+        let x = &mut x[..part.len() * INPUT_LEN];
+        spec.fill(ds, part, x)?;
+        out.extend(model.predict(x));
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------- eval
+
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Directory with MNIST (fetched there when missing)
+    #[arg(long, env = "LENET_DATA_DIR", default_value = mnist_io::DEFAULT_DATA_DIR)]
+    pub data_dir: PathBuf,
+    /// Print one JSON object instead of tables
+    #[arg(long)]
+    pub json: bool,
+    /// Write confusion.png and misclassified.png into this directory
+    #[arg(long, value_name = "DIR")]
+    pub plots: Option<PathBuf>,
+}
+
+#[derive(Serialize)]
+struct EvalReport {
+    accuracy: f64,
+    error_rate: f64,
+    n: usize,
+    errors: usize,
+    per_class: Vec<f64>,
+    confusion: Vec<[usize; 10]>,
+}
+
+pub fn eval(args: EvalArgs) -> Result<()> {
+    let mut model = args.model.load()?;
+    let TrainTest { test, .. } = load_or_fetch(&args.data_dir, args.json)?;
+    let indices: Vec<usize> = (0..test.len()).collect();
+    let preds = predict_dataset(&mut model, &test, &indices)?;
+    let mut confusion = [[0usize; 10]; 10];
+    for (p, &label) in preds.iter().zip(test.labels()) {
+        confusion[label as usize][p.class] += 1;
+    }
+    let errors = preds.iter().zip(test.labels()).filter(|(p, &l)| p.class != l as usize).count();
+    let n = test.len();
+    let per_class: Vec<f64> =
+        (0..10).map(|c| confusion[c][c] as f64 / confusion[c].iter().sum::<usize>().max(1) as f64).collect();
+    let report = EvalReport {
+        accuracy: 1.0 - errors as f64 / n as f64,
+        error_rate: errors as f64 / n as f64,
+        n,
+        errors,
+        per_class,
+        confusion: confusion.to_vec(),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!(
+            "test set: {n} images, {errors} errors: accuracy {:.2}%, error {:.2}%",
+            100.0 * report.accuracy,
+            100.0 * report.error_rate
+        );
+        println!("\nper class accuracy:");
+        for (c, a) in report.per_class.iter().enumerate() {
+            println!("  {c}: {:.2}%", 100.0 * a);
+        }
+        println!("\nconfusion (rows: true class, columns: predicted):");
+        println!("       {}", (0..10).map(|c| format!("{c:>5}")).collect::<String>());
+        for (t, row) in confusion.iter().enumerate() {
+            println!("  {t:>3}  {}", row.iter().map(|v| format!("{v:>5}")).collect::<String>());
+        }
+    }
+    if let Some(dir) = &args.plots {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        plots::confusion_png(&dir.join("confusion.png"), &confusion)?;
+        let wrong: Vec<(usize, &Prediction)> =
+            preds.iter().enumerate().filter(|(i, p)| p.class != test.label(*i) as usize).take(100).collect();
+        let images: Vec<Vec<f32>> = wrong.iter().map(|(i, _)| test.image(*i).iter().map(|&v| v as f32).collect()).collect();
+        let tiles: Vec<Tile> = wrong
+            .iter()
+            .zip(&images)
+            .map(|((i, p), img)| Tile { values: img, rows: 28, cols: 28, caption: format!("{}->{}", test.label(*i), p.class) })
+            .collect();
+        let title = format!("misclassified test digits (true->predicted), first {} of {errors}", tiles.len());
+        plots::gallery(&dir.join("misclassified.png"), &title, &tiles, 10, 2, Some((0.0, 255.0)), true)?;
+        if !args.json {
+            println!("\nwrote confusion.png and misclassified.png to {}", dir.display());
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------- predict
+
+#[derive(Args, Debug)]
+pub struct PredictArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// PNG or JPEG images of digits (any size, either polarity)
+    pub images: Vec<PathBuf>,
+    /// Predict MNIST test image number N instead
+    #[arg(long, value_name = "N")]
+    pub idx_index: Option<usize>,
+    /// Directory with MNIST, for --idx-index
+    #[arg(long, env = "LENET_DATA_DIR", default_value = mnist_io::DEFAULT_DATA_DIR)]
+    pub data_dir: PathBuf,
+    /// Print one JSON object per image
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Largest image side accepted by `predict` (checked from the header, before decoding).
+pub const MAX_IMAGE_SIDE: u32 = 8192;
+
+/// Reads an image file, checks its size from the header before decoding, and
+/// returns it as MNIST-style 28x28 bytes.
+pub fn read_digit(path: &Path) -> Result<Vec<u8>> {
+    let reader = image::ImageReader::open(path)
+        .with_context(|| format!("opening {}", path.display()))?
+        .with_guessed_format()
+        .with_context(|| format!("reading {}", path.display()))?;
+    if reader.format().is_none() {
+        bail!("{}: not a PNG or JPEG image", path.display());
+    }
+    let (w, h) = reader.into_dimensions().with_context(|| format!("{}: not a readable image", path.display()))?;
+    if w > MAX_IMAGE_SIDE || h > MAX_IMAGE_SIDE {
+        bail!("{}: image is {w}x{h} pixels; the limit is {MAX_IMAGE_SIDE} per side", path.display());
+    }
+    let mut reader = image::ImageReader::open(path)?.with_guessed_format()?;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_IMAGE_SIDE);
+    limits.max_image_height = Some(MAX_IMAGE_SIDE);
+    reader.limits(limits);
+    let gray = reader.decode().with_context(|| format!("{}: cannot decode the image", path.display()))?.to_luma8();
+    let (w, h) = gray.dimensions();
+    mnist_io::preprocess::to_mnist(gray.as_raw(), w as usize, h as usize).with_context(|| path.display().to_string())
+}
+
+pub fn predict(args: PredictArgs) -> Result<()> {
+    let mut model = args.model.load()?;
+    let mut inputs: Vec<(String, Vec<u8>, Option<u8>)> = Vec::new();
+    if let Some(n) = args.idx_index {
+        let TrainTest { test, .. } = load_or_fetch(&args.data_dir, args.json)?;
+        if n >= test.len() {
+            bail!("--idx-index {n} is out of range: the test set has {} images (0..{})", test.len(), test.len() - 1);
+        }
+        inputs.push((format!("test[{n}]"), test.image(n).to_vec(), Some(test.label(n))));
+    }
+    for path in &args.images {
+        inputs.push((path.display().to_string(), read_digit(path)?, None));
+    }
+    if inputs.is_empty() {
+        bail!("nothing to predict: give image files or --idx-index N");
+    }
+    for (name, pixels, label) in inputs {
+        let ds = Dataset::from_parts(pixels, vec![label.unwrap_or(0)], 28, 28)?;
+        let p = predict_dataset(&mut model, &ds, &[0])?.remove(0);
+        if args.json {
+            #[derive(Serialize)]
+            struct Out<'a> {
+                file: &'a str,
+                class: usize,
+                scores: &'a [f32],
+                probabilities: &'a [f32],
+                #[serde(skip_serializing_if = "Option::is_none")]
+                label: Option<u8>,
+            }
+            let out = Out { file: &name, class: p.class, scores: &p.scores, probabilities: &p.probabilities, label };
+            println!("{}", serde_json::to_string(&out)?);
+        } else {
+            let kind = if model.config().loss.lower_is_better() { "RBF penalties (lower is better)" } else { "logits" };
+            let truth = label.map(|l| format!(" (label {l})")).unwrap_or_default();
+            println!("{name}: {}{truth}", p.class);
+            println!("  {kind}: {}", p.scores.iter().map(|s| format!("{s:.2}")).collect::<Vec<_>>().join(" "));
+            println!("  probabilities: {}", p.probabilities.iter().map(|s| format!("{s:.3}")).collect::<Vec<_>>().join(" "));
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------- inspect
+
+fn tile(values: &[f32], rows: usize, cols: usize, caption: String) -> Tile<'_> {
+    Tile { values, rows, cols, caption }
+}
+
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Which MNIST test image
+    #[arg(long, value_name = "N")]
+    pub image: usize,
+    /// Directory with MNIST
+    #[arg(long, env = "LENET_DATA_DIR", default_value = mnist_io::DEFAULT_DATA_DIR)]
+    pub data_dir: PathBuf,
+    /// Where the PNGs go
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+pub fn inspect(args: InspectArgs) -> Result<()> {
+    let mut model = args.model.load()?;
+    let TrainTest { test, .. } = load_or_fetch(&args.data_dir, false)?;
+    if args.image >= test.len() {
+        bail!("--image {} is out of range: the test set has {} images", args.image, test.len());
+    }
+    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    let x = InputSpec::default().batch(&test, &[args.image])?;
+    let pred = model.predict(&x).remove(0);
+    let out = &args.out;
+    plots::gallery(&out.join("input.png"), "input (32x32)", &[tile(&x, 32, 32, String::new())], 1, 6, None, false)?;
+
+    let acts = model.named_activations();
+    let mut written = vec!["input.png".to_string()];
+    for (name, shape, data) in &acts {
+        let layer = name.trim_start_matches("act.").replace('.', "-");
+        let file = format!("{layer}.png");
+        let title = format!("{name} {:?}", &shape[1..]);
+        match shape.len() {
+            4 => {
+                let (c, h, w) = (shape[1], shape[2], shape[3]);
+                let tiles: Vec<Tile> =
+                    (0..c).map(|m| tile(&data[m * h * w..(m + 1) * h * w], h, w, format!("map {m}"))).collect();
+                let zoom = (112 / h.max(1)).max(2);
+                plots::gallery(&out.join(&file), &title, &tiles, c.min(8), zoom, None, false)?;
+            }
+            _ => {
+                let n = shape[1];
+                let (rows, cols) = if n == 84 { (12, 7) } else if n == 120 { (12, 10) } else { (1, n) };
+                let mut tiles = vec![tile(data, rows, cols, layer.clone())];
+                let centers = model.tensors().find(|p| p.name == "output.centers").map(|p| p.value.clone());
+                if let (84, Some(c)) = (n, &centers) {
+                    tiles.push(tile(&c[pred.class * 84..(pred.class + 1) * 84], 12, 7, format!("bitmap {}", pred.class)));
+                }
+                plots::gallery(&out.join(&file), &title, &tiles, 2, 12, if n == 84 { Some((-1.8, 1.8)) } else { None }, false)?;
+            }
+        }
+        written.push(file);
+    }
+    if let Some(c) = model.tensors().find(|p| p.name == "output.centers") {
+        let tiles: Vec<Tile> = (0..10).map(|d| tile(&c.value[d * 84..(d + 1) * 84], 12, 7, d.to_string())).collect();
+        plots::gallery(&out.join("rbf-bitmaps.png"), "RBF output prototypes", &tiles, 10, 8, Some((-1.0, 1.0)), true)?;
+        written.push("rbf-bitmaps.png".into());
+    }
+    let kernels = |name: &str| model.params().find(|p| p.name == name).cloned();
+    if let Some(w) = kernels("c1.weight") {
+        let tiles: Vec<Tile> = (0..6).map(|o| tile(&w.value[o * 25..(o + 1) * 25], 5, 5, format!("{o}"))).collect();
+        plots::gallery(&out.join("c1-kernels.png"), "C1 kernels", &tiles, 6, 12, None, false)?;
+        written.push("c1-kernels.png".into());
+    }
+    if let Some(w) = kernels("c3.weight") {
+        // 16 rows (C3 maps) x 6 columns (S2 maps); blank where the table has no connection
+        let blank = vec![0.0f32; 25];
+        let (lo, hi) = w.value.iter().fold((0.0f32, 0.0f32), |(l, h), &v| (l.min(v), h.max(v)));
+        let tiles: Vec<Tile> = (0..96)
+            .map(|k| {
+                let connected = w.mask.as_ref().is_none_or(|m| m[k * 25] != 0.0);
+                let values = if connected { &w.value[k * 25..(k + 1) * 25] } else { &blank[..] };
+                tile(values, 5, 5, String::new())
+            })
+            .collect();
+        let r = lo.abs().max(hi.abs()).max(1e-6);
+        plots::gallery(&out.join("c3-kernels.png"), "C3 kernels (row: C3 map, column: S2 map)", &tiles, 6, 8, Some((-r, r)), false)?;
+        written.push("c3-kernels.png".into());
+    }
+    println!(
+        "test image {} (label {}): predicted {}; wrote {} to {}",
+        args.image,
+        test.label(args.image),
+        pred.class,
+        written.join(", "),
+        out.display()
+    );
+    Ok(())
+}
+
+// ---------------------------------------------------------------- export
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// A training checkpoint (checkpoint-epoch-N.bin)
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// The model file to write (.safetensors)
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+pub fn export(args: ExportArgs) -> Result<()> {
+    let ck = checkpoint::load(&args.checkpoint).with_context(|| format!("reading {}", args.checkpoint.display()))?;
+    let model = ck.model(&args.checkpoint)?;
+    model_file::save(&model, &args.out).with_context(|| format!("writing {}", args.out.display()))?;
+    println!(
+        "wrote {} ({} model after {} epochs)",
+        args.out.display(),
+        model.config().preset,
+        ck.progress.history.len()
+    );
+    Ok(())
+}
