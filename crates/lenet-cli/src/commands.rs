@@ -41,7 +41,9 @@ impl ModelArgs {
             None => {
                 // from the repository root, or wherever the binary was built from
                 let here = PathBuf::from(DEFAULT_MODEL);
-                let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(DEFAULT_MODEL);
+                let built = Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("../..")
+                    .join(DEFAULT_MODEL);
                 if here.exists() || !built.exists() {
                     here
                 } else {
@@ -109,10 +111,15 @@ pub fn eval(args: EvalArgs) -> Result<()> {
     for (p, &label) in preds.iter().zip(test.labels()) {
         confusion[label as usize][p.class] += 1;
     }
-    let errors = preds.iter().zip(test.labels()).filter(|(p, &l)| p.class != l as usize).count();
+    let errors = preds
+        .iter()
+        .zip(test.labels())
+        .filter(|(p, &l)| p.class != l as usize)
+        .count();
     let n = test.len();
-    let per_class: Vec<f64> =
-        (0..10).map(|c| confusion[c][c] as f64 / confusion[c].iter().sum::<usize>().max(1) as f64).collect();
+    let per_class: Vec<f64> = (0..10)
+        .map(|c| confusion[c][c] as f64 / confusion[c].iter().sum::<usize>().max(1) as f64)
+        .collect();
     let report = EvalReport {
         accuracy: 1.0 - errors as f64 / n as f64,
         error_rate: errors as f64 / n as f64,
@@ -134,24 +141,53 @@ pub fn eval(args: EvalArgs) -> Result<()> {
             println!("  {c}: {:.2}%", 100.0 * a);
         }
         println!("\nconfusion (rows: true class, columns: predicted):");
-        println!("       {}", (0..10).map(|c| format!("{c:>5}")).collect::<String>());
+        println!(
+            "       {}",
+            (0..10).map(|c| format!("{c:>5}")).collect::<String>()
+        );
         for (t, row) in confusion.iter().enumerate() {
-            println!("  {t:>3}  {}", row.iter().map(|v| format!("{v:>5}")).collect::<String>());
+            println!(
+                "  {t:>3}  {}",
+                row.iter().map(|v| format!("{v:>5}")).collect::<String>()
+            );
         }
     }
     if let Some(dir) = &args.plots {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         plots::confusion_png(&dir.join("confusion.png"), &confusion)?;
-        let wrong: Vec<(usize, &Prediction)> =
-            preds.iter().enumerate().filter(|(i, p)| p.class != test.label(*i) as usize).take(100).collect();
-        let images: Vec<Vec<f32>> = wrong.iter().map(|(i, _)| test.image(*i).iter().map(|&v| v as f32).collect()).collect();
+        let wrong: Vec<(usize, &Prediction)> = preds
+            .iter()
+            .enumerate()
+            .filter(|(i, p)| p.class != test.label(*i) as usize)
+            .take(100)
+            .collect();
+        let images: Vec<Vec<f32>> = wrong
+            .iter()
+            .map(|(i, _)| test.image(*i).iter().map(|&v| v as f32).collect())
+            .collect();
         let tiles: Vec<Tile> = wrong
             .iter()
             .zip(&images)
-            .map(|((i, p), img)| Tile { values: img, rows: 28, cols: 28, caption: format!("{}->{}", test.label(*i), p.class) })
+            .map(|((i, p), img)| Tile {
+                values: img,
+                rows: 28,
+                cols: 28,
+                caption: format!("{}->{}", test.label(*i), p.class),
+            })
             .collect();
-        let title = format!("misclassified test digits (true->predicted), first {} of {errors}", tiles.len());
-        plots::gallery(&dir.join("misclassified.png"), &title, &tiles, 10, 2, Some((0.0, 255.0)), true)?;
+        let title = format!(
+            "misclassified test digits (true->predicted), first {} of {errors}",
+            tiles.len()
+        );
+        plots::gallery(
+            &dir.join("misclassified.png"),
+            &title,
+            &tiles,
+            10,
+            2,
+            Some((0.0, 255.0)),
+            true,
+        )?;
         if !args.json {
             println!("\nwrote confusion.png and misclassified.png to {}", dir.display());
         }
@@ -191,18 +227,27 @@ pub fn read_digit(path: &Path) -> Result<Vec<u8>> {
     if reader.format().is_none() {
         bail!("{}: not a PNG or JPEG image", path.display());
     }
-    let (w, h) = reader.into_dimensions().with_context(|| format!("{}: not a readable image", path.display()))?;
+    let (w, h) = reader
+        .into_dimensions()
+        .with_context(|| format!("{}: not a readable image", path.display()))?;
     if w > MAX_IMAGE_SIDE || h > MAX_IMAGE_SIDE {
-        bail!("{}: image is {w}x{h} pixels; the limit is {MAX_IMAGE_SIDE} per side", path.display());
+        bail!(
+            "{}: image is {w}x{h} pixels; the limit is {MAX_IMAGE_SIDE} per side",
+            path.display()
+        );
     }
     let mut reader = image::ImageReader::open(path)?.with_guessed_format()?;
     let mut limits = image::Limits::default();
     limits.max_image_width = Some(MAX_IMAGE_SIDE);
     limits.max_image_height = Some(MAX_IMAGE_SIDE);
     reader.limits(limits);
-    let gray = reader.decode().with_context(|| format!("{}: cannot decode the image", path.display()))?.to_luma8();
+    let gray = reader
+        .decode()
+        .with_context(|| format!("{}: cannot decode the image", path.display()))?
+        .to_luma8();
     let (w, h) = gray.dimensions();
-    mnist_io::preprocess::to_mnist(gray.as_raw(), w as usize, h as usize).with_context(|| path.display().to_string())
+    mnist_io::preprocess::to_mnist(gray.as_raw(), w as usize, h as usize)
+        .with_context(|| path.display().to_string())
 }
 
 pub fn predict(args: PredictArgs) -> Result<()> {
@@ -211,7 +256,11 @@ pub fn predict(args: PredictArgs) -> Result<()> {
     if let Some(n) = args.idx_index {
         let TrainTest { test, .. } = load_or_fetch(&args.data_dir, args.json)?;
         if n >= test.len() {
-            bail!("--idx-index {n} is out of range: the test set has {} images (0..{})", test.len(), test.len() - 1);
+            bail!(
+                "--idx-index {n} is out of range: the test set has {} images (0..{})",
+                test.len(),
+                test.len() - 1
+            );
         }
         inputs.push((format!("test[{n}]"), test.image(n).to_vec(), Some(test.label(n))));
     }
@@ -234,14 +283,38 @@ pub fn predict(args: PredictArgs) -> Result<()> {
                 #[serde(skip_serializing_if = "Option::is_none")]
                 label: Option<u8>,
             }
-            let out = Out { file: &name, class: p.class, scores: &p.scores, probabilities: &p.probabilities, label };
+            let out = Out {
+                file: &name,
+                class: p.class,
+                scores: &p.scores,
+                probabilities: &p.probabilities,
+                label,
+            };
             println!("{}", serde_json::to_string(&out)?);
         } else {
-            let kind = if model.config().loss.lower_is_better() { "RBF penalties (lower is better)" } else { "logits" };
+            let kind = if model.config().loss.lower_is_better() {
+                "RBF penalties (lower is better)"
+            } else {
+                "logits"
+            };
             let truth = label.map(|l| format!(" (label {l})")).unwrap_or_default();
             println!("{name}: {}{truth}", p.class);
-            println!("  {kind}: {}", p.scores.iter().map(|s| format!("{s:.2}")).collect::<Vec<_>>().join(" "));
-            println!("  probabilities: {}", p.probabilities.iter().map(|s| format!("{s:.3}")).collect::<Vec<_>>().join(" "));
+            println!(
+                "  {kind}: {}",
+                p.scores
+                    .iter()
+                    .map(|s| format!("{s:.2}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            );
+            println!(
+                "  probabilities: {}",
+                p.probabilities
+                    .iter()
+                    .map(|s| format!("{s:.3}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            );
         }
     }
     Ok(())
@@ -250,7 +323,12 @@ pub fn predict(args: PredictArgs) -> Result<()> {
 // ---------------------------------------------------------------- inspect
 
 fn tile(values: &[f32], rows: usize, cols: usize, caption: String) -> Tile<'_> {
-    Tile { values, rows, cols, caption }
+    Tile {
+        values,
+        rows,
+        cols,
+        caption,
+    }
 }
 
 #[derive(Args, Debug)]
@@ -272,13 +350,25 @@ pub fn inspect(args: InspectArgs) -> Result<()> {
     let mut model = args.model.load()?;
     let TrainTest { test, .. } = load_or_fetch(&args.data_dir, false)?;
     if args.image >= test.len() {
-        bail!("--image {} is out of range: the test set has {} images", args.image, test.len());
+        bail!(
+            "--image {} is out of range: the test set has {} images",
+            args.image,
+            test.len()
+        );
     }
     std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     let x = InputSpec::default().batch(&test, &[args.image])?;
     let pred = model.predict(&x).remove(0);
     let out = &args.out;
-    plots::gallery(&out.join("input.png"), "input (32x32)", &[tile(&x, 32, 32, String::new())], 1, 6, None, false)?;
+    plots::gallery(
+        &out.join("input.png"),
+        "input (32x32)",
+        &[tile(&x, 32, 32, String::new())],
+        1,
+        6,
+        None,
+        false,
+    )?;
 
     let acts = model.named_activations();
     let mut written = vec!["input.png".to_string()];
@@ -289,48 +379,106 @@ pub fn inspect(args: InspectArgs) -> Result<()> {
         match shape.len() {
             4 => {
                 let (c, h, w) = (shape[1], shape[2], shape[3]);
-                let tiles: Vec<Tile> =
-                    (0..c).map(|m| tile(&data[m * h * w..(m + 1) * h * w], h, w, format!("map {m}"))).collect();
+                let tiles: Vec<Tile> = (0..c)
+                    .map(|m| tile(&data[m * h * w..(m + 1) * h * w], h, w, format!("map {m}")))
+                    .collect();
                 let zoom = (112 / h.max(1)).max(2);
                 plots::gallery(&out.join(&file), &title, &tiles, c.min(8), zoom, None, false)?;
             }
             _ => {
                 let n = shape[1];
-                let (rows, cols) = if n == 84 { (12, 7) } else if n == 120 { (12, 10) } else { (1, n) };
+                let (rows, cols) = if n == 84 {
+                    (12, 7)
+                } else if n == 120 {
+                    (12, 10)
+                } else {
+                    (1, n)
+                };
                 let mut tiles = vec![tile(data, rows, cols, layer.clone())];
-                let centers = model.tensors().find(|p| p.name == "output.centers").map(|p| p.value.clone());
+                let centers = model
+                    .tensors()
+                    .find(|p| p.name == "output.centers")
+                    .map(|p| p.value.clone());
                 if let (84, Some(c)) = (n, &centers) {
-                    tiles.push(tile(&c[pred.class * 84..(pred.class + 1) * 84], 12, 7, format!("bitmap {}", pred.class)));
+                    tiles.push(tile(
+                        &c[pred.class * 84..(pred.class + 1) * 84],
+                        12,
+                        7,
+                        format!("bitmap {}", pred.class),
+                    ));
                 }
-                plots::gallery(&out.join(&file), &title, &tiles, 2, 12, if n == 84 { Some((-1.8, 1.8)) } else { None }, false)?;
+                plots::gallery(
+                    &out.join(&file),
+                    &title,
+                    &tiles,
+                    2,
+                    12,
+                    if n == 84 { Some((-1.8, 1.8)) } else { None },
+                    false,
+                )?;
             }
         }
         written.push(file);
     }
     if let Some(c) = model.tensors().find(|p| p.name == "output.centers") {
-        let tiles: Vec<Tile> = (0..10).map(|d| tile(&c.value[d * 84..(d + 1) * 84], 12, 7, d.to_string())).collect();
-        plots::gallery(&out.join("rbf-bitmaps.png"), "RBF output prototypes", &tiles, 10, 8, Some((-1.0, 1.0)), true)?;
+        let tiles: Vec<Tile> = (0..10)
+            .map(|d| tile(&c.value[d * 84..(d + 1) * 84], 12, 7, d.to_string()))
+            .collect();
+        plots::gallery(
+            &out.join("rbf-bitmaps.png"),
+            "RBF output prototypes",
+            &tiles,
+            10,
+            8,
+            Some((-1.0, 1.0)),
+            true,
+        )?;
         written.push("rbf-bitmaps.png".into());
     }
     let kernels = |name: &str| model.params().find(|p| p.name == name).cloned();
     if let Some(w) = kernels("c1.weight") {
-        let tiles: Vec<Tile> = (0..6).map(|o| tile(&w.value[o * 25..(o + 1) * 25], 5, 5, format!("{o}"))).collect();
-        plots::gallery(&out.join("c1-kernels.png"), "C1 kernels", &tiles, 6, 12, None, false)?;
+        let tiles: Vec<Tile> = (0..6)
+            .map(|o| tile(&w.value[o * 25..(o + 1) * 25], 5, 5, format!("{o}")))
+            .collect();
+        plots::gallery(
+            &out.join("c1-kernels.png"),
+            "C1 kernels",
+            &tiles,
+            6,
+            12,
+            None,
+            false,
+        )?;
         written.push("c1-kernels.png".into());
     }
     if let Some(w) = kernels("c3.weight") {
         // 16 rows (C3 maps) x 6 columns (S2 maps); blank where the table has no connection
         let blank = vec![0.0f32; 25];
-        let (lo, hi) = w.value.iter().fold((0.0f32, 0.0f32), |(l, h), &v| (l.min(v), h.max(v)));
+        let (lo, hi) = w
+            .value
+            .iter()
+            .fold((0.0f32, 0.0f32), |(l, h), &v| (l.min(v), h.max(v)));
         let tiles: Vec<Tile> = (0..96)
             .map(|k| {
                 let connected = w.mask.as_ref().is_none_or(|m| m[k * 25] != 0.0);
-                let values = if connected { &w.value[k * 25..(k + 1) * 25] } else { &blank[..] };
+                let values = if connected {
+                    &w.value[k * 25..(k + 1) * 25]
+                } else {
+                    &blank[..]
+                };
                 tile(values, 5, 5, String::new())
             })
             .collect();
         let r = lo.abs().max(hi.abs()).max(1e-6);
-        plots::gallery(&out.join("c3-kernels.png"), "C3 kernels (row: C3 map, column: S2 map)", &tiles, 6, 8, Some((-r, r)), false)?;
+        plots::gallery(
+            &out.join("c3-kernels.png"),
+            "C3 kernels (row: C3 map, column: S2 map)",
+            &tiles,
+            6,
+            8,
+            Some((-r, r)),
+            false,
+        )?;
         written.push("c3-kernels.png".into());
     }
     println!(
@@ -357,7 +505,8 @@ pub struct ExportArgs {
 }
 
 pub fn export(args: ExportArgs) -> Result<()> {
-    let ck = checkpoint::load(&args.checkpoint).with_context(|| format!("reading {}", args.checkpoint.display()))?;
+    let ck = checkpoint::load(&args.checkpoint)
+        .with_context(|| format!("reading {}", args.checkpoint.display()))?;
     let model = ck.model(&args.checkpoint)?;
     model_file::save(&model, &args.out).with_context(|| format!("writing {}", args.out.display()))?;
     println!(

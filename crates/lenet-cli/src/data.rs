@@ -18,13 +18,25 @@ impl<'a> MnistData<'a> {
     /// Shuffled each epoch with `seed` (training).
     pub fn train(dataset: &'a Dataset, seed: u64, distortion: Distortion) -> anyhow::Result<Self> {
         let sampler = BatchSampler::new(dataset.len(), 1, seed, true)?;
-        Ok(MnistData { dataset, spec: InputSpec::default(), sampler, distortion, seed })
+        Ok(MnistData {
+            dataset,
+            spec: InputSpec::default(),
+            sampler,
+            distortion,
+            seed,
+        })
     }
 
     /// In file order, undistorted (evaluation).
     pub fn eval(dataset: &'a Dataset) -> anyhow::Result<Self> {
         let sampler = BatchSampler::new(dataset.len().max(1), 1, 0, false)?;
-        Ok(MnistData { dataset, spec: InputSpec::default(), sampler, distortion: Distortion::None, seed: 0 })
+        Ok(MnistData {
+            dataset,
+            spec: InputSpec::default(),
+            sampler,
+            distortion: Distortion::None,
+            seed: 0,
+        })
     }
 }
 
@@ -46,7 +58,14 @@ impl TrainData for MnistData<'_> {
             x.fill(0.0);
         }
         if epoch > 0 {
-            self.distortion.apply(x, self.spec.size, self.spec.norm.apply(0), indices, epoch, self.seed);
+            self.distortion.apply(
+                x,
+                self.spec.size,
+                self.spec.norm.apply(0),
+                indices,
+                epoch,
+                self.seed,
+            );
         }
     }
 }

@@ -16,7 +16,11 @@ use clap::{Parser, Subcommand};
 use mnist_io::{verify_dir, DatasetKind, TrainTest};
 
 #[derive(Parser)]
-#[command(name = "lenet", version, about = "LeNet-5 from scratch: train, evaluate, predict, inspect")]
+#[command(
+    name = "lenet",
+    version,
+    about = "LeNet-5 from scratch: train, evaluate, predict, inspect"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -83,7 +87,12 @@ fn run(cli: Cli) -> Result<()> {
                 for &l in ds.labels() {
                     counts[l as usize] += 1;
                 }
-                println!("  {name:5}: {} images of {}x{}, per class {counts:?}", ds.len(), ds.rows(), ds.cols());
+                println!(
+                    "  {name:5}: {} images of {}x{}, per class {counts:?}",
+                    ds.len(),
+                    ds.rows(),
+                    ds.cols()
+                );
             }
             Ok(())
         }

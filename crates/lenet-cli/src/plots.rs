@@ -67,21 +67,30 @@ pub fn error_rate_chart(path: &Path, history: &[EpochMetrics]) -> Result<()> {
             .label_style(("sans-serif", 14))
             .draw()
             .map_err(err)?;
-        let train: Vec<(f64, f64)> = history.iter().map(|m| (m.epoch as f64, 100.0 * m.train_error)).collect();
-        let test: Vec<(f64, f64)> =
-            history.iter().filter_map(|m| m.test_error.map(|e| (m.epoch as f64, 100.0 * e))).collect();
+        let train: Vec<(f64, f64)> = history
+            .iter()
+            .map(|m| (m.epoch as f64, 100.0 * m.train_error))
+            .collect();
+        let test: Vec<(f64, f64)> = history
+            .iter()
+            .filter_map(|m| m.test_error.map(|e| (m.epoch as f64, 100.0 * e)))
+            .collect();
         chart
             .draw_series(LineSeries::new(train.clone(), BLUE.stroke_width(2)))
             .map_err(err)?
             .label("training error")
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE.stroke_width(2)));
-        chart.draw_series(train.iter().map(|&p| Circle::new(p, 3, BLUE.filled()))).map_err(err)?;
+        chart
+            .draw_series(train.iter().map(|&p| Circle::new(p, 3, BLUE.filled())))
+            .map_err(err)?;
         chart
             .draw_series(LineSeries::new(test.clone(), RED.stroke_width(2)))
             .map_err(err)?
             .label("test error")
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED.stroke_width(2)));
-        chart.draw_series(test.iter().map(|&p| Circle::new(p, 3, RED.filled()))).map_err(err)?;
+        chart
+            .draw_series(test.iter().map(|&p| Circle::new(p, 3, RED.filled())))
+            .map_err(err)?;
         chart
             .configure_series_labels()
             .background_style(WHITE.mix(0.8))
@@ -97,38 +106,66 @@ pub fn error_rate_chart(path: &Path, history: &[EpochMetrics]) -> Result<()> {
 pub fn confusion_png(path: &Path, confusion: &[[usize; 10]; 10]) -> Result<()> {
     let cell = 48i32;
     let (left, top) = (60i32, 60i32);
-    render(path, (left + 10 * cell + 20) as u32, (top + 10 * cell + 20) as u32, |area| {
-        let max_off = (0..10).flat_map(|t| (0..10).filter(move |&p| p != t).map(move |p| (t, p)))
-            .map(|(t, p)| confusion[t][p])
-            .max()
-            .unwrap_or(0)
-            .max(1) as f64;
-        let text = ("sans-serif", 14).into_font();
-        area.draw(&Text::new("predicted ->", (left, 10), text.clone())).map_err(err)?;
-        area.draw(&Text::new("true", (5, top - 20), text.clone())).map_err(err)?;
-        for t in 0..10 {
-            area.draw(&Text::new(t.to_string(), (left + t as i32 * cell + cell / 2 - 4, top - 20), text.clone())).map_err(err)?;
-            area.draw(&Text::new(t.to_string(), (left - 20, top + t as i32 * cell + cell / 2 - 7), text.clone())).map_err(err)?;
-            for p in 0..10 {
-                let n = confusion[t][p];
-                let color = if t == p {
-                    RGBColor(200, 230, 200)
-                } else {
-                    let s = (n as f64 / max_off).sqrt();
-                    RGBColor(255, (255.0 * (1.0 - 0.8 * s)) as u8, (255.0 * (1.0 - 0.8 * s)) as u8)
-                };
-                let (x, y) = (left + p as i32 * cell, top + t as i32 * cell);
-                area.draw(&Rectangle::new([(x, y), (x + cell, y + cell)], color.filled())).map_err(err)?;
-                area.draw(&Rectangle::new([(x, y), (x + cell, y + cell)], BLACK.mix(0.2))).map_err(err)?;
-                if n > 0 {
-                    let label = n.to_string();
-                    area.draw(&Text::new(label.clone(), (x + cell / 2 - 4 * label.len() as i32, y + cell / 2 - 7), text.clone()))
+    render(
+        path,
+        (left + 10 * cell + 20) as u32,
+        (top + 10 * cell + 20) as u32,
+        |area| {
+            let max_off = (0..10)
+                .flat_map(|t| (0..10).filter(move |&p| p != t).map(move |p| (t, p)))
+                .map(|(t, p)| confusion[t][p])
+                .max()
+                .unwrap_or(0)
+                .max(1) as f64;
+            let text = ("sans-serif", 14).into_font();
+            area.draw(&Text::new("predicted ->", (left, 10), text.clone()))
+                .map_err(err)?;
+            area.draw(&Text::new("true", (5, top - 20), text.clone()))
+                .map_err(err)?;
+            for t in 0..10 {
+                area.draw(&Text::new(
+                    t.to_string(),
+                    (left + t as i32 * cell + cell / 2 - 4, top - 20),
+                    text.clone(),
+                ))
+                .map_err(err)?;
+                area.draw(&Text::new(
+                    t.to_string(),
+                    (left - 20, top + t as i32 * cell + cell / 2 - 7),
+                    text.clone(),
+                ))
+                .map_err(err)?;
+                for p in 0..10 {
+                    let n = confusion[t][p];
+                    let color = if t == p {
+                        RGBColor(200, 230, 200)
+                    } else {
+                        let s = (n as f64 / max_off).sqrt();
+                        RGBColor(
+                            255,
+                            (255.0 * (1.0 - 0.8 * s)) as u8,
+                            (255.0 * (1.0 - 0.8 * s)) as u8,
+                        )
+                    };
+                    let (x, y) = (left + p as i32 * cell, top + t as i32 * cell);
+                    area.draw(&Rectangle::new([(x, y), (x + cell, y + cell)], color.filled()))
                         .map_err(err)?;
+                    area.draw(&Rectangle::new([(x, y), (x + cell, y + cell)], BLACK.mix(0.2)))
+                        .map_err(err)?;
+                    if n > 0 {
+                        let label = n.to_string();
+                        area.draw(&Text::new(
+                            label.clone(),
+                            (x + cell / 2 - 4 * label.len() as i32, y + cell / 2 - 7),
+                            text.clone(),
+                        ))
+                        .map_err(err)?;
+                    }
                 }
             }
-        }
-        Ok(())
-    })
+            Ok(())
+        },
+    )
 }
 
 /// One tile of a gallery: grayscale values with their range, and a caption.
@@ -141,25 +178,46 @@ pub struct Tile<'a> {
 
 /// Tiles in a grid, each scaled by `zoom` and normalised to its own range
 /// (`fixed` gives a shared range instead); dark = low, bright = high unless `ink_dark`.
-pub fn gallery(path: &Path, title: &str, tiles: &[Tile], grid_cols: usize, zoom: usize, fixed: Option<(f32, f32)>, ink_dark: bool) -> Result<()> {
+pub fn gallery(
+    path: &Path,
+    title: &str,
+    tiles: &[Tile],
+    grid_cols: usize,
+    zoom: usize,
+    fixed: Option<(f32, f32)>,
+    ink_dark: bool,
+) -> Result<()> {
     let grid_cols = grid_cols.max(1);
     let (tw, th) = (
         tiles.iter().map(|t| t.cols).max().unwrap_or(1) * zoom,
         tiles.iter().map(|t| t.rows).max().unwrap_or(1) * zoom,
     );
-    let caption_h = if tiles.iter().any(|t| !t.caption.is_empty()) { 18 } else { 0 };
+    let caption_h = if tiles.iter().any(|t| !t.caption.is_empty()) {
+        18
+    } else {
+        0
+    };
     let (cw, ch) = ((tw + 8).max(60), th + caption_h + 8);
     let rows = tiles.len().div_ceil(grid_cols).max(1);
     let title_h = if title.is_empty() { 0 } else { 30 };
     let (width, height) = ((grid_cols * cw + 10) as u32, (rows * ch + title_h + 10) as u32);
     render(path, width, height, |area| {
         if !title.is_empty() {
-            area.draw(&Text::new(title.to_string(), (8, 6), ("sans-serif", 18).into_font())).map_err(err)?;
+            area.draw(&Text::new(
+                title.to_string(),
+                (8, 6),
+                ("sans-serif", 18).into_font(),
+            ))
+            .map_err(err)?;
         }
         for (i, tile) in tiles.iter().enumerate() {
             let (x0, y0) = ((i % grid_cols) * cw + 5, (i / grid_cols) * ch + title_h + 5);
             let (lo, hi) = fixed.unwrap_or_else(|| {
-                tile.values.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)))
+                tile.values
+                    .iter()
+                    .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| {
+                        (lo.min(v), hi.max(v))
+                    })
             });
             let span = (hi - lo).max(1e-6);
             for r in 0..tile.rows {
@@ -167,13 +225,20 @@ pub fn gallery(path: &Path, title: &str, tiles: &[Tile], grid_cols: usize, zoom:
                     let v = ((tile.values[r * tile.cols + c] - lo) / span).clamp(0.0, 1.0);
                     let g = if ink_dark { 255.0 * (1.0 - v) } else { 255.0 * v } as u8;
                     let (x, y) = ((x0 + c * zoom) as i32, (y0 + r * zoom) as i32);
-                    area.draw(&Rectangle::new([(x, y), (x + zoom as i32, y + zoom as i32)], RGBColor(g, g, g).filled()))
-                        .map_err(err)?;
+                    area.draw(&Rectangle::new(
+                        [(x, y), (x + zoom as i32, y + zoom as i32)],
+                        RGBColor(g, g, g).filled(),
+                    ))
+                    .map_err(err)?;
                 }
             }
             if !tile.caption.is_empty() {
-                area.draw(&Text::new(tile.caption.clone(), (x0 as i32, (y0 + th + 2) as i32), ("sans-serif", 13).into_font()))
-                    .map_err(err)?;
+                area.draw(&Text::new(
+                    tile.caption.clone(),
+                    (x0 as i32, (y0 + th + 2) as i32),
+                    ("sans-serif", 13).into_font(),
+                ))
+                .map_err(err)?;
             }
         }
         Ok(())

@@ -11,8 +11,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use lenet_layers::{model_file, Activation, Algo, LeNet5, Loss, ModelConfig, Output, Pooling};
 use lenet_optim::checkpoint::{self, Checkpoint};
 use lenet_optim::{
-    Control, EpochMetrics, HessianMode, Method, Observer, Optimizer, OptimizerConfig, Outcome, Progress, Schedule,
-    TrainConfig, Trainer,
+    Control, EpochMetrics, HessianMode, Method, Observer, Optimizer, OptimizerConfig, Outcome, Progress,
+    Schedule, TrainConfig, Trainer,
 };
 use mnist_io::{Distortion, TrainTest};
 use serde::{Deserialize, Serialize};
@@ -104,8 +104,12 @@ pub struct TrainArgs {
 impl TrainArgs {
     /// The model configuration these flags describe.
     pub fn model_config(&self) -> Result<ModelConfig> {
-        let mut c = ModelConfig::preset(&self.model)
-            .with_context(|| format!("unknown model preset {:?} (classic, modern, seed2018)", self.model))?;
+        let mut c = ModelConfig::preset(&self.model).with_context(|| {
+            format!(
+                "unknown model preset {:?} (classic, modern, seed2018)",
+                self.model
+            )
+        })?;
         let mut custom = false;
         if let Some(p) = &self.pooling {
             c.pooling = match p.as_str() {
@@ -156,7 +160,9 @@ impl TrainArgs {
             if v.is_finite() && v > 0.0 {
                 Ok(v)
             } else {
-                Err(anyhow::anyhow!("{name} must be a positive finite number, not {v}"))
+                Err(anyhow::anyhow!(
+                    "{name} must be a positive finite number, not {v}"
+                ))
             }
         };
         let momentum = |default: f32| -> Result<f32> {
@@ -177,7 +183,13 @@ impl TrainArgs {
                 5e-4,
                 "paper",
             ),
-            "momentum" => (Method::Momentum { momentum: momentum(0.9)? }, 0.01, "constant"),
+            "momentum" => (
+                Method::Momentum {
+                    momentum: momentum(0.9)?,
+                },
+                0.01,
+                "constant",
+            ),
             "sgd" => (Method::Sgd, 0.01, "constant"),
             other => bail!("unknown optimizer {other:?} (sdlm, momentum, sgd)"),
         };
@@ -199,9 +211,17 @@ impl TrainArgs {
 fn parse_steps(text: &str) -> Result<Schedule> {
     let mut steps = Vec::new();
     for part in text.split(',') {
-        let (e, r) = part.split_once('=').with_context(|| format!("schedule step {part:?} is not EPOCH=RATE"))?;
-        let epoch: usize = e.trim().parse().with_context(|| format!("schedule step {part:?}: bad epoch"))?;
-        let rate: f32 = r.trim().parse().with_context(|| format!("schedule step {part:?}: bad rate"))?;
+        let (e, r) = part
+            .split_once('=')
+            .with_context(|| format!("schedule step {part:?} is not EPOCH=RATE"))?;
+        let epoch: usize = e
+            .trim()
+            .parse()
+            .with_context(|| format!("schedule step {part:?}: bad epoch"))?;
+        let rate: f32 = r
+            .trim()
+            .parse()
+            .with_context(|| format!("schedule step {part:?}: bad rate"))?;
         steps.push((epoch, rate));
     }
     let schedule = Schedule { steps };
@@ -222,13 +242,18 @@ pub fn run(args: TrainArgs) -> Result<()> {
     // Everything that defines the run: from the checkpoint when resuming.
     let (args, resume) = match &args.resume {
         Some(path) => {
-            let ck = checkpoint::load(path).with_context(|| format!("reading checkpoint {}", path.display()))?;
+            let ck =
+                checkpoint::load(path).with_context(|| format!("reading checkpoint {}", path.display()))?;
             let mut saved: TrainArgs = serde_json::from_str(&ck.run_config)
                 .with_context(|| format!("{}: checkpoint has no readable run settings", path.display()))?;
             saved.resume = args.resume.clone();
             saved.quiet = args.quiet;
             saved.data_dir = args.data_dir.clone();
-            saved.out = Some(args.out.clone().unwrap_or_else(|| path.parent().unwrap_or(Path::new(".")).to_path_buf()));
+            saved.out = Some(
+                args.out
+                    .clone()
+                    .unwrap_or_else(|| path.parent().unwrap_or(Path::new(".")).to_path_buf()),
+            );
             (saved, Some((ck, path.clone())))
         }
         None => (args, None),
@@ -236,13 +261,20 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let model_config = args.model_config()?;
     let optimizer_config = args.optimizer_config()?;
     let distortion: Distortion = args.distort.parse().map_err(anyhow::Error::msg)?;
-    let train_config = TrainConfig { epochs: args.epochs, batch_size: args.batch_size, eval_batch: 1000 };
+    let train_config = TrainConfig {
+        epochs: args.epochs,
+        batch_size: args.batch_size,
+        eval_batch: 1000,
+    };
     train_config.validate().map_err(anyhow::Error::msg)?;
     if args.limit == Some(0) {
         bail!("--limit must be at least 1");
     }
 
-    let out = args.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(report::timestamp()));
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("runs").join(report::timestamp()));
     std::fs::create_dir_all(&out).with_context(|| format!("creating output directory {}", out.display()))?;
     report::check_writable(&out)?;
 
@@ -268,7 +300,10 @@ pub fn run(args: TrainArgs) -> Result<()> {
             (model, Trainer::new(train_config.clone(), optimizer)?)
         }
     };
-    report::write_json(&out.join("config.json"), &report::RunRecord::new(&args, &model, &trainer, train.len()))?;
+    report::write_json(
+        &out.join("config.json"),
+        &report::RunRecord::new(&args, &model, &trainer, train.len()),
+    )?;
 
     let stop = Arc::new(AtomicBool::new(false));
     {
@@ -311,11 +346,21 @@ pub fn run(args: TrainArgs) -> Result<()> {
         return Err(e);
     }
     match outcome {
-        Err(e) => Err(e).context("training stopped; the last checkpoint in the output directory is the last good state"),
+        Err(e) => Err(e)
+            .context("training stopped; the last checkpoint in the output directory is the last good state"),
         Ok(Outcome::Stopped) => {
-            let path = out.join(format!("checkpoint-epoch-{}-batch-{}.bin", trainer.progress.epoch, trainer.progress.next_batch));
-            checkpoint::save(&Checkpoint::capture(&model, &trainer, args.seed, observer.run_config.clone()), &path)?;
-            eprintln!("interrupted; resume with:\n  lenet train --resume {}", path.display());
+            let path = out.join(format!(
+                "checkpoint-epoch-{}-batch-{}.bin",
+                trainer.progress.epoch, trainer.progress.next_batch
+            ));
+            checkpoint::save(
+                &Checkpoint::capture(&model, &trainer, args.seed, observer.run_config.clone()),
+                &path,
+            )?;
+            eprintln!(
+                "interrupted; resume with:\n  lenet train --resume {}",
+                path.display()
+            );
             std::process::exit(130);
         }
         Ok(Outcome::Finished) => {
@@ -356,9 +401,9 @@ impl Observer for CliObserver {
             return;
         }
         let bar = ProgressBar::new(batches as u64);
-        if let Ok(style) = ProgressStyle::with_template(
-            "epoch {prefix:>3} [{bar:30}] {pos}/{len} {msg} ETA {eta}",
-        ) {
+        if let Ok(style) =
+            ProgressStyle::with_template("epoch {prefix:>3} [{bar:30}] {pos}/{len} {msg} ETA {eta}")
+        {
             bar.set_style(style.progress_chars("=> "));
         }
         bar.set_prefix(epoch.to_string());
@@ -405,8 +450,12 @@ impl Observer for CliObserver {
             for (p, h) in model.params().zip(h) {
                 let mean = h.iter().map(|&v| v as f64).sum::<f64>() / h.len().max(1) as f64;
                 let max = h.iter().fold(0.0f32, |m, &v| m.max(v));
-                let grad_rms = (p.value.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / p.len() as f64).sqrt();
-                println!("    {:10} h mean {mean:.3e} max {max:.3e}  |w| rms {grad_rms:.3e}", p.name);
+                let grad_rms =
+                    (p.value.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / p.len() as f64).sqrt();
+                println!(
+                    "    {:10} h mean {mean:.3e} max {max:.3e}  |w| rms {grad_rms:.3e}",
+                    p.name
+                );
             }
         }
         let ck = Checkpoint::capture(model, trainer, self.seed, self.run_config.clone());

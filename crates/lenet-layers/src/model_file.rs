@@ -11,6 +11,7 @@ use safetensors::{Dtype, SafeTensors};
 
 use crate::config::ModelConfig;
 use crate::model::LeNet5;
+use crate::param::Param;
 use crate::ModelError;
 
 /// Largest model file accepted (a LeNet-5 is about 250 kB).
@@ -20,28 +21,21 @@ pub const FORMAT_KEY: &str = "format";
 /// Value of the format marker.
 pub const FORMAT: &str = "lenet5-rs model v1";
 
-/// The model file's bytes.
+/// The model file's bytes. The same model always gives the same bytes.
 pub fn to_bytes(model: &LeNet5) -> Result<Vec<u8>, ModelError> {
-    let tensors: Vec<(String, safetensors::tensor::TensorView<'_>)> = Vec::new();
-    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = model
+    let format_err = |msg: String| ModelError::Format {
+        path: PathBuf::new(),
+        msg,
+    };
+    let data: Vec<(&Param, Vec<u8>)> = model
         .tensors()
-        .map(|p| {
-            (
-                p.name.clone(),
-                p.shape.clone(),
-                p.value.iter().flat_map(|v| v.to_le_bytes()).collect(),
-            )
-        })
+        .map(|p| (p, p.value.iter().flat_map(|v| v.to_le_bytes()).collect()))
         .collect();
-    let mut tensors = tensors;
-    for (name, shape, data) in &bytes {
-        let view = safetensors::tensor::TensorView::new(Dtype::F32, shape.clone(), data).map_err(|e| {
-            ModelError::Format {
-                path: PathBuf::new(),
-                msg: e.to_string(),
-            }
-        })?;
-        tensors.push((name.clone(), view));
+    let mut views = Vec::with_capacity(data.len());
+    for (p, bytes) in &data {
+        let view = safetensors::tensor::TensorView::new(Dtype::F32, p.shape.clone(), bytes)
+            .map_err(|e| format_err(e.to_string()))?;
+        views.push((p.name.clone(), view));
     }
     let config = serde_json::to_string(model.config())
         .map_err(|e| ModelError::Config(format!("cannot serialise the configuration: {e}")))?;
@@ -54,10 +48,37 @@ pub fn to_bytes(model: &LeNet5) -> Result<Vec<u8>, ModelError> {
             model.trainable_params().to_string(),
         ),
     ]);
-    safetensors::serialize(tensors, Some(metadata)).map_err(|e| ModelError::Format {
-        path: PathBuf::new(),
-        msg: e.to_string(),
-    })
+    let bytes = safetensors::serialize(views, Some(metadata)).map_err(|e| format_err(e.to_string()))?;
+    canonical_header(&bytes).ok_or_else(|| format_err("cannot re-encode the header".into()))
+}
+
+/// Rewrites the JSON header with its keys sorted (the crate writes the metadata
+/// map in hash order), so the same model always gives the same bytes. Data offsets
+/// are relative to the end of the header, so the data block is kept as it is.
+fn canonical_header(bytes: &[u8]) -> Option<Vec<u8>> {
+    let n = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?) as usize;
+    let header: serde_json::Value = serde_json::from_slice(bytes.get(8..8 + n)?).ok()?;
+    let mut text = serde_json::to_vec(&sorted(header)).ok()?;
+    while text.len() % 8 != 0 {
+        text.push(b' ');
+    }
+    let mut out = Vec::with_capacity(8 + text.len() + bytes.len() - 8 - n);
+    out.extend_from_slice(&(text.len() as u64).to_le_bytes());
+    out.extend_from_slice(&text);
+    out.extend_from_slice(&bytes[8 + n..]);
+    Some(out)
+}
+
+/// The same JSON value with every object's keys in sorted order.
+fn sorted(value: serde_json::Value) -> serde_json::Value {
+    match value {
+        serde_json::Value::Object(map) => {
+            let mut entries: Vec<(String, serde_json::Value)> = map.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            serde_json::Value::Object(entries.into_iter().map(|(k, v)| (k, sorted(v))).collect())
+        }
+        other => other,
+    }
 }
 
 /// Writes the model file atomically (temporary file in the same directory, then rename).

@@ -185,6 +185,16 @@ fn model_file_round_trip() {
         assert_eq!(names.contains(&"output.centers"), config.preset == "classic");
         assert_eq!(names.contains(&"s2.coeff"), config.preset == "classic");
         assert_eq!(names.contains(&"output.weight"), config.preset == "modern");
+        // the same model gives the same bytes
+        let (a, b) = (to_bytes(&model).unwrap(), to_bytes(&loaded).unwrap());
+        let first = a.iter().zip(&b).position(|(x, y)| x != y);
+        assert!(
+            a == b,
+            "model file bytes differ: lengths {} {}, first difference at {first:?}: {:?}",
+            a.len(),
+            b.len(),
+            first.map(|i| String::from_utf8_lossy(&a[i.saturating_sub(40)..i + 40]).to_string())
+        );
         // nothing left besides the file
         assert!(std::fs::read_dir(dir.path()).unwrap().all(|e| !e
             .unwrap()

@@ -70,7 +70,10 @@ impl Checkpoint {
     pub fn capture(model: &LeNet5, trainer: &Trainer, seed: u64, run_config: String) -> Self {
         Checkpoint {
             model: model.config().clone(),
-            tensors: model.params().map(|p| (p.name.clone(), p.value.clone())).collect(),
+            tensors: model
+                .params()
+                .map(|p| (p.name.clone(), p.value.clone()))
+                .collect(),
             optimizer: trainer.optimizer.config().clone(),
             optimizer_state: trainer.optimizer.state().clone(),
             train: trainer.config.clone(),
@@ -82,7 +85,10 @@ impl Checkpoint {
 
     /// The model with the saved parameters. `path` only names the file in errors.
     pub fn model(&self, path: &Path) -> Result<LeNet5, CheckpointError> {
-        let mismatch = |msg: String| CheckpointError::Mismatch { path: path.into(), msg };
+        let mismatch = |msg: String| CheckpointError::Mismatch {
+            path: path.into(),
+            msg,
+        };
         let mut model = LeNet5::uninit(self.model.clone())?;
         let expected: Vec<(String, usize)> = model.params().map(|p| (p.name.clone(), p.len())).collect();
         let found: Vec<(String, usize)> = self.tensors.iter().map(|(n, v)| (n.clone(), v.len())).collect();
@@ -100,9 +106,14 @@ impl Checkpoint {
 
     /// A trainer in the saved state, for `model` (from [`Checkpoint::model`]).
     pub fn trainer(&self, model: &LeNet5, path: &Path) -> Result<Trainer, CheckpointError> {
-        let mismatch = |msg: String| CheckpointError::Mismatch { path: path.into(), msg };
+        let mismatch = |msg: String| CheckpointError::Mismatch {
+            path: path.into(),
+            msg,
+        };
         let mut optimizer = Optimizer::new(self.optimizer.clone(), model);
-        optimizer.restore(self.optimizer_state.clone(), model).map_err(mismatch)?;
+        optimizer
+            .restore(self.optimizer_state.clone(), model)
+            .map_err(mismatch)?;
         let mut trainer = Trainer::new(self.train.clone(), optimizer).map_err(|e| mismatch(e.to_string()))?;
         trainer.progress = self.progress.clone();
         Ok(trainer)
@@ -133,28 +144,45 @@ pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Checkpoint, CheckpointErr
         return Err(CheckpointError::BadMagic { path: p() });
     }
     if bytes.len() < HEADER_LEN {
-        return Err(CheckpointError::Truncated { path: p(), len: bytes.len() as u64, expected: HEADER_LEN as u64 });
+        return Err(CheckpointError::Truncated {
+            path: p(),
+            len: bytes.len() as u64,
+            expected: HEADER_LEN as u64,
+        });
     }
     let u32_at = |i: usize| u32::from_le_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
     let version = u32_at(8);
     if version != VERSION {
-        return Err(CheckpointError::Version { path: p(), found: version });
+        return Err(CheckpointError::Version {
+            path: p(),
+            found: version,
+        });
     }
     let mut len8 = [0u8; 8];
     len8.copy_from_slice(&bytes[12..20]);
     let len = u64::from_le_bytes(len8);
     let have = (bytes.len() - HEADER_LEN) as u64;
     if len > MAX_PAYLOAD || len != have {
-        return Err(CheckpointError::Truncated { path: p(), len: have, expected: len });
+        return Err(CheckpointError::Truncated {
+            path: p(),
+            len: have,
+            expected: len,
+        });
     }
     let payload = &bytes[HEADER_LEN..];
     if crc32fast::hash(payload) != u32_at(20) {
         return Err(CheckpointError::Checksum { path: p() });
     }
     let (ck, used): (Checkpoint, usize) = bincode::serde::decode_from_slice(payload, bincode_config())
-        .map_err(|e| CheckpointError::Decode { path: p(), msg: e.to_string() })?;
+        .map_err(|e| CheckpointError::Decode {
+            path: p(),
+            msg: e.to_string(),
+        })?;
     if used != payload.len() {
-        return Err(CheckpointError::Decode { path: p(), msg: "trailing bytes after the payload".into() });
+        return Err(CheckpointError::Decode {
+            path: p(),
+            msg: "trailing bytes after the payload".into(),
+        });
     }
     Ok(ck)
 }
@@ -169,10 +197,17 @@ pub fn save(ck: &Checkpoint, path: &Path) -> Result<(), CheckpointError> {
 
 /// Reads a checkpoint.
 pub fn load(path: &Path) -> Result<Checkpoint, CheckpointError> {
-    let io = |source| CheckpointError::Io { path: path.into(), source };
+    let io = |source| CheckpointError::Io {
+        path: path.into(),
+        source,
+    };
     let len = std::fs::metadata(path).map_err(io)?.len();
     if len > MAX_PAYLOAD + HEADER_LEN as u64 {
-        return Err(CheckpointError::Truncated { path: path.into(), len, expected: MAX_PAYLOAD });
+        return Err(CheckpointError::Truncated {
+            path: path.into(),
+            len,
+            expected: MAX_PAYLOAD,
+        });
     }
     from_bytes(&std::fs::read(path).map_err(io)?, path)
 }

@@ -8,7 +8,13 @@ use crate::data::TrainData;
 
 /// Mean of the per-pattern diagonal Gauss-Newton `d2E/dw2` over `indices`, one
 /// vector per parameter tensor. Patterns go through in chunks of `chunk`.
-pub fn estimate(model: &mut LeNet5, data: &dyn TrainData, indices: &[usize], epoch: usize, chunk: usize) -> Vec<Vec<f32>> {
+pub fn estimate(
+    model: &mut LeNet5,
+    data: &dyn TrainData,
+    indices: &[usize],
+    epoch: usize,
+    chunk: usize,
+) -> Vec<Vec<f32>> {
     let mut sum: Vec<Vec<f64>> = model.params().map(|p| vec![0.0; p.len()]).collect();
     let chunk = chunk.max(1);
     let mut x = vec![0.0; chunk * INPUT_LEN];
@@ -20,9 +26,13 @@ pub fn estimate(model: &mut LeNet5, data: &dyn TrainData, indices: &[usize], epo
         model.backward_second(&labels[..n]);
         // param.hess is the mean over this chunk; weight it by the chunk's size
         for (acc, p) in sum.iter_mut().zip(model.params()) {
-            acc.iter_mut().zip(&p.hess).for_each(|(a, &h)| *a += h as f64 * n as f64);
+            acc.iter_mut()
+                .zip(&p.hess)
+                .for_each(|(a, &h)| *a += h as f64 * n as f64);
         }
     }
     let total = indices.len().max(1) as f64;
-    sum.into_iter().map(|v| v.into_iter().map(|a| (a / total) as f32).collect()).collect()
+    sum.into_iter()
+        .map(|v| v.into_iter().map(|a| (a / total) as f32).collect())
+        .collect()
 }

@@ -19,4 +19,6 @@ pub use checkpoint::{Checkpoint, CheckpointError};
 pub use data::TrainData;
 pub use optimizer::{HessianMode, Method, Optimizer, OptimizerConfig, OptimizerState};
 pub use schedule::Schedule;
-pub use trainer::{evaluate, Control, EpochMetrics, Observer, Outcome, Progress, Silent, TrainConfig, TrainError, Trainer};
+pub use trainer::{
+    evaluate, Control, EpochMetrics, Observer, Outcome, Progress, Silent, TrainConfig, TrainError, Trainer,
+};

@@ -39,7 +39,12 @@ pub enum Method {
 impl Method {
     /// The paper's SDLM: mu = 0.02, h from 500 patterns, no momentum.
     pub fn sdlm() -> Self {
-        Method::Sdlm { mu: 0.02, momentum: 0.0, samples: 500, mode: HessianMode::PerParameter }
+        Method::Sdlm {
+            mu: 0.02,
+            momentum: 0.0,
+            samples: 500,
+            mode: HessianMode::PerParameter,
+        }
     }
 
     /// Does this method need a Hessian estimate before each epoch?
@@ -66,12 +71,15 @@ impl OptimizerConfig {
         match &self.method {
             Method::Sgd => Ok(()),
             Method::Momentum { momentum } if momentum_ok(*momentum) => Ok(()),
-            Method::Sdlm { mu, momentum, samples, .. }
-                if momentum_ok(*momentum) && mu.is_finite() && *mu > 0.0 && *samples > 0 =>
-            {
-                Ok(())
-            }
-            other => Err(format!("invalid optimizer settings {other:?}: momentum must be in [0, 1), mu > 0, samples > 0")),
+            Method::Sdlm {
+                mu,
+                momentum,
+                samples,
+                ..
+            } if momentum_ok(*momentum) && mu.is_finite() && *mu > 0.0 && *samples > 0 => Ok(()),
+            other => Err(format!(
+                "invalid optimizer settings {other:?}: momentum must be in [0, 1), mu > 0, samples > 0"
+            )),
         }
     }
 }
@@ -103,7 +111,15 @@ impl Optimizer {
             Method::Momentum { .. } | Method::Sdlm { .. } => zeros.clone(),
             Method::Sgd => Vec::new(),
         };
-        Optimizer { config, state: OptimizerState { velocity, hessian: Vec::new() }, rates: zeros, rate: 0.0 }
+        Optimizer {
+            config,
+            state: OptimizerState {
+                velocity,
+                hessian: Vec::new(),
+            },
+            rates: zeros,
+            rate: 0.0,
+        }
     }
 
     /// Restores saved state (from a checkpoint). Fails if it does not fit the model.

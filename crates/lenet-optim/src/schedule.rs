@@ -14,12 +14,16 @@ impl Schedule {
     /// The paper's epsilon schedule for SDLM: 0.0005 for passes 1-2, 0.0002 for 3-5,
     /// 0.0001 for 6-8, 0.00005 for 9-12, 0.00001 from 13 on.
     pub fn paper() -> Self {
-        Schedule { steps: vec![(1, 5e-4), (3, 2e-4), (6, 1e-4), (9, 5e-5), (13, 1e-5)] }
+        Schedule {
+            steps: vec![(1, 5e-4), (3, 2e-4), (6, 1e-4), (9, 5e-5), (13, 1e-5)],
+        }
     }
 
     /// One rate for every epoch.
     pub fn constant(rate: f32) -> Self {
-        Schedule { steps: vec![(1, rate)] }
+        Schedule {
+            steps: vec![(1, rate)],
+        }
     }
 
     /// The same shape with every rate multiplied by `factor`.
@@ -36,7 +40,12 @@ impl Schedule {
 
     /// The rate of `epoch` (1-based).
     pub fn rate(&self, epoch: usize) -> f32 {
-        self.steps.iter().take_while(|(e, _)| *e <= epoch).last().or(self.steps.first()).map_or(0.0, |s| s.1)
+        self.steps
+            .iter()
+            .take_while(|(e, _)| *e <= epoch)
+            .last()
+            .or(self.steps.first())
+            .map_or(0.0, |s| s.1)
     }
 
     /// Are all rates finite and positive, and the steps sorted?

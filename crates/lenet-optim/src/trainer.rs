@@ -79,7 +79,15 @@ pub struct Progress {
 
 impl Default for Progress {
     fn default() -> Self {
-        Progress { epoch: 1, next_batch: 0, loss_sum: 0.0, errors: 0, count: 0, seconds: 0.0, history: Vec::new() }
+        Progress {
+            epoch: 1,
+            next_batch: 0,
+            loss_sum: 0.0,
+            errors: 0,
+            count: 0,
+            seconds: 0.0,
+            history: Vec::new(),
+        }
     }
 }
 
@@ -126,7 +134,12 @@ pub enum TrainError {
         "training diverged in epoch {epoch}, batch {batch}: the loss is {loss}; last finite batch loss {last_finite}. \
          Lower the learning rate."
     )]
-    Diverged { epoch: usize, batch: usize, loss: f64, last_finite: f64 },
+    Diverged {
+        epoch: usize,
+        batch: usize,
+        loss: f64,
+        last_finite: f64,
+    },
     #[error("the training set is empty")]
     Empty,
 }
@@ -143,7 +156,11 @@ impl Trainer {
     pub fn new(config: TrainConfig, optimizer: Optimizer) -> Result<Self, TrainError> {
         config.validate().map_err(TrainError::Config)?;
         optimizer.config().validate().map_err(TrainError::Config)?;
-        Ok(Trainer { config, optimizer, progress: Progress::default() })
+        Ok(Trainer {
+            config,
+            optimizer,
+            progress: Progress::default(),
+        })
     }
 
     /// Is every epoch done?
@@ -187,7 +204,12 @@ impl Trainer {
                 model.forward(&x[..n * INPUT_LEN]);
                 let stats = model.backward(&labels[..n], false);
                 if !stats.loss_sum.is_finite() {
-                    return Err(TrainError::Diverged { epoch, batch: b + 1, loss: stats.loss_sum, last_finite });
+                    return Err(TrainError::Diverged {
+                        epoch,
+                        batch: b + 1,
+                        loss: stats.loss_sum,
+                        last_finite,
+                    });
                 }
                 last_finite = stats.mean_loss();
                 self.optimizer.step(model);
@@ -216,7 +238,11 @@ impl Trainer {
             };
             let mut history = std::mem::take(&mut self.progress.history);
             history.push(metrics.clone());
-            self.progress = Progress { epoch: epoch + 1, history, ..Progress::default() };
+            self.progress = Progress {
+                epoch: epoch + 1,
+                history,
+                ..Progress::default()
+            };
             if observer.epoch_end(&metrics, self, model) == Control::Stop && !self.finished() {
                 return Ok(Outcome::Stopped);
             }

@@ -38,7 +38,15 @@ impl std::str::FromStr for Distortion {
 impl Distortion {
     /// Distorts each `size x size` image of `images` in place; `indices` are the
     /// images' dataset indices (for their seeds) and `background` the fill value.
-    pub fn apply(&self, images: &mut [f32], size: usize, background: f32, indices: &[usize], epoch: usize, seed: u64) {
+    pub fn apply(
+        &self,
+        images: &mut [f32],
+        size: usize,
+        background: f32,
+        indices: &[usize],
+        epoch: usize,
+        seed: u64,
+    ) {
         let strength = match *self {
             Distortion::None => return,
             Distortion::Affine { strength } | Distortion::Elastic { strength } => strength,
@@ -49,7 +57,8 @@ impl Distortion {
             let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5DEE_CE66_D1CE_5EED);
             rng.set_stream(((epoch as u64) << 32) ^ index as u64);
             let map = Affine::random(&mut rng, strength, size);
-            let elastic = matches!(self, Distortion::Elastic { .. }).then(|| field.draw(&mut rng, size, strength));
+            let elastic =
+                matches!(self, Distortion::Elastic { .. }).then(|| field.draw(&mut rng, size, strength));
             src.copy_from_slice(img);
             for r in 0..size {
                 for c in 0..size {
@@ -83,12 +92,19 @@ impl Affine {
         let (sx, sy) = (scale * squeeze, scale / squeeze);
         let det = sx * sy;
         let inv = [sy / det, -shear * sy / det, 0.0, sx / det];
-        Affine { m: inv, t: [tx, ty], centre: (size as f32 - 1.0) / 2.0 }
+        Affine {
+            m: inv,
+            t: [tx, ty],
+            centre: (size as f32 - 1.0) / 2.0,
+        }
     }
 
     fn apply(&self, x: f32, y: f32) -> (f32, f32) {
         let (u, v) = (x - self.centre - self.t[0], y - self.centre - self.t[1]);
-        (self.m[0] * u + self.m[1] * v + self.centre, self.m[2] * u + self.m[3] * v + self.centre)
+        (
+            self.m[0] * u + self.m[1] * v + self.centre,
+            self.m[2] * u + self.m[3] * v + self.centre,
+        )
     }
 }
 
@@ -107,12 +123,16 @@ impl Field {
     fn draw(&mut self, rng: &mut impl Rng, size: usize, strength: f32) -> (Vec<f32>, Vec<f32>) {
         if self.kernel.is_empty() {
             let radius = (3.0 * Self::SIGMA).ceil() as i32;
-            let k: Vec<f32> = (-radius..=radius).map(|i| (-(i * i) as f32 / (2.0 * Self::SIGMA * Self::SIGMA)).exp()).collect();
+            let k: Vec<f32> = (-radius..=radius)
+                .map(|i| (-(i * i) as f32 / (2.0 * Self::SIGMA * Self::SIGMA)).exp())
+                .collect();
             let sum: f32 = k.iter().sum();
             self.kernel = k.iter().map(|v| v / sum).collect();
         }
         let mut one = || {
-            let mut f: Vec<f32> = (0..size * size).map(|_| rng.random_range(-1.0f32..=1.0)).collect();
+            let mut f: Vec<f32> = (0..size * size)
+                .map(|_| rng.random_range(-1.0f32..=1.0))
+                .collect();
             self.smooth(&mut f, size);
             f.iter_mut().for_each(|v| *v *= Self::ALPHA * strength);
             f
@@ -125,13 +145,21 @@ impl Field {
         let r = (self.kernel.len() / 2) as isize;
         self.tmp.resize(size * size, 0.0);
         for pass in 0..2 {
-            let (src, dst): (&[f32], &mut [f32]) = if pass == 0 { (f, &mut self.tmp) } else { (&self.tmp, f) };
+            let (src, dst): (&[f32], &mut [f32]) = if pass == 0 {
+                (f, &mut self.tmp)
+            } else {
+                (&self.tmp, f)
+            };
             for row in 0..size {
                 for col in 0..size {
                     let mut acc = 0.0;
                     for (k, &w) in self.kernel.iter().enumerate() {
                         let o = k as isize - r;
-                        let (rr, cc) = if pass == 0 { (row as isize, col as isize + o) } else { (row as isize + o, col as isize) };
+                        let (rr, cc) = if pass == 0 {
+                            (row as isize, col as isize + o)
+                        } else {
+                            (row as isize + o, col as isize)
+                        };
                         if (0..size as isize).contains(&rr) && (0..size as isize).contains(&cc) {
                             acc += w * src[rr as usize * size + cc as usize];
                         }
@@ -164,12 +192,24 @@ mod tests {
     use super::*;
 
     fn digit() -> Vec<f32> {
-        (0..32 * 32).map(|i| if (i / 32 + i % 32) % 5 == 0 && i % 32 > 4 && i % 32 < 28 { 1.175 } else { -0.1 }).collect()
+        (0..32 * 32)
+            .map(|i| {
+                if (i / 32 + i % 32) % 5 == 0 && i % 32 > 4 && i % 32 < 28 {
+                    1.175
+                } else {
+                    -0.1
+                }
+            })
+            .collect()
     }
 
     #[test]
     fn zero_strength_is_the_identity() {
-        for d in [Distortion::Affine { strength: 0.0 }, Distortion::Elastic { strength: 0.0 }, Distortion::None] {
+        for d in [
+            Distortion::Affine { strength: 0.0 },
+            Distortion::Elastic { strength: 0.0 },
+            Distortion::None,
+        ] {
             let mut img = digit();
             d.apply(&mut img, 32, -0.1, &[7], 3, 42);
             assert_eq!(img, digit(), "{d:?}");
@@ -189,7 +229,9 @@ mod tests {
         assert_ne!(run(3, 1, 9), run(4, 1, 9));
         assert_ne!(run(3, 1, 9), digit());
         // values stay within the input range (bilinear interpolation is convex)
-        assert!(run(3, 1, 9).iter().all(|&v| (-0.1 - 1e-6..=1.175 + 1e-6).contains(&v)));
+        assert!(run(3, 1, 9)
+            .iter()
+            .all(|&v| (-0.1 - 1e-6..=1.175 + 1e-6).contains(&v)));
         // batches can be formed in any order
         let mut pair = [digit(), digit()].concat();
         d.apply(&mut pair, 32, -0.1, &[4, 3], 1, 9);

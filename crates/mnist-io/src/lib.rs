@@ -38,8 +38,8 @@ pub mod store;
 pub mod testutil;
 
 pub use batch::{BatchSampler, InputSpec, Normalization};
-pub use distort::Distortion;
 pub use dataset::{load_split, locate, Dataset, TrainTest};
+pub use distort::Distortion;
 pub use error::{MnistError, Result};
 pub use sources::{DatasetKind, FileSpec, Split};
 #[cfg(feature = "progress")]

@@ -38,15 +38,23 @@ pub fn to_mnist(gray: &[u8], width: usize, height: usize) -> Result<Vec<u8>> {
         .collect();
     let border_mean = border.iter().map(|&v| v as f32).sum::<f32>() / border.len() as f32;
     let invert = border_mean > 127.0;
-    let ink: Vec<f32> = gray.iter().map(|&v| if invert { 255 - v } else { v } as f32).collect();
+    let ink: Vec<f32> = gray
+        .iter()
+        .map(|&v| if invert { 255 - v } else { v } as f32)
+        .collect();
     // subtract the background level so paper texture does not count as ink
     let background = if invert { 255.0 - border_mean } else { border_mean };
-    let ink: Vec<f32> = ink.iter().map(|&v| ((v - background) / (255.0 - background).max(1.0)).clamp(0.0, 1.0)).collect();
+    let ink: Vec<f32> = ink
+        .iter()
+        .map(|&v| ((v - background) / (255.0 - background).max(1.0)).clamp(0.0, 1.0))
+        .collect();
 
     // 2. crop to the ink (pixels above a quarter of the strongest)
     let peak = ink.iter().fold(0.0f32, |m, &v| m.max(v));
     if peak < 0.1 {
-        return Err(MnistError::InvalidArgument("no digit found: the image has no ink".into()));
+        return Err(MnistError::InvalidArgument(
+            "no digit found: the image has no ink".into(),
+        ));
     }
     let threshold = 0.25 * peak;
     let (mut r0, mut r1, mut c0, mut c1) = (height, 0, width, 0);
@@ -61,13 +69,22 @@ pub fn to_mnist(gray: &[u8], width: usize, height: usize) -> Result<Vec<u8>> {
 
     // 3. scale into the 20x20 box, keeping the aspect ratio (area averaging)
     let scale = BOX as f32 / ch.max(cw) as f32;
-    let (oh, ow) = (((ch as f32 * scale).round() as usize).clamp(1, BOX), ((cw as f32 * scale).round() as usize).clamp(1, BOX));
+    let (oh, ow) = (
+        ((ch as f32 * scale).round() as usize).clamp(1, BOX),
+        ((cw as f32 * scale).round() as usize).clamp(1, BOX),
+    );
     let mut small = vec![0.0f32; oh * ow];
     for (i, v) in small.iter_mut().enumerate() {
         let (r, c) = (i / ow, i % ow);
         // source rectangle of this output pixel
-        let (sy0, sy1) = (r as f32 * ch as f32 / oh as f32, (r + 1) as f32 * ch as f32 / oh as f32);
-        let (sx0, sx1) = (c as f32 * cw as f32 / ow as f32, (c + 1) as f32 * cw as f32 / ow as f32);
+        let (sy0, sy1) = (
+            r as f32 * ch as f32 / oh as f32,
+            (r + 1) as f32 * ch as f32 / oh as f32,
+        );
+        let (sx0, sx1) = (
+            c as f32 * cw as f32 / ow as f32,
+            (c + 1) as f32 * cw as f32 / ow as f32,
+        );
         let (mut acc, mut area) = (0.0f32, 0.0f32);
         for sy in sy0.floor() as usize..(sy1.ceil() as usize).min(ch) {
             let wy = (sy1.min(sy as f32 + 1.0) - sy0.max(sy as f32)).max(0.0);
@@ -83,8 +100,18 @@ pub fn to_mnist(gray: &[u8], width: usize, height: usize) -> Result<Vec<u8>> {
 
     // 4. centre of mass to the middle of the 28x28 canvas
     let mass: f32 = small.iter().sum::<f32>().max(1e-6);
-    let cy = small.iter().enumerate().map(|(i, &v)| (i / ow) as f32 * v).sum::<f32>() / mass;
-    let cx = small.iter().enumerate().map(|(i, &v)| (i % ow) as f32 * v).sum::<f32>() / mass;
+    let cy = small
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| (i / ow) as f32 * v)
+        .sum::<f32>()
+        / mass;
+    let cx = small
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| (i % ow) as f32 * v)
+        .sum::<f32>()
+        / mass;
     let centre = (SIDE as f32 - 1.0) / 2.0;
     let (dy, dx) = ((centre - cy).round() as isize, (centre - cx).round() as isize);
     let mut out = vec![0u8; SIDE * SIDE];
@@ -129,7 +156,11 @@ mod tests {
             }
         }
         let out = to_mnist(&img, 28, 28).unwrap();
-        let diff = img.iter().zip(&out).filter(|(a, b)| a.abs_diff(**b) > 128).count();
+        let diff = img
+            .iter()
+            .zip(&out)
+            .filter(|(a, b)| a.abs_diff(**b) > 128)
+            .count();
         assert!(diff < 30, "{diff} pixels moved");
     }
 
