@@ -9,11 +9,14 @@
 //!
 //! `y[n,o,p,q] = b[o] + sum_{i connected to o} sum_{u,v} w[o,i,u,v] * x[n,i,p+u-pad,q+v-pad]`
 //!
-//! The im2col variants unfold the whole batch into a patch matrix
-//! `cols [N*H_out*W_out, C_in*K*K]` (one row per output pixel), so that
-//! - forward is `Y^T = cols * W^T`,
-//! - `x_backward` is `dcols = dY^T * W`, folded back (col2im),
-//! - `weight_backward` is `dW = dY * cols`.
+//! The im2col variants unfold each image into a patch matrix
+//! `cols_n [C_in*K*K, H_out*W_out]` (one column per output pixel), so that
+//! - forward is `y_n = W cols_n + b`,
+//! - `x_backward` is `dcols_n = W^T dy_n`, folded back (col2im),
+//! - `weight_backward` is `dW = sum_n dy_n cols_n^T` (reusing the forward's patches).
+//!
+//! When the kernel covers the whole input (C5), the layer is fully connected and
+//! runs as one matrix product over the batch ([`crate::fc`]).
 //!
 //! The parallel variant splits those products over images (forward, x_backward) or
 //! over output channels (weight_backward). Every output value is summed in the same
@@ -158,8 +161,12 @@ impl ConnTable {
 /// Scratch buffers of the im2col variants, sized on first use and then reused.
 #[derive(Debug, Default, Clone)]
 pub struct ConvWorkspace {
+    /// Patch matrices of the last unfolded input.
     cols: Vec<f32>,
-    tmp: Vec<f32>,
+    /// Which geometry `cols` holds the patches of, if they are those of the last
+    /// `forward` call's input (cleared when `cols` holds anything else).
+    patches: Option<ConvShape>,
+    dcols: Vec<f32>,
     sq: Vec<f32>,
 }
 
@@ -230,6 +237,9 @@ pub fn x_backward(
 
 /// `dw = dE/dw`, `db = dE/db` from the input `x` and `dy = dE/dy` (overwritten, not
 /// accumulated). Unconnected blocks of `dw` are zero.
+///
+/// `x` must be the input of the last [`forward`] call with this workspace, if there
+/// was one: its unfolded patches are reused instead of being computed again.
 #[allow(clippy::too_many_arguments)]
 pub fn weight_backward(
     algo: Algo,
@@ -249,7 +259,7 @@ pub fn weight_backward(
     match algo {
         Algo::Naive => naive::weight_backward(s, table, x, dy, dw, db),
         Algo::Im2col | Algo::Parallel => {
-            im2col::weight_backward(s, x, dy, dw, db, ws, split(algo, s));
+            im2col::weight_backward(s, x, dy, dw, db, ws, split(algo, s), true);
             if let Some(t) = table {
                 t.mask_weights(dw);
             }
@@ -284,9 +294,12 @@ pub fn weight_backward_second(
     d2b: &mut [f32],
     ws: &mut ConvWorkspace,
 ) {
+    // the patches of x^2 are not those of x: forget them, and recompute
+    ws.patches = None;
     let mut sq = std::mem::take(&mut ws.sq);
     weight_backward(algo, s, table, squared(&mut sq, x), d2y, d2w, d2b, ws);
     ws.sq = sq;
+    ws.patches = None;
 }
 
 // ======================================================================
@@ -413,69 +426,84 @@ mod im2col {
         batch.div_ceil(rayon::current_num_threads()).max(1)
     }
 
-    /// Unfolds one image `[C_in, H, W]` into its patch rows `[H_out*W_out, C_in*K*K]`.
+    /// Is the convolution a fully-connected layer in disguise (C5: the kernel covers
+    /// the whole unpadded input)? Then the patch matrix of an image is the image.
+    fn is_dense(s: &ConvShape) -> bool {
+        s.pad == 0 && s.k == s.in_h && s.k == s.in_w
+    }
+
+    /// Unfolds one image `[C_in, H, W]` into its patch matrix `[C_in*K*K, H_out*W_out]`:
+    /// row `(i, u, v)` holds `x[i, p+u-pad, q+v-pad]` for every output pixel `(p, q)`,
+    /// so each row is made of contiguous runs of an input row.
     fn unfold(s: &ConvShape, x_img: &[f32], cols: &mut [f32]) {
-        let (ow, k, pad) = (s.out_w(), s.k, s.pad);
-        let patch = s.patch_len();
-        for (pix, row) in cols.chunks_exact_mut(patch).enumerate() {
-            let (p, q) = (pix / ow, pix % ow);
-            for i in 0..s.in_c {
-                for u in 0..k {
-                    let dst = &mut row[(i * k + u) * k..][..k];
-                    let r = (p + u).wrapping_sub(pad);
-                    if r >= s.in_h {
-                        dst.fill(0.0);
-                        continue;
-                    }
-                    let x_row = &x_img[(i * s.in_h + r) * s.in_w..][..s.in_w];
-                    for (v, d) in dst.iter_mut().enumerate() {
-                        let c = (q + v).wrapping_sub(pad);
-                        *d = if c < s.in_w { x_row[c] } else { 0.0 };
-                    }
-                }
-            }
-        }
-    }
-
-    /// Folds patch-row gradients back onto one image (the adjoint of `unfold`).
-    fn fold(s: &ConvShape, dcols: &[f32], dx_img: &mut [f32]) {
-        let (ow, k, pad) = (s.out_w(), s.k, s.pad);
-        dx_img.fill(0.0);
-        for (pix, row) in dcols.chunks_exact(s.patch_len()).enumerate() {
-            let (p, q) = (pix / ow, pix % ow);
-            for i in 0..s.in_c {
-                for u in 0..k {
-                    let r = (p + u).wrapping_sub(pad);
-                    if r >= s.in_h {
-                        continue;
-                    }
-                    let src = &row[(i * k + u) * k..][..k];
-                    let dx_row = &mut dx_img[(i * s.in_h + r) * s.in_w..][..s.in_w];
-                    for (v, &g) in src.iter().enumerate() {
-                        let c = (q + v).wrapping_sub(pad);
-                        if c < s.in_w {
-                            dx_row[c] += g;
+        let (oh, ow, k, pad) = (s.out_h(), s.out_w(), s.k, s.pad);
+        let mut rows = cols.chunks_exact_mut(oh * ow);
+        for i in 0..s.in_c {
+            let x_map = &x_img[i * s.in_h * s.in_w..][..s.in_h * s.in_w];
+            for u in 0..k {
+                for v in 0..k {
+                    let Some(row) = rows.next() else { return };
+                    // output columns q whose input column q+v-pad lies inside the image
+                    let q0 = pad.saturating_sub(v).min(ow);
+                    let q1 = (s.in_w + pad).saturating_sub(v).min(ow).max(q0);
+                    for (p, out) in row.chunks_exact_mut(ow).enumerate() {
+                        let r = (p + u).wrapping_sub(pad);
+                        if r >= s.in_h {
+                            out.fill(0.0);
+                            continue;
                         }
+                        out[..q0].fill(0.0);
+                        out[q1..].fill(0.0);
+                        let c0 = q0 + v - pad;
+                        out[q0..q1].copy_from_slice(&x_map[r * s.in_w + c0..][..q1 - q0]);
                     }
                 }
             }
         }
     }
 
-    /// Patch matrix of the whole batch into `ws.cols`.
-    fn unfold_batch<'a>(s: &ConvShape, x: &[f32], cols: &'a mut Vec<f32>, parallel: bool) -> &'a mut [f32] {
-        let (img, rows) = (s.in_c * s.in_h * s.in_w, s.out_hw() * s.patch_len());
-        let cols = scratch(cols, s.batch * rows);
+    /// Folds a patch-matrix gradient back onto one image (the adjoint of `unfold`).
+    fn fold(s: &ConvShape, dcols: &[f32], dx_img: &mut [f32]) {
+        let (oh, ow, k, pad) = (s.out_h(), s.out_w(), s.k, s.pad);
+        dx_img.fill(0.0);
+        let mut rows = dcols.chunks_exact(oh * ow);
+        for i in 0..s.in_c {
+            let dx_map = &mut dx_img[i * s.in_h * s.in_w..][..s.in_h * s.in_w];
+            for u in 0..k {
+                for v in 0..k {
+                    let Some(row) = rows.next() else { return };
+                    let q0 = pad.saturating_sub(v).min(ow);
+                    let q1 = (s.in_w + pad).saturating_sub(v).min(ow).max(q0);
+                    for (p, g) in row.chunks_exact(ow).enumerate() {
+                        let r = (p + u).wrapping_sub(pad);
+                        if r >= s.in_h {
+                            continue;
+                        }
+                        let c0 = q0 + v - pad;
+                        let dst = &mut dx_map[r * s.in_w + c0..][..q1 - q0];
+                        dst.iter_mut().zip(&g[q0..q1]).for_each(|(d, &g)| *d += g);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Patch matrices of the whole batch, `[N][C_in*K*K][HW]`, into `ws.cols`
+    /// (remembered as the patches of `x` for a following `weight_backward`).
+    fn unfold_batch<'a>(s: &ConvShape, x: &[f32], ws: &'a mut ConvWorkspace, parallel: bool) -> &'a [f32] {
+        let (img, per) = (s.in_c * s.in_h * s.in_w, s.out_hw() * s.patch_len());
+        let cols = scratch(&mut ws.cols, s.batch * per);
         if parallel {
-            cols.par_chunks_mut(rows)
+            cols.par_chunks_mut(per)
                 .zip(x.par_chunks(img))
                 .for_each(|(c, xi)| unfold(s, xi, c));
         } else {
-            cols.chunks_mut(rows)
+            cols.chunks_mut(per)
                 .zip(x.chunks(img))
                 .for_each(|(c, xi)| unfold(s, xi, c));
         }
-        cols
+        ws.patches = Some(*s);
+        &ws.cols[..s.batch * per]
     }
 
     pub fn forward(
@@ -488,30 +516,44 @@ mod im2col {
         parallel: bool,
     ) {
         let (hw, patch, oc) = (s.out_hw(), s.patch_len(), s.out_c);
-        let cols = unfold_batch(s, x, &mut ws.cols, parallel);
-        // y_t [N*HW, C_out] = cols [N*HW, patch] * W^T [patch, C_out]
-        let y_t = scratch(&mut ws.tmp, s.batch * hw * oc);
-        let w_t = MatRef::new(w, oc, patch).t();
-        let task = |cols: &[f32], y_t: &mut [f32], y: &mut [f32]| {
-            let n = y.len() / (oc * hw);
-            gemm(MatRef::new(cols, n * hw, patch), w_t, 0.0, y_t, oc);
-            // transpose each image's [HW, C_out] to [C_out, HW] and add the bias
-            for (y_img, yt_img) in y.chunks_exact_mut(oc * hw).zip(y_t.chunks_exact(oc * hw)) {
-                for (o, y_map) in y_img.chunks_exact_mut(hw).enumerate() {
-                    for (pix, v) in y_map.iter_mut().enumerate() {
-                        *v = yt_img[pix * oc + o] + b[o];
-                    }
+        if is_dense(s) {
+            // y [N, C_out] = x [N, patch] * W^T
+            return crate::fc::forward(
+                if parallel { Algo::Parallel } else { Algo::Im2col },
+                &crate::fc::FcShape {
+                    batch: s.batch,
+                    in_f: patch,
+                    out_f: oc,
+                },
+                x,
+                w,
+                b,
+                y,
+            );
+        }
+        let cols = unfold_batch(s, x, ws, parallel);
+        // per image: y_n [C_out, HW] = W [C_out, patch] * cols_n [patch, HW] + b
+        let task = |cols: &[f32], y: &mut [f32]| {
+            for (c, y_img) in cols.chunks_exact(patch * hw).zip(y.chunks_exact_mut(oc * hw)) {
+                for (y_map, &bias) in y_img.chunks_exact_mut(hw).zip(b) {
+                    y_map.fill(bias);
                 }
+                gemm(
+                    MatRef::new(w, oc, patch),
+                    MatRef::new(c, patch, hw),
+                    1.0,
+                    y_img,
+                    hw,
+                );
             }
         };
         if parallel {
             let per = images_per_task(s.batch);
-            cols.par_chunks(per * hw * patch)
-                .zip(y_t.par_chunks_mut(per * hw * oc))
+            cols.par_chunks(per * patch * hw)
                 .zip(y.par_chunks_mut(per * oc * hw))
-                .for_each(|((c, yt), y)| task(c, yt, y));
+                .for_each(|(c, y)| task(c, y));
         } else {
-            task(cols, y_t, y);
+            task(cols, y);
         }
     }
 
@@ -524,37 +566,52 @@ mod im2col {
         parallel: bool,
     ) {
         let (hw, patch, oc) = (s.out_hw(), s.patch_len(), s.out_c);
-        let img = s.in_c * s.in_h * s.in_w;
-        // dy_t [N*HW, C_out]: each image's dy transposed
-        let dy_t = scratch(&mut ws.tmp, s.batch * hw * oc);
-        let dcols = scratch(&mut ws.cols, s.batch * hw * patch);
-        let task = |dy: &[f32], dy_t: &mut [f32], dcols: &mut [f32], dx: &mut [f32]| {
-            let n = dy.len() / (oc * hw);
-            transpose_images(dy, dy_t, oc, hw);
-            // dcols [n*HW, patch] = dy_t [n*HW, C_out] * W [C_out, patch]
-            gemm(
-                MatRef::new(dy_t, n * hw, oc),
-                MatRef::new(w, oc, patch),
-                0.0,
-                dcols,
-                patch,
+        if is_dense(s) {
+            let algo = if parallel { Algo::Parallel } else { Algo::Im2col };
+            return crate::fc::x_backward(
+                algo,
+                &crate::fc::FcShape {
+                    batch: s.batch,
+                    in_f: patch,
+                    out_f: oc,
+                },
+                w,
+                dy,
+                dx,
             );
-            for (dc, dxi) in dcols.chunks_exact(hw * patch).zip(dx.chunks_exact_mut(img)) {
-                fold(s, dc, dxi);
+        }
+        let img = s.in_c * s.in_h * s.in_w;
+        let dcols = scratch(&mut ws.dcols, s.batch * patch * hw);
+        // per image: dcols_n [patch, HW] = W^T [patch, C_out] * dy_n [C_out, HW], folded into dx_n
+        let task = |dy: &[f32], dcols: &mut [f32], dx: &mut [f32]| {
+            for ((dy_img, dc), dx_img) in dy
+                .chunks_exact(oc * hw)
+                .zip(dcols.chunks_exact_mut(patch * hw))
+                .zip(dx.chunks_exact_mut(img))
+            {
+                gemm(
+                    MatRef::new(w, oc, patch).t(),
+                    MatRef::new(dy_img, oc, hw),
+                    0.0,
+                    dc,
+                    hw,
+                );
+                fold(s, dc, dx_img);
             }
         };
         if parallel {
             let per = images_per_task(s.batch);
             dy.par_chunks(per * oc * hw)
-                .zip(dy_t.par_chunks_mut(per * hw * oc))
-                .zip(dcols.par_chunks_mut(per * hw * patch))
+                .zip(dcols.par_chunks_mut(per * patch * hw))
                 .zip(dx.par_chunks_mut(per * img))
-                .for_each(|(((dy, dy_t), dc), dx)| task(dy, dy_t, dc, dx));
+                .for_each(|((dy, dc), dx)| task(dy, dc, dx));
         } else {
-            task(dy, dy_t, dcols, dx);
+            task(dy, dcols, dx);
         }
     }
 
+    /// `reuse`: the workspace holds the patches of `x` from the forward pass.
+    #[allow(clippy::too_many_arguments)]
     pub fn weight_backward(
         s: &ConvShape,
         x: &[f32],
@@ -563,26 +620,47 @@ mod im2col {
         db: &mut [f32],
         ws: &mut ConvWorkspace,
         parallel: bool,
+        reuse: bool,
     ) {
         let (hw, patch, oc) = (s.out_hw(), s.patch_len(), s.out_c);
-        let cols = unfold_batch(s, x, &mut ws.cols, parallel);
-        let dy_t = scratch(&mut ws.tmp, s.batch * hw * oc);
-        transpose_images(dy, dy_t, oc, hw);
-        let (dy_t, cols) = (&*dy_t, &*cols);
-        // dW [C_out, patch] = dy_t^T [C_out, N*HW] * cols [N*HW, patch]; in parallel,
-        // each task takes a block of output channels (rows of dW) over the whole batch.
+        if is_dense(s) {
+            let algo = if parallel { Algo::Parallel } else { Algo::Im2col };
+            let fc = crate::fc::FcShape {
+                batch: s.batch,
+                in_f: patch,
+                out_f: oc,
+            };
+            return crate::fc::weight_backward(algo, &fc, x, dy, dw, db);
+        }
+        let cols = if reuse && ws.patches == Some(*s) {
+            &ws.cols[..s.batch * patch * hw]
+        } else {
+            unfold_batch(s, x, ws, parallel)
+        };
+        // dW [C_out, patch] = sum_n dy_n [C_out, HW] * cols_n^T [HW, patch]; in parallel,
+        // each task takes a block of output channels (rows of dW) over the whole batch,
+        // so every value is summed in the same order whatever the thread count.
         let task = |o0: usize, dw_rows: &mut [f32], db_rows: &mut [f32]| {
             let m = db_rows.len();
-            let a = MatRef {
-                data: &dy_t[o0..],
-                rows: m,
-                cols: s.batch * hw,
-                rs: 1,
-                cs: oc,
-            };
-            gemm(a, MatRef::new(cols, s.batch * hw, patch), 0.0, dw_rows, patch);
+            for (n, (dy_img, c)) in dy
+                .chunks_exact(oc * hw)
+                .zip(cols.chunks_exact(patch * hw))
+                .enumerate()
+            {
+                let beta = if n == 0 { 0.0 } else { 1.0 };
+                gemm(
+                    MatRef::new(&dy_img[o0 * hw..], m, hw),
+                    MatRef::new(c, patch, hw).t(),
+                    beta,
+                    dw_rows,
+                    patch,
+                );
+            }
             for (j, g) in db_rows.iter_mut().enumerate() {
-                *g = dy_t[o0 + j..].iter().step_by(oc).sum();
+                *g = dy
+                    .chunks_exact(oc * hw)
+                    .map(|d| d[(o0 + j) * hw..][..hw].iter().sum::<f32>())
+                    .sum();
             }
         };
         if parallel {
@@ -593,17 +671,6 @@ mod im2col {
                 .for_each(|(t, (dw, db))| task(t * rows, dw, db));
         } else {
             task(0, dw, db);
-        }
-    }
-
-    /// `[n, C, HW]` -> `[n*HW, C]`, image by image.
-    fn transpose_images(src: &[f32], dst: &mut [f32], c: usize, hw: usize) {
-        for (s_img, d_img) in src.chunks_exact(c * hw).zip(dst.chunks_exact_mut(c * hw)) {
-            for (ch, map) in s_img.chunks_exact(hw).enumerate() {
-                for (pix, &v) in map.iter().enumerate() {
-                    d_img[pix * c + ch] = v;
-                }
-            }
         }
     }
 }
