@@ -29,7 +29,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Train a LeNet-5 on MNIST (defaults: the paper's classic network and SDLM, 20 epochs)
-    Train(train::TrainArgs),
+    Train(Box<train::TrainArgs>),
     /// Test-set accuracy, per-class accuracy, confusion matrix (and pictures with --plots)
     Eval(commands::EvalArgs),
     /// Classify images of digits (PNG/JPEG, any size) or MNIST test images
@@ -70,7 +70,7 @@ pub fn set_threads(threads: Option<usize>) -> Result<()> {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Train(args) => train::run(args),
+        Command::Train(args) => train::run(*args),
         Command::Eval(args) => commands::eval(args),
         Command::Predict(args) => commands::predict(args),
         Command::Inspect(args) => commands::inspect(args),

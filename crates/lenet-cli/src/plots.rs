@@ -103,6 +103,7 @@ pub fn error_rate_chart(path: &Path, history: &[EpochMetrics]) -> Result<()> {
 }
 
 /// A 10x10 confusion matrix (rows: true class, columns: predicted) as a heat map.
+#[allow(clippy::needless_range_loop)] // t and p are both indices and labels
 pub fn confusion_png(path: &Path, confusion: &[[usize; 10]; 10]) -> Result<()> {
     let cell = 48i32;
     let (left, top) = (60i32, 60i32);
