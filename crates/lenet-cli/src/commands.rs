@@ -453,7 +453,7 @@ pub fn inspect(args: InspectArgs) -> Result<()> {
     }
     if let Some(w) = kernels("c3.weight") {
         // 16 rows (C3 maps) x 6 columns (S2 maps); blank where the table has no connection
-        let blank = vec![0.0f32; 25];
+        let blank = [0.0f32; 25];
         let (lo, hi) = w
             .value
             .iter()
