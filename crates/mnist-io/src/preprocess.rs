@@ -166,7 +166,7 @@ mod tests {
 
     #[test]
     fn blank_and_malformed_images_are_errors() {
-        assert!(to_mnist(&vec![255; 100], 10, 10).is_err());
+        assert!(to_mnist(&[255; 100], 10, 10).is_err());
         assert!(to_mnist(&[0; 10], 5, 5).is_err());
         assert!(to_mnist(&[], 0, 0).is_err());
         // one ink pixel is enough
