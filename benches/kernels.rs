@@ -1,0 +1,115 @@
+//! Criterion benchmarks of the tensor-ops kernels at LeNet-5's real shapes:
+//! `cargo bench -p tensor-ops` (add `-- --quick` for a fast pass).
+//!
+//! Throughput is reported in elements per second where one element is one
+//! floating-point operation (a multiply-add counts 2), so "Gelem/s" reads as
+//! GFLOP/s. Convolution FLOPs count only connected channel pairs (C3: 60 of 96),
+//! whatever the variant computes: `2 * batch * pairs * K^2 * H_out * W_out` per pass;
+//! "backward" is both backward passes (to the input and to the weights), 2x that.
+
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use tensor_ops::conv::{self, ConnTable, ConvShape, ConvWorkspace};
+use tensor_ops::pool::{self, PoolShape};
+use tensor_ops::{subsample, Activation, Algo};
+
+const C3_TABLE: [&[usize]; 16] = [
+    &[0, 1, 2],
+    &[1, 2, 3],
+    &[2, 3, 4],
+    &[3, 4, 5],
+    &[4, 5, 0],
+    &[5, 0, 1],
+    &[0, 1, 2, 3],
+    &[1, 2, 3, 4],
+    &[2, 3, 4, 5],
+    &[3, 4, 5, 0],
+    &[4, 5, 0, 1],
+    &[5, 0, 1, 2],
+    &[0, 1, 3, 4],
+    &[1, 2, 4, 5],
+    &[0, 2, 3, 5],
+    &[0, 1, 2, 3, 4, 5],
+];
+
+fn values(n: usize) -> Vec<f32> {
+    (0..n).map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0).collect()
+}
+
+struct Layer {
+    name: &'static str,
+    shape: ConvShape,
+    table: Option<ConnTable>,
+}
+
+fn layers(batch: usize) -> Vec<Layer> {
+    let s = |in_c, size, out_c| ConvShape { batch, in_c, in_h: size, in_w: size, out_c, k: 5, pad: 0 };
+    vec![
+        Layer { name: "c1", shape: s(1, 32, 6), table: None },
+        Layer { name: "c3", shape: s(6, 14, 16), table: ConnTable::from_lists(6, &C3_TABLE) },
+        Layer { name: "c5", shape: s(16, 5, 120), table: None },
+    ]
+}
+
+fn conv_benches(c: &mut Criterion) {
+    for batch in [1, 32, 256] {
+        for layer in layers(batch) {
+            let s = layer.shape;
+            let t = layer.table.as_ref();
+            let x = values(s.x_len());
+            let mut w = values(s.w_len());
+            if let Some(t) = t {
+                t.mask_weights(&mut w);
+            }
+            let b = values(s.out_c);
+            let dy = values(s.y_len());
+            let flops = s.flops(t);
+            let mut group = c.benchmark_group(format!("{}/batch{batch}", layer.name));
+            group.sample_size(10).warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(1));
+            for algo in Algo::ALL {
+                let mut ws = ConvWorkspace::default();
+                let mut y = vec![0.0; s.y_len()];
+                group.throughput(Throughput::Elements(flops));
+                group.bench_function(BenchmarkId::new("forward", algo.name()), |bench| {
+                    bench.iter(|| conv::forward(algo, &s, t, &x, &w, &b, &mut y, &mut ws))
+                });
+                let (mut dx, mut dw, mut db) = (vec![0.0; s.x_len()], vec![0.0; s.w_len()], vec![0.0; s.out_c]);
+                group.throughput(Throughput::Elements(2 * flops));
+                group.bench_function(BenchmarkId::new("backward", algo.name()), |bench| {
+                    bench.iter(|| {
+                        conv::weight_backward(algo, &s, t, &x, &dy, &mut dw, &mut db, &mut ws);
+                        conv::x_backward(algo, &s, t, &w, &dy, &mut dx, &mut ws);
+                    })
+                });
+            }
+            group.finish();
+        }
+    }
+}
+
+fn pool_benches(c: &mut Criterion) {
+    for batch in [1, 32, 256] {
+        let s = PoolShape { batch, c: 6, h: 28, w: 28 };
+        let x = values(s.x_len());
+        let mut y = vec![0.0; s.y_len()];
+        let mut am = vec![0u8; s.y_len()];
+        let mut dx = vec![0.0; s.x_len()];
+        let dy = values(s.y_len());
+        let coeff = values(6);
+        let mut group = c.benchmark_group(format!("s2/batch{batch}"));
+        group.sample_size(10).warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(1));
+        group.throughput(Throughput::Elements(s.x_len() as u64));
+        group.bench_function("avg_forward", |b| b.iter(|| pool::avg_forward(&s, &x, &mut y)));
+        group.bench_function("max_forward", |b| b.iter(|| pool::max_forward(&s, &x, &mut y, &mut am)));
+        group.bench_function("subsample_forward", |b| b.iter(|| subsample::forward(&s, &x, &coeff, &coeff, &mut y)));
+        group.bench_function("subsample_x_backward", |b| b.iter(|| subsample::x_backward(&s, &coeff, &dy, &mut dx)));
+        group.bench_function("scaled_tanh_forward", |b| {
+            b.iter(|| Activation::ScaledTanh.forward(&x, &mut dx));
+        });
+        group.finish();
+    }
+}
+
+criterion_group!(benches, conv_benches, pool_benches);
+criterion_main!(benches);
