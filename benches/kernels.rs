@@ -44,11 +44,31 @@ struct Layer {
 }
 
 fn layers(batch: usize) -> Vec<Layer> {
-    let s = |in_c, size, out_c| ConvShape { batch, in_c, in_h: size, in_w: size, out_c, k: 5, pad: 0 };
+    let s = |in_c, size, out_c| ConvShape {
+        batch,
+        in_c,
+        in_h: size,
+        in_w: size,
+        out_c,
+        k: 5,
+        pad: 0,
+    };
     vec![
-        Layer { name: "c1", shape: s(1, 32, 6), table: None },
-        Layer { name: "c3", shape: s(6, 14, 16), table: ConnTable::from_lists(6, &C3_TABLE) },
-        Layer { name: "c5", shape: s(16, 5, 120), table: None },
+        Layer {
+            name: "c1",
+            shape: s(1, 32, 6),
+            table: None,
+        },
+        Layer {
+            name: "c3",
+            shape: s(6, 14, 16),
+            table: ConnTable::from_lists(6, &C3_TABLE),
+        },
+        Layer {
+            name: "c5",
+            shape: s(16, 5, 120),
+            table: None,
+        },
     ]
 }
 
@@ -66,7 +86,10 @@ fn conv_benches(c: &mut Criterion) {
             let dy = values(s.y_len());
             let flops = s.flops(t);
             let mut group = c.benchmark_group(format!("{}/batch{batch}", layer.name));
-            group.sample_size(10).warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(1));
+            group
+                .sample_size(10)
+                .warm_up_time(Duration::from_millis(300))
+                .measurement_time(Duration::from_secs(1));
             for algo in Algo::ALL {
                 let mut ws = ConvWorkspace::default();
                 let mut y = vec![0.0; s.y_len()];
@@ -74,7 +97,8 @@ fn conv_benches(c: &mut Criterion) {
                 group.bench_function(BenchmarkId::new("forward", algo.name()), |bench| {
                     bench.iter(|| conv::forward(algo, &s, t, &x, &w, &b, &mut y, &mut ws))
                 });
-                let (mut dx, mut dw, mut db) = (vec![0.0; s.x_len()], vec![0.0; s.w_len()], vec![0.0; s.out_c]);
+                let (mut dx, mut dw, mut db) =
+                    (vec![0.0; s.x_len()], vec![0.0; s.w_len()], vec![0.0; s.out_c]);
                 group.throughput(Throughput::Elements(2 * flops));
                 group.bench_function(BenchmarkId::new("backward", algo.name()), |bench| {
                     bench.iter(|| {
@@ -90,7 +114,12 @@ fn conv_benches(c: &mut Criterion) {
 
 fn pool_benches(c: &mut Criterion) {
     for batch in [1, 32, 256] {
-        let s = PoolShape { batch, c: 6, h: 28, w: 28 };
+        let s = PoolShape {
+            batch,
+            c: 6,
+            h: 28,
+            w: 28,
+        };
         let x = values(s.x_len());
         let mut y = vec![0.0; s.y_len()];
         let mut am = vec![0u8; s.y_len()];
@@ -98,12 +127,21 @@ fn pool_benches(c: &mut Criterion) {
         let dy = values(s.y_len());
         let coeff = values(6);
         let mut group = c.benchmark_group(format!("s2/batch{batch}"));
-        group.sample_size(10).warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(1));
+        group
+            .sample_size(10)
+            .warm_up_time(Duration::from_millis(300))
+            .measurement_time(Duration::from_secs(1));
         group.throughput(Throughput::Elements(s.x_len() as u64));
         group.bench_function("avg_forward", |b| b.iter(|| pool::avg_forward(&s, &x, &mut y)));
-        group.bench_function("max_forward", |b| b.iter(|| pool::max_forward(&s, &x, &mut y, &mut am)));
-        group.bench_function("subsample_forward", |b| b.iter(|| subsample::forward(&s, &x, &coeff, &coeff, &mut y)));
-        group.bench_function("subsample_x_backward", |b| b.iter(|| subsample::x_backward(&s, &coeff, &dy, &mut dx)));
+        group.bench_function("max_forward", |b| {
+            b.iter(|| pool::max_forward(&s, &x, &mut y, &mut am))
+        });
+        group.bench_function("subsample_forward", |b| {
+            b.iter(|| subsample::forward(&s, &x, &coeff, &coeff, &mut y))
+        });
+        group.bench_function("subsample_x_backward", |b| {
+            b.iter(|| subsample::x_backward(&s, &coeff, &dy, &mut dx))
+        });
         group.bench_function("scaled_tanh_forward", |b| {
             b.iter(|| Activation::ScaledTanh.forward(&x, &mut dx));
         });

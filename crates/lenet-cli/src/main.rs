@@ -50,6 +50,13 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Behave like other command-line tools when output is piped into `head`: end
+    // quietly on a closed pipe instead of failing to print.
+    #[cfg(unix)]
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

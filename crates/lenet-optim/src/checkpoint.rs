@@ -28,9 +28,11 @@ pub const MAX_PAYLOAD: u64 = 64 << 20;
 /// A resumable snapshot of a training run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Checkpoint {
+    #[serde(with = "as_json")]
     pub model: ModelConfig,
     /// Trained tensors by name, in the model's order.
     pub tensors: Vec<(String, Vec<f32>)>,
+    #[serde(with = "as_json")]
     pub optimizer: OptimizerConfig,
     pub optimizer_state: OptimizerState,
     pub train: TrainConfig,
@@ -38,6 +40,22 @@ pub struct Checkpoint {
     pub seed: u64,
     /// The caller's own settings (the CLI stores its flags as JSON here).
     pub run_config: String,
+}
+
+/// Configurations use internally tagged enums, which a non-self-describing format
+/// like bincode cannot read back; they travel as JSON strings inside the payload.
+mod as_json {
+    use serde::{de::DeserializeOwned, Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<T: Serialize, S: Serializer>(value: &T, s: S) -> Result<S::Ok, S::Error> {
+        let text = serde_json::to_string(value).map_err(serde::ser::Error::custom)?;
+        s.serialize_str(&text)
+    }
+
+    pub fn deserialize<'de, T: DeserializeOwned, D: Deserializer<'de>>(d: D) -> Result<T, D::Error> {
+        let text = String::deserialize(d)?;
+        serde_json::from_str(&text).map_err(serde::de::Error::custom)
+    }
 }
 
 /// Checkpoint failures.

@@ -1,0 +1,488 @@
+//! End-to-end tests of the `lenet` binary on a small real subset of MNIST, and of
+//! every bad input it must refuse with a one-line error and a non-zero exit.
+//! The tests that need MNIST skip when it is absent, except under CI (CI=true),
+//! which imports it first.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn data_dir() -> Option<PathBuf> {
+    let dir = std::env::var_os("LENET_DATA_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/mnist"));
+    if dir.join("t10k-labels-idx1-ubyte").exists() || dir.join("t10k-labels-idx1-ubyte.gz").exists() {
+        return Some(dir);
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI must import MNIST into {} first",
+        dir.display()
+    );
+    eprintln!("skipping: no MNIST in {}", dir.display());
+    None
+}
+
+fn lenet(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lenet"))
+        .args(args)
+        .output()
+        .expect("run lenet")
+}
+
+fn text(out: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The command failed cleanly: non-zero exit, an `error:` line, no panic or backtrace.
+fn assert_clean_failure(out: &Output, expect: &str) {
+    let (stdout, stderr) = text(out);
+    assert!(!out.status.success(), "expected failure, got success: {stdout}");
+    assert!(stderr.contains("error"), "no error message: {stderr}");
+    assert!(
+        stderr.to_lowercase().contains(&expect.to_lowercase()),
+        "message lacks {expect:?}: {stderr}"
+    );
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("stack backtrace"),
+        "panic: {stderr}"
+    );
+}
+
+/// One small real training run shared by the tests that need a model.
+fn trained_run() -> Option<(PathBuf, PathBuf)> {
+    let data = data_dir()?;
+    static RUN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    let dir = RUN.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("lenet-cli-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let out = lenet(&[
+            "train",
+            "--epochs",
+            "2",
+            "--limit",
+            "2000",
+            "--batch-size",
+            "1",
+            "--lr",
+            "2e-5",
+            "--seed",
+            "3",
+            "--threads",
+            "2",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--out",
+            dir.to_str().unwrap(),
+        ]);
+        let (stdout, stderr) = text(&out);
+        assert!(out.status.success(), "train failed: {stdout}\n{stderr}");
+        assert!(stdout.contains("epoch  2"), "{stdout}");
+        dir
+    });
+    Some((dir.clone(), data))
+}
+
+#[test]
+fn train_writes_every_file() {
+    let Some((run, _)) = trained_run() else { return };
+    for f in [
+        "checkpoint-epoch-1.bin",
+        "checkpoint-epoch-2.bin",
+        "model.safetensors",
+        "metrics.csv",
+        "metrics.json",
+        "error-rate.png",
+        "config.json",
+    ] {
+        assert!(run.join(f).is_file(), "{f} missing");
+    }
+    let metrics: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("metrics.json")).unwrap()).unwrap();
+    let epochs = metrics.as_array().unwrap();
+    assert_eq!(epochs.len(), 2);
+    for key in [
+        "epoch",
+        "train_loss",
+        "train_error",
+        "test_error",
+        "seconds",
+        "images_per_s",
+    ] {
+        assert!(epochs[1].get(key).is_some(), "metrics.json lacks {key}");
+    }
+    // two epochs on 2,000 images already classify most test digits
+    assert!(epochs[1]["test_error"].as_f64().unwrap() < 0.25, "{metrics}");
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["seed"], 3);
+    assert!(config["crate_version"].is_string());
+    assert_eq!(
+        std::fs::read_to_string(run.join("metrics.csv"))
+            .unwrap()
+            .lines()
+            .count(),
+        3
+    );
+}
+
+#[test]
+fn eval_json_and_plots() {
+    let Some((run, data)) = trained_run() else { return };
+    let plots = run.join("eval-plots");
+    let out = lenet(&[
+        "eval",
+        "--model",
+        run.join("model.safetensors").to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--json",
+        "--plots",
+        plots.to_str().unwrap(),
+    ]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(report["n"], 10_000);
+    let (acc, err) = (
+        report["accuracy"].as_f64().unwrap(),
+        report["error_rate"].as_f64().unwrap(),
+    );
+    assert!((acc + err - 1.0).abs() < 1e-9);
+    assert_eq!(report["per_class"].as_array().unwrap().len(), 10);
+    let total: u64 = report["confusion"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r.as_array().unwrap())
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(total, 10_000);
+    assert!(plots.join("confusion.png").is_file() && plots.join("misclassified.png").is_file());
+}
+
+/// Test image 0 (a 7) as a dark-on-light 84x84 PNG, the way a user would draw it.
+fn write_digit_png(data: &Path, path: &Path) {
+    let bytes = std::fs::read(data.join("t10k-images-idx3-ubyte")).unwrap();
+    let img = &bytes[16..16 + 784];
+    let big = image::GrayImage::from_fn(84, 84, |x, y| {
+        image::Luma([255 - img[(y / 3 * 28 + x / 3) as usize]])
+    });
+    big.save(path).unwrap();
+}
+
+#[test]
+fn predict_a_png_and_a_test_index() {
+    let Some((run, data)) = trained_run() else { return };
+    let png = run.join("seven.png");
+    write_digit_png(&data, &png);
+    let model = run.join("model.safetensors");
+    let out = lenet(&[
+        "predict",
+        "--model",
+        model.to_str().unwrap(),
+        "--json",
+        png.to_str().unwrap(),
+    ]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let p: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(p["file"], png.to_str().unwrap());
+    assert_eq!(p["scores"].as_array().unwrap().len(), 10);
+    assert_eq!(
+        p["class"], 7,
+        "the test set's first digit, redrawn, is a 7: {stdout}"
+    );
+
+    let out = lenet(&[
+        "predict",
+        "--model",
+        model.to_str().unwrap(),
+        "--idx-index",
+        "0",
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]);
+    let (stdout, _) = text(&out);
+    assert!(out.status.success());
+    assert!(stdout.starts_with("test[0]: 7 (label 7)"), "{stdout}");
+}
+
+#[test]
+fn inspect_and_export() {
+    let Some((run, data)) = trained_run() else { return };
+    let dir = run.join("inspect");
+    let out = lenet(&[
+        "inspect",
+        "--model",
+        run.join("model.safetensors").to_str().unwrap(),
+        "--image",
+        "0",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    for f in [
+        "c1-out.png",
+        "s2-out.png",
+        "c3-out.png",
+        "s4-out.png",
+        "c5-out.png",
+        "f6-out.png",
+        "rbf-bitmaps.png",
+        "c1-kernels.png",
+        "c3-kernels.png",
+    ] {
+        assert!(dir.join(f).is_file(), "{f} missing");
+    }
+    // the last checkpoint exported is the final model, byte for byte
+    let exported = run.join("exported.safetensors");
+    let out = lenet(&[
+        "export",
+        "--checkpoint",
+        run.join("checkpoint-epoch-2.bin").to_str().unwrap(),
+        "--out",
+        exported.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    assert!(std::fs::read(&exported).unwrap() == std::fs::read(run.join("model.safetensors")).unwrap());
+}
+
+#[test]
+fn resume_from_a_checkpoint_gives_the_same_model() {
+    let Some((run, data)) = trained_run() else { return };
+    let resumed = run.join("resumed");
+    let out = lenet(&[
+        "train",
+        "--resume",
+        run.join("checkpoint-epoch-1.bin").to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--out",
+        resumed.to_str().unwrap(),
+        "--threads",
+        "2",
+    ]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(
+        std::fs::read(resumed.join("model.safetensors")).unwrap()
+            == std::fs::read(run.join("model.safetensors")).unwrap(),
+        "resumed run ended with a different model"
+    );
+}
+
+#[test]
+fn ctrl_c_checkpoints_and_resume_finishes_identically() {
+    let Some(data) = data_dir() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let args = |out: &Path| {
+        vec![
+            "train".to_string(),
+            "--epochs".into(),
+            "2".into(),
+            "--limit".into(),
+            "3000".into(),
+            "--lr".into(),
+            "2e-5".into(),
+            "--threads".into(),
+            "1".into(),
+            "--data-dir".into(),
+            data.display().to_string(),
+            "--out".into(),
+            out.display().to_string(),
+            "--quiet".into(),
+        ]
+    };
+    let straight = tmp.path().join("straight");
+    let out = Command::new(env!("CARGO_BIN_EXE_lenet"))
+        .args(args(&straight))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+
+    let cut = tmp.path().join("cut");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lenet"))
+        .args(args(&cut))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // interrupt once training is under way (the config is written before the first batch)
+    while !cut.join("config.json").exists() {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("--resume"))
+        .expect("resume command printed");
+    let checkpoint = line.split_whitespace().last().unwrap().to_string();
+    let out = lenet(&[
+        "train",
+        "--resume",
+        &checkpoint,
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    assert!(
+        std::fs::read(cut.join("model.safetensors")).unwrap()
+            == std::fs::read(straight.join("model.safetensors")).unwrap(),
+        "interrupted and resumed run differs from the uninterrupted one"
+    );
+}
+
+// ------------------------------------------------------------ bad input
+
+#[test]
+fn absurd_training_flags_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out_dir = tmp.path().join("o");
+    let o = out_dir.to_str().unwrap();
+    for (flags, expect) in [
+        (vec!["--batch-size", "0"], "batch size"),
+        (vec!["--epochs", "0"], "epochs"),
+        (vec!["--lr", "nan"], "--lr"),
+        (vec!["--lr=-1"], "--lr"),
+        (vec!["--threads", "0"], "threads"),
+        (vec!["--momentum", "1.5"], "momentum"),
+        (vec!["--model", "lenet7"], "preset"),
+        (vec!["--distort", "wobbly"], "distortion"),
+        (vec!["--limit", "0"], "limit"),
+    ] {
+        let mut args = vec!["train", "--out", o];
+        args.extend(flags.iter().copied());
+        assert_clean_failure(&lenet(&args), expect);
+    }
+}
+
+#[test]
+fn unwritable_output_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    let under_file = file.join("run");
+    assert_clean_failure(
+        &lenet(&["train", "--out", under_file.to_str().unwrap()]),
+        "output directory",
+    );
+}
+
+#[test]
+fn bad_model_files_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = |name: &str| tmp.path().join(name);
+    let missing = p("missing.safetensors");
+    assert_clean_failure(
+        &lenet(&[
+            "predict",
+            "--model",
+            missing.to_str().unwrap(),
+            "--idx-index",
+            "0",
+        ]),
+        "missing.safetensors",
+    );
+    std::fs::write(p("garbage.safetensors"), b"this is not a model").unwrap();
+    assert_clean_failure(
+        &lenet(&["eval", "--model", p("garbage.safetensors").to_str().unwrap()]),
+        "safetensors",
+    );
+    if let Some((run, _)) = trained_run() {
+        let good = std::fs::read(run.join("model.safetensors")).unwrap();
+        std::fs::write(p("half.safetensors"), &good[..good.len() / 2]).unwrap();
+        assert_clean_failure(
+            &lenet(&["eval", "--model", p("half.safetensors").to_str().unwrap()]),
+            "half.safetensors",
+        );
+        let model = run.join("model.safetensors");
+        assert_clean_failure(
+            &lenet(&[
+                "predict",
+                "--model",
+                model.to_str().unwrap(),
+                "--preset",
+                "modern",
+                "--idx-index",
+                "0",
+            ]),
+            "not modern",
+        );
+        let data = data_dir().unwrap();
+        assert_clean_failure(
+            &lenet(&[
+                "predict",
+                "--model",
+                model.to_str().unwrap(),
+                "--idx-index",
+                "10000",
+                "--data-dir",
+                data.to_str().unwrap(),
+            ]),
+            "out of range",
+        );
+    }
+}
+
+/// A PNG whose header claims `w x h` pixels (valid chunk CRCs, no image data).
+fn png_header(w: u32, h: u32) -> Vec<u8> {
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = b"IHDR".to_vec();
+    ihdr.extend_from_slice(&w.to_be_bytes());
+    ihdr.extend_from_slice(&h.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 0, 0, 0, 0]); // 8-bit grayscale
+    out.extend_from_slice(&13u32.to_be_bytes());
+    out.extend_from_slice(&ihdr);
+    out.extend_from_slice(&crc32fast::hash(&ihdr).to_be_bytes());
+    // an IDAT chunk (a tiny zlib stream), as a real file would have
+    let idat = [
+        b"IDAT".as_slice(),
+        &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01],
+    ]
+    .concat();
+    out.extend_from_slice(&8u32.to_be_bytes());
+    out.extend_from_slice(&idat);
+    out.extend_from_slice(&crc32fast::hash(&idat).to_be_bytes());
+    out.extend_from_slice(&0u32.to_be_bytes());
+    out.extend_from_slice(b"IEND");
+    out.extend_from_slice(&crc32fast::hash(b"IEND").to_be_bytes());
+    out
+}
+
+#[test]
+fn bad_images_are_refused() {
+    let Some((run, _)) = trained_run() else { return };
+    let model = run.join("model.safetensors");
+    let m = model.to_str().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let p = |name: &str| tmp.path().join(name);
+    std::fs::write(p("text.png"), b"hello, I am not a picture").unwrap();
+    std::fs::write(p("empty.png"), b"").unwrap();
+    std::fs::write(p("huge.png"), png_header(50_000, 50_000)).unwrap();
+    image::GrayImage::from_pixel(40, 40, image::Luma([255]))
+        .save(p("blank.png"))
+        .unwrap();
+    for (file, expect) in [
+        ("text.png", "text.png"),
+        ("empty.png", "empty.png"),
+        ("huge.png", "50000x50000"),
+        ("blank.png", "no ink"),
+        ("nope.png", "nope.png"),
+    ] {
+        assert_clean_failure(
+            &lenet(&["predict", "--model", m, p(file).to_str().unwrap()]),
+            expect,
+        );
+    }
+}
