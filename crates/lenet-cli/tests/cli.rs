@@ -306,7 +306,7 @@ fn ctrl_c_checkpoints_and_resume_finishes_identically() {
     assert!(out.status.success());
 
     let cut = tmp.path().join("cut");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_lenet"))
+    let child = Command::new(env!("CARGO_BIN_EXE_lenet"))
         .args(args(&cut))
         .stderr(std::process::Stdio::piped())
         .spawn()
