@@ -59,8 +59,9 @@ pub struct TrainArgs {
     /// Momentum (momentum optimizer; with sdlm, SDLM with momentum) [default: 0.9 for momentum, 0 for sdlm]
     #[arg(long)]
     pub momentum: Option<f32>,
-    /// SDLM's mu, added to each h_kk
-    #[arg(long, default_value_t = 0.02)]
+    /// SDLM's mu, added to each h_kk. The paper's 0.02 diverges from the fan-in
+    /// init (the lower layers' h_kk are ~1e-5, so mu alone sets their step); see docs/results.md
+    #[arg(long, default_value_t = 0.5)]
     pub mu: f32,
     /// Training patterns on which SDLM re-estimates h_kk before each epoch
     #[arg(long, default_value_t = 500)]
