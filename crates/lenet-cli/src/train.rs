@@ -81,6 +81,11 @@ pub struct TrainArgs {
     /// Training distortions, drawn anew each epoch: none | affine | elastic
     #[arg(long, default_value = "none")]
     pub distort: String,
+    /// Strength of the distortions: 1 = the default ranges (affine: +-2 px, scale and squeeze
+    /// +-15%, shear +-0.3; elastic: alpha 34 px), 0 = none
+    #[arg(long, default_value_t = 1.0)]
+    #[serde(default = "one")]
+    pub distort_strength: f32,
     /// Train on the first N training images only
     #[arg(long)]
     pub limit: Option<usize>,
@@ -208,6 +213,10 @@ impl TrainArgs {
     }
 }
 
+fn one() -> f32 {
+    1.0
+}
+
 /// Parses "1=5e-4,3=2e-4" into a schedule.
 fn parse_steps(text: &str) -> Result<Schedule> {
     let mut steps = Vec::new();
@@ -261,7 +270,15 @@ pub fn run(args: TrainArgs) -> Result<()> {
     };
     let model_config = args.model_config()?;
     let optimizer_config = args.optimizer_config()?;
-    let distortion: Distortion = args.distort.parse().map_err(anyhow::Error::msg)?;
+    let strength = args.distort_strength;
+    if !(strength.is_finite() && strength >= 0.0) {
+        bail!("--distort-strength must be a finite number >= 0, not {strength}");
+    }
+    let distortion = match args.distort.parse::<Distortion>().map_err(anyhow::Error::msg)? {
+        Distortion::Affine { .. } => Distortion::Affine { strength },
+        Distortion::Elastic { .. } => Distortion::Elastic { strength },
+        Distortion::None => Distortion::None,
+    };
     let train_config = TrainConfig {
         epochs: args.epochs,
         batch_size: args.batch_size,
