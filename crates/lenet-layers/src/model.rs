@@ -225,21 +225,28 @@ impl LeNet5 {
     /// (of the batch-mean loss) and returns the batch's loss and error counts.
     /// With `input_grad`, also keeps `dE/dinput` ([`LeNet5::input_grad`]).
     pub fn backward(&mut self, labels: &[u8], input_grad: bool) -> BatchStats {
-        assert_eq!(
-            labels.len(),
-            self.batch,
-            "one label per image of the last forward pass"
-        );
-        let out = &self.acts[self.layers.len()];
-        self.grad[0].resize(out.len(), 0.0);
-        let stats = self.config.loss.forward_backward(out, labels, &mut self.grad[0]);
-        self.propagate(input_grad, false);
-        stats
+        let loss = self.config.loss;
+        self.propagate(labels, input_grad, false, |out, g| {
+            loss.forward_backward(out, labels, g)
+        })
     }
 
     /// Diagonal Gauss-Newton second derivatives for the last forward pass: sets
     /// every parameter's `hess` (of the batch-mean loss).
     pub fn backward_second(&mut self, labels: &[u8]) {
+        let loss = self.config.loss;
+        self.propagate(labels, false, true, |out, g| loss.second(out, labels, g));
+    }
+
+    /// Seeds `grad[0]` with the loss's derivative at the output (`at_output`), then
+    /// walks the layers backward: gradients, or with `second` Gauss-Newton terms.
+    fn propagate<R>(
+        &mut self,
+        labels: &[u8],
+        input_grad: bool,
+        second: bool,
+        at_output: impl FnOnce(&[f32], &mut [f32]) -> R,
+    ) -> R {
         assert_eq!(
             labels.len(),
             self.batch,
@@ -247,12 +254,7 @@ impl LeNet5 {
         );
         let out = &self.acts[self.layers.len()];
         self.grad[0].resize(out.len(), 0.0);
-        self.config.loss.second(out, labels, &mut self.grad[0]);
-        self.propagate(false, true);
-    }
-
-    /// Walks the layers backward from `grad[0]` (the loss's derivative at the output).
-    fn propagate(&mut self, input_grad: bool, second: bool) {
+        let result = at_output(out, &mut self.grad[0]);
         let batch = self.batch;
         let [g_out, g_in] = &mut self.grad;
         for i in (0..self.layers.len()).rev() {
@@ -271,6 +273,7 @@ impl LeNet5 {
         if input_grad && !second {
             self.input_grad.clone_from(g_out);
         }
+        result
     }
 
     /// `dE/dinput` of the last `backward(.., true)`.

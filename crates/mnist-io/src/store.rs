@@ -101,24 +101,7 @@ pub fn sha256_decompressed(path: &Path) -> Result<(String, u64)> {
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
     let mut len = 0u64;
-    loop {
-        let n = match reader.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(source) if raw_len.is_none() => {
-                return Err(MnistError::Gzip {
-                    path: path.into(),
-                    source,
-                })
-            }
-            Err(source) => {
-                return Err(MnistError::Io {
-                    path: path.into(),
-                    source,
-                })
-            }
-        };
+    while let Some(n) = read_chunk(&mut reader, &mut buf, raw_len.is_none(), path)? {
         hasher.update(&buf[..n]);
         len += n as u64;
     }
@@ -227,24 +210,7 @@ fn write_hashed(
     let mut reader = reader.take(spec.len + 1);
     let mut buf = vec![0u8; 1 << 16];
     let mut len = 0u64;
-    loop {
-        let n = match reader.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(source_err) if compressed => {
-                return Err(MnistError::Gzip {
-                    path: source.into(),
-                    source: source_err,
-                })
-            }
-            Err(source_err) => {
-                return Err(MnistError::Io {
-                    path: source.into(),
-                    source: source_err,
-                })
-            }
-        };
+    while let Some(n) = read_chunk(&mut reader, &mut buf, compressed, source)? {
         hasher.update(&buf[..n]);
         out.write_all(&buf[..n]).map_err(io_err(tmp_path))?;
         len += n as u64;
@@ -271,6 +237,31 @@ fn write_hashed(
     })?;
     file.sync_all().map_err(io_err(tmp_path))?;
     Ok(())
+}
+
+/// Reads the next chunk of decompressed bytes (`None` at the end); a failure is
+/// a gzip error when the stream is compressed, an I/O error otherwise.
+fn read_chunk(
+    reader: &mut impl Read,
+    buf: &mut [u8],
+    compressed: bool,
+    path: &Path,
+) -> Result<Option<usize>> {
+    loop {
+        return match reader.read(buf) {
+            Ok(0) => Ok(None),
+            Ok(n) => Ok(Some(n)),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(source) if compressed => Err(MnistError::Gzip {
+                path: path.into(),
+                source,
+            }),
+            Err(source) => Err(MnistError::Io {
+                path: path.into(),
+                source,
+            }),
+        };
+    }
 }
 
 fn hex(bytes: &[u8]) -> String {

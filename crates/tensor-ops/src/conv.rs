@@ -308,72 +308,55 @@ pub fn weight_backward_second(
 mod naive {
     use super::*;
 
-    /// The input position read by output `p` through kernel tap `u`, if inside the image.
-    fn src(p: usize, u: usize, pad: usize, len: usize) -> Option<usize> {
-        (p + u).checked_sub(pad).filter(|&i| i < len)
+    /// Calls `f(y_index, x_index, w_index)` for every multiply-add of the
+    /// convolution: every output value `y[n,o,p,q]`, every connected input map `i`,
+    /// every kernel tap `(u, v)` that lands inside the (unpadded) input. The three
+    /// passes are this one loop nest with different arithmetic in `f`.
+    fn for_each_tap(s: &ConvShape, t: Option<&ConnTable>, mut f: impl FnMut(usize, usize, usize)) {
+        let (oh, ow, k) = (s.out_h(), s.out_w(), s.k);
+        for n in 0..s.batch {
+            for o in 0..s.out_c {
+                for i in (0..s.in_c).filter(|&i| connected(t, o, i)) {
+                    for p in 0..oh {
+                        for q in 0..ow {
+                            let y_index = ((n * s.out_c + o) * oh + p) * ow + q;
+                            for u in 0..k {
+                                // input row read through tap u, if inside the image
+                                let Some(r) = (p + u).checked_sub(s.pad).filter(|&r| r < s.in_h) else {
+                                    continue;
+                                };
+                                for v in 0..k {
+                                    let Some(c) = (q + v).checked_sub(s.pad).filter(|&c| c < s.in_w) else {
+                                        continue;
+                                    };
+                                    let x_index = ((n * s.in_c + i) * s.in_h + r) * s.in_w + c;
+                                    let w_index = ((o * s.in_c + i) * k + u) * k + v;
+                                    f(y_index, x_index, w_index);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 
+    /// `y = b + sum w * x`
     pub fn forward(s: &ConvShape, t: Option<&ConnTable>, x: &[f32], w: &[f32], b: &[f32], y: &mut [f32]) {
-        let (oh, ow, k) = (s.out_h(), s.out_w(), s.k);
-        for n in 0..s.batch {
-            for o in 0..s.out_c {
-                let y_map = &mut y[(n * s.out_c + o) * oh * ow..][..oh * ow];
-                y_map.fill(b[o]);
-                for i in (0..s.in_c).filter(|&i| connected(t, o, i)) {
-                    let x_map = &x[(n * s.in_c + i) * s.in_h * s.in_w..][..s.in_h * s.in_w];
-                    let kernel = &w[(o * s.in_c + i) * k * k..][..k * k];
-                    for p in 0..oh {
-                        for q in 0..ow {
-                            let mut acc = 0.0;
-                            for u in 0..k {
-                                let Some(r) = src(p, u, s.pad, s.in_h) else {
-                                    continue;
-                                };
-                                for v in 0..k {
-                                    let Some(c) = src(q, v, s.pad, s.in_w) else {
-                                        continue;
-                                    };
-                                    acc += kernel[u * k + v] * x_map[r * s.in_w + c];
-                                }
-                            }
-                            y_map[p * ow + q] += acc;
-                        }
-                    }
-                }
-            }
+        let map = s.out_h() * s.out_w();
+        for (j, y_map) in y.chunks_exact_mut(map).enumerate() {
+            y_map.fill(b[j % s.out_c]);
         }
+        for_each_tap(s, t, |yi, xi, wi| y[yi] += w[wi] * x[xi]);
     }
 
+    /// `dx = sum w * dy` over every output that read x
     pub fn x_backward(s: &ConvShape, t: Option<&ConnTable>, w: &[f32], dy: &[f32], dx: &mut [f32]) {
-        let (oh, ow, k) = (s.out_h(), s.out_w(), s.k);
         dx.fill(0.0);
-        for n in 0..s.batch {
-            for o in 0..s.out_c {
-                let dy_map = &dy[(n * s.out_c + o) * oh * ow..][..oh * ow];
-                for i in (0..s.in_c).filter(|&i| connected(t, o, i)) {
-                    let dx_map = &mut dx[(n * s.in_c + i) * s.in_h * s.in_w..][..s.in_h * s.in_w];
-                    let kernel = &w[(o * s.in_c + i) * k * k..][..k * k];
-                    for p in 0..oh {
-                        for q in 0..ow {
-                            let g = dy_map[p * ow + q];
-                            for u in 0..k {
-                                let Some(r) = src(p, u, s.pad, s.in_h) else {
-                                    continue;
-                                };
-                                for v in 0..k {
-                                    let Some(c) = src(q, v, s.pad, s.in_w) else {
-                                        continue;
-                                    };
-                                    dx_map[r * s.in_w + c] += kernel[u * k + v] * g;
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
+        for_each_tap(s, t, |yi, xi, wi| dx[xi] += w[wi] * dy[yi]);
     }
 
+    /// `dw = sum x * dy` over every position the weight was used at; `db = sum dy`
     pub fn weight_backward(
         s: &ConvShape,
         t: Option<&ConnTable>,
@@ -382,36 +365,13 @@ mod naive {
         dw: &mut [f32],
         db: &mut [f32],
     ) {
-        let (oh, ow, k) = (s.out_h(), s.out_w(), s.k);
         dw.fill(0.0);
         db.fill(0.0);
-        for n in 0..s.batch {
-            for o in 0..s.out_c {
-                let dy_map = &dy[(n * s.out_c + o) * oh * ow..][..oh * ow];
-                db[o] += dy_map.iter().sum::<f32>();
-                for i in (0..s.in_c).filter(|&i| connected(t, o, i)) {
-                    let x_map = &x[(n * s.in_c + i) * s.in_h * s.in_w..][..s.in_h * s.in_w];
-                    let dkernel = &mut dw[(o * s.in_c + i) * k * k..][..k * k];
-                    for u in 0..k {
-                        for v in 0..k {
-                            let mut acc = 0.0;
-                            for p in 0..oh {
-                                let Some(r) = src(p, u, s.pad, s.in_h) else {
-                                    continue;
-                                };
-                                for q in 0..ow {
-                                    let Some(c) = src(q, v, s.pad, s.in_w) else {
-                                        continue;
-                                    };
-                                    acc += dy_map[p * ow + q] * x_map[r * s.in_w + c];
-                                }
-                            }
-                            dkernel[u * k + v] += acc;
-                        }
-                    }
-                }
-            }
+        let map = s.out_h() * s.out_w();
+        for (j, dy_map) in dy.chunks_exact(map).enumerate() {
+            db[j % s.out_c] += dy_map.iter().sum::<f32>();
         }
+        for_each_tap(s, t, |yi, xi, wi| dw[wi] += dy[yi] * x[xi]);
     }
 }
 
@@ -432,60 +392,54 @@ mod im2col {
         s.pad == 0 && s.k == s.in_h && s.k == s.in_w
     }
 
-    /// Unfolds one image `[C_in, H, W]` into its patch matrix `[C_in*K*K, H_out*W_out]`:
-    /// row `(i, u, v)` holds `x[i, p+u-pad, q+v-pad]` for every output pixel `(p, q)`,
-    /// so each row is made of contiguous runs of an input row.
-    fn unfold(s: &ConvShape, x_img: &[f32], cols: &mut [f32]) {
+    /// Calls `f(row, p, r, q0..q1, c0)` for every run of the patch matrix that comes
+    /// from the input: patch-matrix row `row` = `(i, u, v)`, output row `p`, input
+    /// row `r = p + u - pad` (skipped when outside the image), output columns
+    /// `q0..q1` reading input columns `c0..c0 + (q1 - q0)` of map `i`. Columns outside
+    /// `q0..q1` read padding.
+    fn for_each_run(s: &ConvShape, mut f: impl FnMut(usize, usize, usize, std::ops::Range<usize>, usize)) {
         let (oh, ow, k, pad) = (s.out_h(), s.out_w(), s.k, s.pad);
-        let mut rows = cols.chunks_exact_mut(oh * ow);
         for i in 0..s.in_c {
-            let x_map = &x_img[i * s.in_h * s.in_w..][..s.in_h * s.in_w];
             for u in 0..k {
                 for v in 0..k {
-                    let Some(row) = rows.next() else { return };
-                    // output columns q whose input column q+v-pad lies inside the image
+                    let row = (i * k + u) * k + v;
                     let q0 = pad.saturating_sub(v).min(ow);
                     let q1 = (s.in_w + pad).saturating_sub(v).min(ow).max(q0);
-                    for (p, out) in row.chunks_exact_mut(ow).enumerate() {
+                    for p in 0..oh {
                         let r = (p + u).wrapping_sub(pad);
-                        if r >= s.in_h {
-                            out.fill(0.0);
-                            continue;
+                        if r < s.in_h {
+                            f(row, p, (i * s.in_h + r) * s.in_w, q0..q1, q0 + v - pad);
                         }
-                        out[..q0].fill(0.0);
-                        out[q1..].fill(0.0);
-                        let c0 = q0 + v - pad;
-                        out[q0..q1].copy_from_slice(&x_map[r * s.in_w + c0..][..q1 - q0]);
                     }
                 }
             }
         }
     }
 
+    /// Unfolds one image `[C_in, H, W]` into its patch matrix `[C_in*K*K, H_out*W_out]`:
+    /// row `(i, u, v)` holds `x[i, p+u-pad, q+v-pad]` for every output pixel `(p, q)`,
+    /// so each row is made of contiguous runs of an input row.
+    fn unfold(s: &ConvShape, x_img: &[f32], cols: &mut [f32]) {
+        let (hw, ow) = (s.out_hw(), s.out_w());
+        cols.fill(0.0); // padding
+        for_each_run(s, |row, p, x_row, q, c0| {
+            let n = q.len();
+            cols[row * hw + p * ow..][q].copy_from_slice(&x_img[x_row + c0..][..n]);
+        });
+    }
+
     /// Folds a patch-matrix gradient back onto one image (the adjoint of `unfold`).
     fn fold(s: &ConvShape, dcols: &[f32], dx_img: &mut [f32]) {
-        let (oh, ow, k, pad) = (s.out_h(), s.out_w(), s.k, s.pad);
+        let (hw, ow) = (s.out_hw(), s.out_w());
         dx_img.fill(0.0);
-        let mut rows = dcols.chunks_exact(oh * ow);
-        for i in 0..s.in_c {
-            let dx_map = &mut dx_img[i * s.in_h * s.in_w..][..s.in_h * s.in_w];
-            for u in 0..k {
-                for v in 0..k {
-                    let Some(row) = rows.next() else { return };
-                    let q0 = pad.saturating_sub(v).min(ow);
-                    let q1 = (s.in_w + pad).saturating_sub(v).min(ow).max(q0);
-                    for (p, g) in row.chunks_exact(ow).enumerate() {
-                        let r = (p + u).wrapping_sub(pad);
-                        if r >= s.in_h {
-                            continue;
-                        }
-                        let c0 = q0 + v - pad;
-                        let dst = &mut dx_map[r * s.in_w + c0..][..q1 - q0];
-                        dst.iter_mut().zip(&g[q0..q1]).for_each(|(d, &g)| *d += g);
-                    }
-                }
-            }
-        }
+        for_each_run(s, |row, p, x_row, q, c0| {
+            let n = q.len();
+            let src = &dcols[row * hw + p * ow..][q];
+            dx_img[x_row + c0..][..n]
+                .iter_mut()
+                .zip(src)
+                .for_each(|(d, &g)| *d += g);
+        });
     }
 
     /// Patch matrices of the whole batch, `[N][C_in*K*K][HW]`, into `ws.cols`
