@@ -1,6 +1,8 @@
 //! `cargo xtask`: the project's own tasks, written in Rust so they run wherever
 //! cargo does. With no arguments it lists them.
 
+mod bench_report;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -38,6 +40,19 @@ enum Task {
         #[arg(long, default_value = "mnist")]
         dataset: DatasetKind,
     },
+    /// Measure kernels (criterion, quick) and end-to-end training and inference speed and
+    /// peak memory on this machine; write docs/benchmarks.md and target/bench-report.json
+    BenchReport {
+        /// Directory with MNIST
+        #[arg(long, default_value = "data/mnist")]
+        data_dir: PathBuf,
+        /// Skip the criterion kernel benches
+        #[arg(long)]
+        skip_kernels: bool,
+        /// Training images per timed epoch (half of it at batch 1)
+        #[arg(long, default_value_t = 10_000)]
+        train_limit: usize,
+    },
 }
 
 fn main() -> ExitCode {
@@ -56,6 +71,17 @@ fn main() -> ExitCode {
     }
 }
 
+/// Today's date (UTC), `YYYY-MM-DD`, from the system's `date`.
+pub fn today() -> String {
+    std::process::Command::new("date")
+        .args(["-u", "+%F"])
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|| "unknown date".into())
+}
+
 fn run(task: Task) -> Result<()> {
     match task {
         Task::FetchMnist {
@@ -70,6 +96,23 @@ fn run(task: Task) -> Result<()> {
                 .with_context(|| format!("fetching {dataset} into {}", dir.display()))?;
             println!("{dataset}: {} in {}", report.summary(), dir.display());
             Ok(())
+        }
+        Task::BenchReport {
+            data_dir,
+            skip_kernels,
+            train_limit,
+        } => {
+            let data_dir = std::fs::canonicalize(&data_dir).with_context(|| {
+                format!(
+                    "{}: no MNIST here; run cargo xtask fetch-mnist first",
+                    data_dir.display()
+                )
+            })?;
+            bench_report::bench_report(bench_report::Options {
+                data_dir,
+                skip_kernels,
+                train_limit,
+            })
         }
     }
 }

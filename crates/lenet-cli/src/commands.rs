@@ -63,11 +63,17 @@ impl ModelArgs {
 }
 
 /// Predictions for images `indices` of `ds`, `batch` at a time.
-pub fn predict_dataset(model: &mut LeNet5, ds: &Dataset, indices: &[usize]) -> Result<Vec<Prediction>> {
+pub fn predict_dataset(
+    model: &mut LeNet5,
+    ds: &Dataset,
+    indices: &[usize],
+    batch: usize,
+) -> Result<Vec<Prediction>> {
     let spec = InputSpec::default();
-    let mut x = vec![0.0f32; 1000 * INPUT_LEN];
+    let batch = batch.max(1);
+    let mut x = vec![0.0f32; batch * INPUT_LEN];
     let mut out = Vec::with_capacity(indices.len());
-    for part in indices.chunks(1000) {
+    for part in indices.chunks(batch) {
         let x = &mut x[..part.len() * INPUT_LEN];
         spec.fill(ds, part, x)?;
         out.extend(model.predict(x));
@@ -90,6 +96,9 @@ pub struct EvalArgs {
     /// Write confusion.png and misclassified.png into this directory
     #[arg(long, value_name = "DIR")]
     pub plots: Option<PathBuf>,
+    /// Images per forward pass
+    #[arg(long, default_value_t = 1000)]
+    pub batch_size: usize,
 }
 
 #[derive(Serialize)]
@@ -100,13 +109,23 @@ struct EvalReport {
     errors: usize,
     per_class: Vec<f64>,
     confusion: Vec<[usize; 10]>,
+    /// Inference time over the test set (input preparation and forward passes).
+    seconds: f64,
+    images_per_s: f64,
+    batch_size: usize,
+    threads: usize,
 }
 
 pub fn eval(args: EvalArgs) -> Result<()> {
     let mut model = args.model.load()?;
     let TrainTest { test, .. } = load_or_fetch(&args.data_dir, args.json)?;
+    if args.batch_size == 0 {
+        bail!("--batch-size must be at least 1");
+    }
     let indices: Vec<usize> = (0..test.len()).collect();
-    let preds = predict_dataset(&mut model, &test, &indices)?;
+    let started = std::time::Instant::now();
+    let preds = predict_dataset(&mut model, &test, &indices, args.batch_size)?;
+    let seconds = started.elapsed().as_secs_f64();
     let mut confusion = [[0usize; 10]; 10];
     for (p, &label) in preds.iter().zip(test.labels()) {
         confusion[label as usize][p.class] += 1;
@@ -127,6 +146,10 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         errors,
         per_class,
         confusion: confusion.to_vec(),
+        seconds,
+        images_per_s: n as f64 / seconds.max(1e-9),
+        batch_size: args.batch_size,
+        threads: rayon::current_num_threads(),
     };
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
@@ -135,6 +158,10 @@ pub fn eval(args: EvalArgs) -> Result<()> {
             "test set: {n} images, {errors} errors: accuracy {:.2}%, error {:.2}%",
             100.0 * report.accuracy,
             100.0 * report.error_rate
+        );
+        println!(
+            "inference: {:.0} images/s (batch {}, {} threads)",
+            report.images_per_s, report.batch_size, report.threads
         );
         println!("\nper class accuracy:");
         for (c, a) in report.per_class.iter().enumerate() {
@@ -272,7 +299,7 @@ pub fn predict(args: PredictArgs) -> Result<()> {
     }
     for (name, pixels, label) in inputs {
         let ds = Dataset::from_parts(pixels, vec![label.unwrap_or(0)], 28, 28)?;
-        let p = predict_dataset(&mut model, &ds, &[0])?.remove(0);
+        let p = predict_dataset(&mut model, &ds, &[0], 1)?.remove(0);
         if args.json {
             #[derive(Serialize)]
             struct Out<'a> {

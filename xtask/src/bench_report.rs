@@ -1,0 +1,325 @@
+//! `cargo xtask bench-report`: measures kernels and end-to-end speed on this
+//! machine and writes `docs/benchmarks.md` (the part between the report markers)
+//! and `target/bench-report.json`.
+//!
+//! Steps: build `lenet` in release; run the criterion kernel benches in quick mode
+//! and collect their medians; time one training epoch on a subset for `classic` and
+//! `modern` at batch 1, 32 and 256 with 1 and 2 threads (images/s from the run's
+//! metrics.json, seconds per 60,000-image epoch derived from it); time inference
+//! over the 10,000 test images at batch 1 and 1000; read the peak resident memory of
+//! a training run from the kernel (getrusage of the waited child).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use serde_json::{json, Value};
+
+const START: &str = "<!-- bench-report:start -->";
+const END: &str = "<!-- bench-report:end -->";
+
+pub struct Options {
+    pub data_dir: PathBuf,
+    pub skip_kernels: bool,
+    pub train_limit: usize,
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn run(cmd: &mut Command) -> Result<std::process::Output> {
+    let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
+    if !out.status.success() {
+        bail!("{cmd:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(out)
+}
+
+/// Peak resident set (MB) of the waited-for children so far.
+fn children_max_rss_mb() -> f64 {
+    // SAFETY: getrusage writes into the struct we own.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
+    usage.ru_maxrss as f64 / 1024.0
+}
+
+pub fn bench_report(opts: Options) -> Result<()> {
+    let root = root();
+    let started = Instant::now();
+    eprintln!("building lenet (release)...");
+    run(Command::new("cargo")
+        .args(["build", "--release", "-q", "-p", "lenet-cli"])
+        .current_dir(&root))?;
+    let lenet = root.join("target/release/lenet");
+    let data = opts
+        .data_dir
+        .to_str()
+        .context("data dir is not UTF-8")?
+        .to_string();
+    let tmp = root.join("target/bench-report-runs");
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp)?;
+
+    // Peak RSS first: RUSAGE_CHILDREN is a maximum over every child waited for.
+    eprintln!("peak memory of a training run (classic, batch 32, 2 epochs on 60,000 images)...");
+    let out_dir = tmp.join("rss");
+    run(Command::new(&lenet).args([
+        "train",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "32",
+        "--quiet",
+        "--data-dir",
+        &data,
+        "--out",
+        out_dir.to_str().unwrap_or("rss"),
+    ]))?;
+    let peak_rss_mb = children_max_rss_mb();
+
+    let mut kernels = Vec::new();
+    if !opts.skip_kernels {
+        eprintln!("kernel benches (criterion, quick)...");
+        run(Command::new("cargo")
+            .args([
+                "bench",
+                "-q",
+                "-p",
+                "tensor-ops",
+                "--bench",
+                "kernels",
+                "--",
+                "--quick",
+            ])
+            .current_dir(&root))?;
+        kernels = criterion_medians(&root.join("target/criterion"))?;
+    }
+
+    eprintln!("end-to-end training...");
+    let mut training = Vec::new();
+    for model in ["classic", "modern"] {
+        for batch in [1usize, 32, 256] {
+            for threads in [1usize, 2] {
+                let limit = if batch == 1 {
+                    opts.train_limit / 2
+                } else {
+                    opts.train_limit
+                };
+                let dir = tmp.join(format!("{model}-b{batch}-t{threads}"));
+                let mut args: Vec<String> = [
+                    "train",
+                    "--model",
+                    model,
+                    "--epochs",
+                    "1",
+                    "--quiet",
+                    "--batch-size",
+                    &batch.to_string(),
+                    "--threads",
+                    &threads.to_string(),
+                    "--limit",
+                    &limit.to_string(),
+                    "--data-dir",
+                    &data,
+                    "--out",
+                    dir.to_str().unwrap_or("run"),
+                ]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+                if model == "modern" {
+                    args.extend(["--optimizer", "momentum"].iter().map(|s| s.to_string()));
+                }
+                run(Command::new(&lenet).args(&args))?;
+                let metrics: Value = serde_json::from_slice(&std::fs::read(dir.join("metrics.json"))?)?;
+                let ips = metrics[0]["images_per_s"].as_f64().unwrap_or(0.0);
+                eprintln!("  {model} batch {batch} threads {threads}: {ips:.0} images/s");
+                training.push(json!({
+                    "model": model, "batch": batch, "threads": threads, "images": limit,
+                    "images_per_s": ips, "seconds_per_60k_epoch": 60000.0 / ips.max(1e-9),
+                }));
+            }
+        }
+    }
+
+    eprintln!("inference...");
+    let mut inference = Vec::new();
+    for (batch, threads) in [(1usize, 1usize), (1, 2), (1000, 1), (1000, 2)] {
+        let model_path = root.join("models/lenet5-classic.safetensors");
+        let out = run(Command::new(&lenet).args([
+            "eval",
+            "--json",
+            "--model",
+            model_path.to_str().unwrap_or(""),
+            "--data-dir",
+            &data,
+            "--batch-size",
+            &batch.to_string(),
+            "--threads",
+            &threads.to_string(),
+        ]))?;
+        let report: Value = serde_json::from_slice(&out.stdout)?;
+        inference.push(json!({"batch": batch, "threads": threads, "images_per_s": report["images_per_s"]}));
+    }
+
+    let report = json!({
+        "date": crate::today(),
+        "machine": machine(),
+        "peak_rss_mb": peak_rss_mb,
+        "kernels": kernels,
+        "training": training,
+        "inference": inference,
+        "seconds": started.elapsed().as_secs_f64(),
+    });
+    let json_path = root.join("target/bench-report.json");
+    std::fs::write(&json_path, serde_json::to_string_pretty(&report)?)?;
+    let md_path = root.join("docs/benchmarks.md");
+    let doc = std::fs::read_to_string(&md_path).unwrap_or_default();
+    std::fs::write(&md_path, splice(&doc, &markdown(&report)))?;
+    println!(
+        "bench-report: wrote {} and {} in {:.0} s",
+        md_path.display(),
+        json_path.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// `(group/function/parameter, median ns)` from criterion's output directory.
+fn criterion_medians(dir: &Path) -> Result<Vec<Value>> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.ends_with("new/estimates.json") {
+                let est: Value = serde_json::from_slice(&std::fs::read(&p)?)?;
+                let bench: Value = std::fs::read(p.with_file_name("benchmark.json"))
+                    .ok()
+                    .and_then(|b| serde_json::from_slice(&b).ok())
+                    .unwrap_or(Value::Null);
+                let id = bench["full_id"].as_str().unwrap_or("?").to_string();
+                let flops = bench["throughput"]["Elements"].as_f64();
+                let ns = est["median"]["point_estimate"].as_f64().unwrap_or(f64::NAN);
+                out.push(json!({"id": id, "median_ns": ns, "gflops": flops.map(|f| f / ns)}));
+            }
+        }
+    }
+    out.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+    Ok(out)
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    format!("{cpu}, {cores} cores")
+}
+
+fn markdown(r: &Value) -> String {
+    let mut s = String::new();
+    s.push_str(&format!(
+        "## End to end (`cargo xtask bench-report`)\n\nMeasured {} on {} by `cargo xtask bench-report` \
+         (whole report: {:.0} s). Training: one epoch on a subset (5,000 images at batch 1, 10,000 otherwise), \
+         images/s from the run's metrics (forward, backward, update, SDLM's Hessian estimate for classic; \
+         not evaluation); seconds per epoch = 60,000 / (images/s). Modern uses momentum SGD.\n\n",
+        r["date"].as_str().unwrap_or("?"),
+        r["machine"].as_str().unwrap_or("?"),
+        r["seconds"].as_f64().unwrap_or(0.0)
+    ));
+    s.push_str("| model | batch | threads | images/s | s per 60k epoch |\n|---|---|---|---|---|\n");
+    for t in r["training"].as_array().into_iter().flatten() {
+        s.push_str(&format!(
+            "| {} | {} | {} | {:.0} | {:.1} |\n",
+            t["model"].as_str().unwrap_or("?"),
+            t["batch"],
+            t["threads"],
+            t["images_per_s"].as_f64().unwrap_or(0.0),
+            t["seconds_per_60k_epoch"].as_f64().unwrap_or(0.0)
+        ));
+    }
+    s.push_str("\n| inference (classic, 10,000 test images) | images/s |\n|---|---|\n");
+    for i in r["inference"].as_array().into_iter().flatten() {
+        s.push_str(&format!(
+            "| batch {}, {} threads | {:.0} |\n",
+            i["batch"],
+            i["threads"],
+            i["images_per_s"].as_f64().unwrap_or(0.0)
+        ));
+    }
+    s.push_str(&format!(
+        "\nPeak resident memory of `lenet train --epochs 2 --batch-size 32` (full MNIST): {:.0} MB.\n",
+        r["peak_rss_mb"].as_f64().unwrap_or(0.0)
+    ));
+    if let Some(k) = r["kernels"].as_array().filter(|k| !k.is_empty()) {
+        s.push_str("\n| kernel bench (criterion --quick) | median | GFLOP/s |\n|---|---|---|\n");
+        for b in k {
+            let ns = b["median_ns"].as_f64().unwrap_or(0.0);
+            let gf = b["gflops"]
+                .as_f64()
+                .map(|g| format!("{g:.1}"))
+                .unwrap_or_default();
+            s.push_str(&format!(
+                "| {} | {:.1} µs | {} |\n",
+                b["id"].as_str().unwrap_or("?"),
+                ns / 1000.0,
+                gf
+            ));
+        }
+    }
+    s
+}
+
+/// Replaces the text between the markers (appending the markers if absent).
+fn splice(doc: &str, section: &str) -> String {
+    let block = format!("{START}\n{section}{END}\n");
+    match (doc.find(START), doc.find(END)) {
+        (Some(a), Some(b)) if a < b => format!(
+            "{}{}{}",
+            &doc[..a],
+            block,
+            &doc[b + END.len()..].trim_start_matches('\n')
+        ),
+        _ => format!(
+            "{}\n{}",
+            doc.trim_end(),
+            if doc.is_empty() {
+                block
+            } else {
+                format!("\n{block}")
+            }
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splice_replaces_only_the_marked_section() {
+        let doc = format!("# B\n\nhand text\n\n{START}\nold\n{END}\n\nmore hand text\n");
+        let out = splice(&doc, "new\n");
+        assert!(
+            out.contains("hand text")
+                && out.contains("more hand text")
+                && out.contains("new")
+                && !out.contains("old")
+        );
+        let appended = splice("# B\n", "x\n");
+        assert!(appended.contains(START) && appended.contains("x\n") && appended.starts_with("# B"));
+    }
+}
