@@ -37,12 +37,21 @@ fn run(cmd: &mut Command) -> Result<std::process::Output> {
     Ok(out)
 }
 
-/// Peak resident set (MB) of the waited-for children so far.
-fn children_max_rss_mb() -> f64 {
-    // SAFETY: getrusage writes into the struct we own.
+/// Runs a command and returns its own peak resident set in MB (wait4's rusage of
+/// that child alone).
+fn peak_rss_mb(cmd: &mut Command) -> Result<f64> {
+    let child = cmd
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .with_context(|| format!("running {cmd:?}"))?;
+    let mut status = 0;
+    // SAFETY: wait4 writes into the status and rusage we own; the pid is our child's.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
-    usage.ru_maxrss as f64 / 1024.0
+    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
+    if pid < 0 || !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
+        bail!("{cmd:?} failed");
+    }
+    Ok(usage.ru_maxrss as f64 / 1024.0)
 }
 
 pub fn bench_report(opts: Options) -> Result<()> {
@@ -62,10 +71,9 @@ pub fn bench_report(opts: Options) -> Result<()> {
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp)?;
 
-    // Peak RSS first: RUSAGE_CHILDREN is a maximum over every child waited for.
     eprintln!("peak memory of a training run (classic, batch 32, 2 epochs on 60,000 images)...");
     let out_dir = tmp.join("rss");
-    run(Command::new(&lenet).args([
+    let peak_rss_mb = peak_rss_mb(Command::new(&lenet).args([
         "train",
         "--epochs",
         "2",
@@ -77,7 +85,6 @@ pub fn bench_report(opts: Options) -> Result<()> {
         "--out",
         out_dir.to_str().unwrap_or("rss"),
     ]))?;
-    let peak_rss_mb = children_max_rss_mb();
 
     let mut kernels = Vec::new();
     if !opts.skip_kernels {

@@ -282,7 +282,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let train_config = TrainConfig {
         epochs: args.epochs,
         batch_size: args.batch_size,
-        eval_batch: 1000,
+        eval_batch: 100,
     };
     train_config.validate().map_err(anyhow::Error::msg)?;
     if args.limit == Some(0) {
