@@ -14,6 +14,8 @@ use tensor_ops::conv::{self, ConnTable, ConvShape, ConvWorkspace};
 use tensor_ops::pool::{self, PoolShape};
 use tensor_ops::{subsample, Activation, Algo};
 
+// The paper's C3 table, as in lenet-layers' config.rs: tensor-ops (and its benches) must not
+// depend on the model crate, so the kernel benches carry their own copy of the data.
 const C3_TABLE: [&[usize]; 16] = [
     &[0, 1, 2],
     &[1, 2, 3],
