@@ -67,7 +67,7 @@ fn second_derivative_pass_is_the_gauss_newton_diagonal() {
         net.fc2.params()[1].hess.clone(),
     ];
     for (t, h) in analytic.iter().enumerate() {
-        for k in 0..h.len() {
+        for (k, &hk) in h.iter().enumerate() {
             let e = 1e-3f32;
             let w = net.tensor(t)[k];
             net.tensor(t)[k] = w + e;
@@ -78,9 +78,8 @@ fn second_derivative_pass_is_the_gauss_newton_diagonal() {
             let dy_dw = (up - down) / (2.0 * e as f64);
             let gauss_newton = c as f64 * dy_dw * dy_dw;
             assert!(
-                (gauss_newton - h[k] as f64).abs() <= 1e-3 * gauss_newton.abs().max(1e-3),
-                "tensor {t}[{k}]: finite-difference GN {gauss_newton}, backward_second {}",
-                h[k]
+                (gauss_newton - hk as f64).abs() <= 1e-3 * gauss_newton.abs().max(1e-3),
+                "tensor {t}[{k}]: finite-difference GN {gauss_newton}, backward_second {hk}"
             );
         }
     }
