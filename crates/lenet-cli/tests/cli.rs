@@ -66,8 +66,6 @@ fn trained_run() -> Option<(PathBuf, PathBuf)> {
             "2000",
             "--batch-size",
             "1",
-            "--lr",
-            "2e-5",
             "--seed",
             "3",
             "--threads",
