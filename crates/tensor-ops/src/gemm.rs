@@ -1,6 +1,8 @@
 //! The one matrix-multiply entry point: `C = A B + beta C` on strided `f32`
-//! matrices, checked against the slices and handed to `matrixmultiply` (which
-//! picks its AVX-512 / AVX2 / FMA kernel at run time).
+//! matrices, checked against the slices and handed to the `gemm` crate (which
+//! picks its AVX-512 / AVX2+FMA kernel at run time, and skips packing for the
+//! small matrices LeNet's layers make). `gemm` measured faster than
+//! `matrixmultiply` on LeNet's shapes, up to 8x at batch 1: see docs/benchmarks.md.
 
 /// A strided view of a matrix in a slice: element `(r, c)` is `data[r * rs + c * cs]`.
 #[derive(Clone, Copy)]
@@ -67,21 +69,28 @@ pub fn gemm(a: MatRef, b: MatRef, beta: f32, c: &mut [f32], ldc: usize) {
     // c < cols, is at most the last index checked above to lie inside its slice;
     // C is borrowed mutably and cannot alias A or B.
     unsafe {
-        matrixmultiply::sgemm(
+        // gemm's convention: dst = alpha * dst + beta * lhs * rhs, strides given
+        // column stride first; `read_dst = false` means dst is not read at all.
+        ::gemm::gemm(
             m,
-            k,
             n,
-            1.0,
-            a.data.as_ptr(),
-            a.rs as isize,
-            a.cs as isize,
-            b.data.as_ptr(),
-            b.rs as isize,
-            b.cs as isize,
-            beta,
+            k,
             c.as_mut_ptr(),
-            ldc as isize,
             1,
+            ldc as isize,
+            beta != 0.0,
+            a.data.as_ptr(),
+            a.cs as isize,
+            a.rs as isize,
+            b.data.as_ptr(),
+            b.cs as isize,
+            b.rs as isize,
+            beta,
+            1.0,
+            false,
+            false,
+            false,
+            ::gemm::Parallelism::None,
         );
     }
 }
