@@ -295,6 +295,9 @@ pub fn run(args: TrainArgs) -> Result<()> {
         .unwrap_or_else(|| PathBuf::from("runs").join(report::timestamp()));
     std::fs::create_dir_all(&out).with_context(|| format!("creating output directory {}", out.display()))?;
     report::check_writable(&out)?;
+    // a run killed while writing leaves a temporary file; the real files are whole
+    model_file::remove_stale_temps(&out)
+        .with_context(|| format!("cleaning temporary files in {}", out.display()))?;
 
     let data = load_or_fetch(&args.data_dir, args.quiet)?;
     let TrainTest { train, test } = data;

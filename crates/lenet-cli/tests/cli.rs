@@ -3,53 +3,11 @@
 //! The tests that need MNIST skip when it is absent, except under CI (CI=true),
 //! which imports it first.
 
+mod common;
+
+use common::{assert_clean_failure, data_dir, lenet, text};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn data_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("LENET_DATA_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/mnist"));
-    if dir.join("t10k-labels-idx1-ubyte").exists() || dir.join("t10k-labels-idx1-ubyte.gz").exists() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "CI must import MNIST into {} first",
-        dir.display()
-    );
-    eprintln!("skipping: no MNIST in {}", dir.display());
-    None
-}
-
-fn lenet(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lenet"))
-        .args(args)
-        .output()
-        .expect("run lenet")
-}
-
-fn text(out: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-/// The command failed cleanly: non-zero exit, an `error:` line, no panic or backtrace.
-fn assert_clean_failure(out: &Output, expect: &str) {
-    let (stdout, stderr) = text(out);
-    assert!(!out.status.success(), "expected failure, got success: {stdout}");
-    assert!(stderr.contains("error"), "no error message: {stderr}");
-    assert!(
-        stderr.to_lowercase().contains(&expect.to_lowercase()),
-        "message lacks {expect:?}: {stderr}"
-    );
-    assert!(
-        !stderr.contains("panicked") && !stderr.contains("stack backtrace"),
-        "panic: {stderr}"
-    );
-}
+use std::process::Command;
 
 /// One small real training run shared by the tests that need a model.
 fn trained_run() -> Option<(PathBuf, PathBuf)> {

@@ -101,7 +101,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ModelError> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{file_name}.tmp-{}", std::process::id()));
+    let tmp = dir.join(format!(".{file_name}{TEMP_MARK}{}", std::process::id()));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;
@@ -116,6 +116,34 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ModelError> {
         let _ = std::fs::remove_file(&tmp);
     }
     result.map_err(io)
+}
+
+/// What names [`write_atomic`]'s temporary files: `.NAME.tmp-PID`.
+const TEMP_MARK: &str = ".tmp-";
+
+/// Removes the temporary files that [`write_atomic`] leaves in `dir` when its process
+/// is killed mid-write, if that process is gone (on Linux, `/proc/PID` tells; elsewhere
+/// every one not of this process is removed). Returns how many were removed.
+pub fn remove_stale_temps(dir: &Path) -> std::io::Result<usize> {
+    let mut removed = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix('.')
+            .and_then(|rest| rest.rsplit_once(TEMP_MARK))
+            .and_then(|(_, pid)| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let alive = pid == std::process::id()
+            || (cfg!(target_os = "linux") && Path::new("/proc").join(pid.to_string()).exists());
+        if !alive && entry.file_type()?.is_file() {
+            std::fs::remove_file(entry.path())?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
 }
 
 /// Reads a model file.

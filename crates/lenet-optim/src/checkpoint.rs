@@ -20,7 +20,7 @@ use crate::trainer::{Progress, TrainConfig, Trainer};
 
 const MAGIC: &[u8; 8] = b"LENET5CK";
 /// Current format version.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 const HEADER_LEN: usize = 8 + 4 + 8 + 4;
 /// Largest payload accepted (a LeNet-5 checkpoint is well under 1 MB).
 pub const MAX_PAYLOAD: u64 = 64 << 20;

@@ -75,6 +75,8 @@ pub struct Progress {
     pub seconds: f64,
     /// Finished epochs.
     pub history: Vec<EpochMetrics>,
+    /// The divergence watch (kept across epochs and in checkpoints).
+    pub watch: LossWatch,
 }
 
 impl Default for Progress {
@@ -87,6 +89,53 @@ impl Default for Progress {
             count: 0,
             seconds: 0.0,
             history: Vec::new(),
+            watch: LossWatch::default(),
+        }
+    }
+}
+
+/// Detects a diverging run early: a non-finite loss at once, and a loss climbing
+/// above the untrained network's. A learning rate far too large need not produce
+/// NaN (the classic network's tanh units saturate, which bounds its loss), but it
+/// drives the loss above where it started; a run that learns brings it down.
+///
+/// The reference is the untrained model's mean loss on the first
+/// [`LossWatch::WINDOW`] patterns of epoch 1, measured before the first update; then
+/// every window of that many training patterns is compared with it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LossWatch {
+    /// Mean loss per pattern of the untrained model (set once, at the run's start).
+    pub reference: Option<f64>,
+    window_sum: f64,
+    window_count: usize,
+}
+
+impl LossWatch {
+    /// Patterns per comparison window.
+    pub const WINDOW: usize = 256;
+    /// A window whose mean loss exceeds `FACTOR` x the reference means divergence.
+    pub const FACTOR: f64 = 2.0;
+
+    /// Adds a batch's loss; `Err(why)` if the run has diverged.
+    pub fn observe(&mut self, loss_sum: f64, count: usize) -> Result<(), String> {
+        if !loss_sum.is_finite() {
+            return Err(format!("the loss is {loss_sum}"));
+        }
+        self.window_sum += loss_sum;
+        self.window_count += count;
+        if self.window_count < Self::WINDOW {
+            return Ok(());
+        }
+        let mean = self.window_sum / self.window_count as f64;
+        let n = self.window_count;
+        self.window_sum = 0.0;
+        self.window_count = 0;
+        match self.reference {
+            Some(r) if mean > Self::FACTOR * r => Err(format!(
+                "the mean loss of the last {n} patterns is {mean:.4}, more than {} times the untrained network's {r:.4}",
+                Self::FACTOR
+            )),
+            _ => Ok(()),
         }
     }
 }
@@ -130,14 +179,13 @@ pub enum Outcome {
 pub enum TrainError {
     #[error("invalid training settings: {0}")]
     Config(String),
-    #[error(
-        "training diverged in epoch {epoch}, batch {batch}: the loss is {loss}; last finite batch loss {last_finite}. \
-         Lower the learning rate."
-    )]
+    #[error("training diverged in epoch {epoch}, batch {batch}: {why}; last finite batch loss {last_finite:.4}. Lower the learning rate.")]
     Diverged {
         epoch: usize,
         batch: usize,
-        loss: f64,
+        /// What was seen: a non-finite loss, or a loss far above the untrained network's.
+        why: String,
+        /// Mean loss of the last batch whose loss was finite (NaN if none was).
         last_finite: f64,
     },
     #[error("the training set is empty")]
@@ -183,6 +231,12 @@ impl Trainer {
         let mut x = vec![0.0f32; bs * INPUT_LEN];
         let mut labels = vec![0u8; bs];
         let mut last_finite = f64::NAN;
+        if self.progress.watch.reference.is_none() {
+            let first = train.epoch_order(1);
+            let sample = &first[..LossWatch::WINDOW.min(first.len())];
+            let stats = evaluate_on(model, train, sample, self.config.eval_batch);
+            self.progress.watch.reference = Some(stats.mean_loss());
+        }
         while !self.finished() {
             let epoch = self.progress.epoch;
             let order = train.epoch_order(epoch);
@@ -203,11 +257,11 @@ impl Trainer {
                 train.fill(batch, epoch, &mut x[..n * INPUT_LEN], &mut labels[..n]);
                 model.forward(&x[..n * INPUT_LEN]);
                 let stats = model.backward(&labels[..n], false);
-                if !stats.loss_sum.is_finite() {
+                if let Err(why) = self.progress.watch.observe(stats.loss_sum, stats.count) {
                     return Err(TrainError::Diverged {
                         epoch,
                         batch: b + 1,
-                        loss: stats.loss_sum,
+                        why,
                         last_finite,
                     });
                 }
@@ -241,6 +295,7 @@ impl Trainer {
             self.progress = Progress {
                 epoch: epoch + 1,
                 history,
+                watch: self.progress.watch.clone(),
                 ..Progress::default()
             };
             if observer.epoch_end(&metrics, self, model) == Control::Stop && !self.finished() {
@@ -254,8 +309,13 @@ impl Trainer {
 /// Loss and errors of `model` on all of `data` (in its epoch-0 order, unshuffled
 /// data sets return `0..len`), `batch` patterns per forward pass.
 pub fn evaluate(model: &mut LeNet5, data: &dyn TrainData, batch: usize) -> BatchStats {
-    let batch = batch.max(1);
     let indices: Vec<usize> = (0..data.len()).collect();
+    evaluate_on(model, data, &indices, batch)
+}
+
+/// Loss and errors of `model` on the patterns `indices` of `data`, undistorted.
+pub fn evaluate_on(model: &mut LeNet5, data: &dyn TrainData, indices: &[usize], batch: usize) -> BatchStats {
+    let batch = batch.max(1);
     let mut x = vec![0.0f32; batch * INPUT_LEN];
     let mut labels = vec![0u8; batch];
     let mut total = BatchStats::default();

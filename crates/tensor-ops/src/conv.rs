@@ -180,10 +180,11 @@ fn check(s: &ConvShape, table: Option<&ConnTable>) {
     }
 }
 
-/// Does the parallel variant split this call across threads? Not for a single
-/// image: handing one small task to the pool costs more than it saves.
+/// Does the parallel variant split this call into tasks? Not for a single image:
+/// handing one small task to the pool costs more than it saves. (Never decided by
+/// the thread count, so that results do not depend on it.)
 fn split(algo: Algo, s: &ConvShape) -> bool {
-    algo == Algo::Parallel && s.batch > 1 && rayon::current_num_threads() > 1
+    algo == Algo::Parallel && s.batch > 1
 }
 
 fn connected(table: Option<&ConnTable>, o: usize, i: usize) -> bool {
@@ -598,8 +599,9 @@ mod im2col {
             unfold_batch(s, x, ws, parallel)
         };
         // dW [C_out, patch] = sum_n dy_n [C_out, HW] * cols_n^T [HW, patch]; in parallel,
-        // each task takes a block of output channels (rows of dW) over the whole batch,
-        // so every value is summed in the same order whatever the thread count.
+        // each task takes a fixed block of output channels (rows of dW, see GEMM_SPLIT)
+        // over the whole batch, so every value is summed in the same order whatever
+        // the thread count.
         let task = |o0: usize, dw_rows: &mut [f32], db_rows: &mut [f32]| {
             let m = db_rows.len();
             for (n, (dy_img, c)) in dy
@@ -624,7 +626,7 @@ mod im2col {
             }
         };
         if parallel {
-            let rows = oc.div_ceil(rayon::current_num_threads()).max(1);
+            let rows = crate::rows_per_task(oc);
             dw.par_chunks_mut(rows * patch)
                 .zip(db.par_chunks_mut(rows))
                 .enumerate()

@@ -6,7 +6,7 @@
 use rayon::prelude::*;
 
 use crate::gemm::{gemm, MatRef};
-use crate::{squared, Algo};
+use crate::{rows_per_task, squared, Algo};
 
 /// Geometry of a batched fully-connected layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,16 +25,11 @@ impl FcShape {
 
 /// The parallel variant runs on one thread for a single sample (see `conv::split`).
 fn effective(algo: Algo, s: &FcShape) -> Algo {
-    if algo == Algo::Parallel && (s.batch < 2 || rayon::current_num_threads() < 2) {
+    if algo == Algo::Parallel && s.batch < 2 {
         Algo::Im2col
     } else {
         algo
     }
-}
-
-/// Splits `rows` rows into one block per rayon thread (at least one row each).
-fn rows_per_task(rows: usize) -> usize {
-    rows.div_ceil(rayon::current_num_threads()).max(1)
 }
 
 /// `y = x w^T + b`.

@@ -176,6 +176,49 @@ fn parallel_results_do_not_depend_on_the_thread_count() {
     };
     let one = run(1);
     for threads in [2, 3] {
-        assert!(run(threads) == one, "results differ with {threads} threads");
+        assert!(run(threads) == one, "conv results differ with {threads} threads");
+    }
+
+    // the fully-connected kernels (C5 as FC, F6), batch split and output split
+    for (batch, in_f, out_f) in [(7, 400, 120), (32, 120, 84), (5, 84, 10)] {
+        let fs = fc::FcShape { batch, in_f, out_f };
+        let x = values(batch * in_f, 4);
+        let w = values(out_f * in_f, 5);
+        let dy = values(batch * out_f, 6);
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                let mut y = vec![0.0; batch * out_f];
+                fc::forward(Algo::Parallel, &fs, &x, &w, &vec![0.1; out_f], &mut y);
+                let (mut dw, mut db) = (vec![0.0; out_f * in_f], vec![0.0; out_f]);
+                fc::weight_backward(Algo::Parallel, &fs, &x, &dy, &mut dw, &mut db);
+                let mut dx = vec![0.0; batch * in_f];
+                fc::x_backward(Algo::Parallel, &fs, &w, &dy, &mut dx);
+                (y, dw, db, dx)
+            })
+        };
+        let one = run(1);
+        for threads in [2, 3] {
+            let other = run(threads);
+            assert!(
+                other.0 == one.0,
+                "fc {fs:?} forward differs with {threads} threads"
+            );
+            assert!(
+                other.1 == one.1,
+                "fc {fs:?} weight gradient differs with {threads} threads"
+            );
+            assert!(
+                other.2 == one.2,
+                "fc {fs:?} bias gradient differs with {threads} threads"
+            );
+            assert!(
+                other.3 == one.3,
+                "fc {fs:?} input gradient differs with {threads} threads"
+            );
+        }
     }
 }
