@@ -286,6 +286,7 @@ fn a_full_disk_stops_cleanly_and_keeps_the_last_checkpoint() {
 
 /// Peak resident memory of a child run, from `wait4`'s resource usage (kB).
 #[cfg(target_os = "linux")]
+#[allow(clippy::zombie_processes)] // reaped by wait4 below, which Child cannot see
 fn peak_rss_kb(args: &[String]) -> i64 {
     let child = Command::new(env!("CARGO_BIN_EXE_lenet"))
         .args(args)
