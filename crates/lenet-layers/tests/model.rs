@@ -1,5 +1,6 @@
 //! Whole-model checks: numeric vs analytic gradient of the loss for every parameter
 //! tensor, parameter counts, and the model file (round trip and every bad file).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a bad case should stop loudly
 
 use std::collections::HashMap;
 use std::path::Path;

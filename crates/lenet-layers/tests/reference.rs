@@ -5,6 +5,7 @@
 //! The reference is f64; this model computes in f32. Tolerance: each tensor's
 //! largest absolute difference must be below 1e-4 of its largest magnitude
 //! (activations), 5e-4 (gradients, which accumulate over 4 images and all positions).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a bad case should stop loudly
 
 use std::path::Path;
 

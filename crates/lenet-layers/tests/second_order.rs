@@ -4,6 +4,7 @@
 //! `h_kk = c * (dy/dw_k)^2` of the loss `E = c/2 * y^2`, with `dy/dw_k` measured by
 //! central differences. Checked for a linear layer, the scaled tanh and a second
 //! linear layer, chained as LeNet chains them.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a bad case should stop loudly
 
 use lenet_layers::activation::ActivationLayer;
 use lenet_layers::fc::FullyConnected;

@@ -1,4 +1,5 @@
 //! Checkpoints: round trip, and every kind of bad file is a typed error.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a bad case should stop loudly
 
 use std::path::Path;
 

@@ -1,6 +1,7 @@
 //! Checks against the real MNIST files, when they are present (CI imports them
 //! first and sets CI=true, which makes their absence a failure):
 //! counts, first labels, checksums, and a real download over loopback HTTP.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a bad case should stop loudly
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;

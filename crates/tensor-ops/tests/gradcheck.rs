@@ -12,6 +12,7 @@
 //! Gauss-Newton rules are exact for a linear kernel (`E` is quadratic), so
 //! `(E(v + e) - 2 E(v) + E(v - e)) / e^2` must equal `x_backward_second` /
 //! `weight_backward_second` run with `d2y = c`.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a bad case should stop loudly
 
 use tensor_ops::conv::{self, ConnTable, ConvShape, ConvWorkspace};
 use tensor_ops::fc::{self, FcShape};

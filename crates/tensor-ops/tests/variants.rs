@@ -2,7 +2,7 @@
 //! every backward, for random shapes: batch 1-8, channels 1-8, sizes 5-16, kernel
 //! 1-5, padding 0-2, with and without a connection table.
 
-#![allow(clippy::unwrap_used)] // test code: a bad case should stop loudly
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a bad case should stop loudly
 
 use proptest::prelude::*;
 use tensor_ops::conv::{self, ConnTable, ConvShape, ConvWorkspace};
