@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::dataset::load_or_fetch;
 use crate::plots::{self, Tile};
+use lenet_cli::digit::decode_digit;
 
 /// The shipped model, used when `--model` is not given.
 pub const DEFAULT_MODEL: &str = "models/lenet5-classic.safetensors";
@@ -241,40 +242,10 @@ pub struct PredictArgs {
     pub json: bool,
 }
 
-/// Largest image side accepted by `predict` (checked from the header, before decoding).
-pub const MAX_IMAGE_SIDE: u32 = 8192;
-
-/// Reads an image file, checks its size from the header before decoding, and
-/// returns it as MNIST-style 28x28 bytes.
+/// Reads an image file as MNIST-style 28x28 bytes (see [`crate::digit::decode_digit`]).
 pub fn read_digit(path: &Path) -> Result<Vec<u8>> {
-    let reader = image::ImageReader::open(path)
-        .with_context(|| format!("opening {}", path.display()))?
-        .with_guessed_format()
-        .with_context(|| format!("reading {}", path.display()))?;
-    if reader.format().is_none() {
-        bail!("{}: not a PNG or JPEG image", path.display());
-    }
-    let (w, h) = reader
-        .into_dimensions()
-        .with_context(|| format!("{}: not a readable image", path.display()))?;
-    if w > MAX_IMAGE_SIDE || h > MAX_IMAGE_SIDE {
-        bail!(
-            "{}: image is {w}x{h} pixels; the limit is {MAX_IMAGE_SIDE} per side",
-            path.display()
-        );
-    }
-    let mut reader = image::ImageReader::open(path)?.with_guessed_format()?;
-    let mut limits = image::Limits::default();
-    limits.max_image_width = Some(MAX_IMAGE_SIDE);
-    limits.max_image_height = Some(MAX_IMAGE_SIDE);
-    reader.limits(limits);
-    let gray = reader
-        .decode()
-        .with_context(|| format!("{}: cannot decode the image", path.display()))?
-        .to_luma8();
-    let (w, h) = gray.dimensions();
-    mnist_io::preprocess::to_mnist(gray.as_raw(), w as usize, h as usize)
-        .with_context(|| path.display().to_string())
+    let bytes = std::fs::read(path).with_context(|| format!("opening {}", path.display()))?;
+    decode_digit(&bytes).with_context(|| path.display().to_string())
 }
 
 pub fn predict(args: PredictArgs) -> Result<()> {

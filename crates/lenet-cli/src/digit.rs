@@ -1,0 +1,57 @@
+//! An image of a handwritten digit (PNG or JPEG bytes, any size, either polarity)
+//! to the 28x28 MNIST-style bytes the network reads. `lenet predict`, `lenet serve`
+//! and the `image` fuzz target all go through [`decode_digit`].
+
+use std::io::Cursor;
+
+/// Largest image side accepted (checked from the header, before decoding).
+pub const MAX_IMAGE_SIDE: u32 = 8192;
+
+/// Why an image could not be read as a digit.
+#[derive(Debug, thiserror::Error)]
+pub enum DigitError {
+    #[error("not a PNG or JPEG image")]
+    UnknownFormat,
+    #[error("image is {width}x{height} pixels; the limit is {MAX_IMAGE_SIDE} per side")]
+    TooLarge { width: u32, height: u32 },
+    #[error("cannot decode the image: {0}")]
+    Decode(#[from] image::ImageError),
+    #[error("{0}")]
+    Preprocess(#[from] mnist_io::MnistError),
+}
+
+/// Decodes `bytes` (PNG or JPEG), checks the size from the header first, converts
+/// to grayscale and preprocesses it as MNIST was (polarity, crop, 20x20 box, centre
+/// of mass in a 28x28 field): returns 784 bytes, ink bright on black.
+///
+/// ```
+/// let mut png = Vec::new();
+/// let img = image::GrayImage::from_fn(40, 40, |x, _| image::Luma([if (18..22).contains(&x) { 0 } else { 255 }]));
+/// img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png).unwrap();
+/// let digit = lenet_cli::digit::decode_digit(&png).unwrap();
+/// assert_eq!(digit.len(), 28 * 28);
+/// assert!(lenet_cli::digit::decode_digit(b"not an image").is_err());
+/// ```
+pub fn decode_digit(bytes: &[u8]) -> Result<Vec<u8>, DigitError> {
+    let reader = || image::ImageReader::new(Cursor::new(bytes)).with_guessed_format();
+    let probe = reader().map_err(image::ImageError::IoError)?;
+    if probe.format().is_none() {
+        return Err(DigitError::UnknownFormat);
+    }
+    let (width, height) = probe.into_dimensions()?;
+    if width > MAX_IMAGE_SIDE || height > MAX_IMAGE_SIDE {
+        return Err(DigitError::TooLarge { width, height });
+    }
+    let mut decoder = reader().map_err(image::ImageError::IoError)?;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_IMAGE_SIDE);
+    limits.max_image_height = Some(MAX_IMAGE_SIDE);
+    decoder.limits(limits);
+    let gray = decoder.decode()?.to_luma8();
+    let (w, h) = gray.dimensions();
+    Ok(mnist_io::preprocess::to_mnist(
+        gray.as_raw(),
+        w as usize,
+        h as usize,
+    )?)
+}
