@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::dataset::load_or_fetch;
 use crate::plots::{self, Tile};
-use lenet_cli::digit::decode_digit;
+use mnist_io::digit::decode_digit;
 
 /// The shipped model, used when `--model` is not given.
 pub const DEFAULT_MODEL: &str = "models/lenet5-classic.safetensors";
@@ -242,7 +242,7 @@ pub struct PredictArgs {
     pub json: bool,
 }
 
-/// Reads an image file as MNIST-style 28x28 bytes (see [`crate::digit::decode_digit`]).
+/// Reads an image file as MNIST-style 28x28 bytes (see [`mnist_io::digit::decode_digit`]).
 pub fn read_digit(path: &Path) -> Result<Vec<u8>> {
     let bytes = std::fs::read(path).with_context(|| format!("opening {}", path.display()))?;
     decode_digit(&bytes).with_context(|| path.display().to_string())

@@ -25,6 +25,8 @@
 
 pub mod batch;
 pub mod dataset;
+#[cfg(feature = "image")]
+pub mod digit;
 pub mod distort;
 #[cfg(feature = "download")]
 pub mod download;

@@ -1,6 +1,7 @@
 //! An image of a handwritten digit (PNG or JPEG bytes, any size, either polarity)
-//! to the 28x28 MNIST-style bytes the network reads. `lenet predict`, `lenet serve`
-//! and the `image` fuzz target all go through [`decode_digit`].
+//! to the 28x28 MNIST-style bytes the network reads (feature `image`). `lenet
+//! predict`, `lenet serve` and the `image` fuzz target all go through
+//! [`decode_digit`].
 
 use std::io::Cursor;
 
@@ -17,7 +18,7 @@ pub enum DigitError {
     #[error("cannot decode the image: {0}")]
     Decode(#[from] image::ImageError),
     #[error("{0}")]
-    Preprocess(#[from] mnist_io::MnistError),
+    Preprocess(#[from] crate::MnistError),
 }
 
 /// Decodes `bytes` (PNG or JPEG), checks the size from the header first, converts
@@ -28,9 +29,9 @@ pub enum DigitError {
 /// let mut png = Vec::new();
 /// let img = image::GrayImage::from_fn(40, 40, |x, _| image::Luma([if (18..22).contains(&x) { 0 } else { 255 }]));
 /// img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png).unwrap();
-/// let digit = lenet_cli::digit::decode_digit(&png).unwrap();
+/// let digit = mnist_io::digit::decode_digit(&png).unwrap();
 /// assert_eq!(digit.len(), 28 * 28);
-/// assert!(lenet_cli::digit::decode_digit(b"not an image").is_err());
+/// assert!(mnist_io::digit::decode_digit(b"not an image").is_err());
 /// ```
 pub fn decode_digit(bytes: &[u8]) -> Result<Vec<u8>, DigitError> {
     let reader = || image::ImageReader::new(Cursor::new(bytes)).with_guessed_format();
@@ -49,7 +50,7 @@ pub fn decode_digit(bytes: &[u8]) -> Result<Vec<u8>, DigitError> {
     decoder.limits(limits);
     let gray = decoder.decode()?.to_luma8();
     let (w, h) = gray.dimensions();
-    Ok(mnist_io::preprocess::to_mnist(
+    Ok(crate::preprocess::to_mnist(
         gray.as_raw(),
         w as usize,
         h as usize,
