@@ -6,6 +6,7 @@ mod data;
 mod dataset;
 mod plots;
 mod report;
+mod serve;
 mod train;
 
 use std::path::PathBuf;
@@ -38,6 +39,8 @@ enum Command {
     Inspect(commands::InspectArgs),
     /// Write the model of a training checkpoint as a model file
     Export(commands::ExportArgs),
+    /// A page to draw digits on and watch the network read them, and its JSON API
+    Serve(serve::ServeArgs),
     /// Load a dataset, check it, and print what it holds
     Data {
         /// Directory with the four IDX files (raw or .gz)
@@ -82,6 +85,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Predict(args) => commands::predict(args),
         Command::Inspect(args) => commands::inspect(args),
         Command::Export(args) => commands::export(args),
+        Command::Serve(args) => serve::serve(args),
         Command::Data { data_dir, dataset } => {
             let data = TrainTest::load(&data_dir, dataset).context("loading the dataset")?;
             let checksums = match verify_dir(&data_dir, dataset) {

@@ -50,9 +50,11 @@ pub fn decode_digit(bytes: &[u8]) -> Result<Vec<u8>, DigitError> {
     decoder.limits(limits);
     let gray = decoder.decode()?.to_luma8();
     let (w, h) = gray.dimensions();
-    Ok(crate::preprocess::to_mnist(
-        gray.as_raw(),
-        w as usize,
-        h as usize,
-    )?)
+    digit_from_gray(gray.as_raw(), w as usize, h as usize)
+}
+
+/// The preprocessing step of [`decode_digit`] on pixels already decoded: `gray` is
+/// `width x height` grayscale bytes, either polarity.
+pub fn digit_from_gray(gray: &[u8], width: usize, height: usize) -> Result<Vec<u8>, DigitError> {
+    Ok(crate::preprocess::to_mnist(gray, width, height)?)
 }

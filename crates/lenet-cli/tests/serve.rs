@@ -1,0 +1,452 @@
+//! `lenet serve` over real HTTP: every endpoint, every kind of bad request (the
+//! server answers 4xx JSON and keeps serving), and the page in headless Chromium,
+//! driven through chromedriver's WebDriver API: a "1" drawn with the mouse is read
+//! as a 1. The browser test skips when Chromium is not installed, except under CI.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+fn shipped_model() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/lenet5-classic.safetensors")
+}
+
+/// A running `lenet serve` on a free loopback port; killed on drop.
+struct Served {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve() -> Served {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lenet"))
+        .args(["serve", "--addr", "127.0.0.1:0", "--workers", "2", "--model"])
+        .arg(shipped_model())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    // "serving LeNet-5 (classic) on http://127.0.0.1:PORT (2 workers); ..."
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_string();
+    Served { child, addr }
+}
+
+/// One HTTP/1.1 exchange on a fresh connection: (status, body).
+fn http(addr: &str, method: &str, path: &str, content_type: Option<&str>, body: &[u8]) -> (u16, Vec<u8>) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if let Some(t) = content_type {
+        head += &format!("Content-Type: {t}\r\n");
+    }
+    if method != "GET" && method != "DELETE" || !body.is_empty() {
+        head += &format!("Content-Length: {}\r\n", body.len());
+    }
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(b"\r\n").unwrap();
+    let _ = s.write_all(body); // the server may refuse a huge body before reading it
+                               // read the head, then exactly the body it announces (some servers keep the
+                               // connection open despite `Connection: close`)
+    let mut r = BufReader::new(s);
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+            break;
+        }
+        head += &line;
+    }
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .expect("a status line")
+        .parse()
+        .unwrap();
+    let header = |name: &str| {
+        head.lines()
+            .find(|l| l.to_ascii_lowercase().starts_with(&format!("{name}:")))
+            .map(|l| l[name.len() + 1..].trim().to_string())
+    };
+    let mut body = Vec::new();
+    if let Some(n) = header("content-length") {
+        body.resize(n.parse().unwrap(), 0);
+        r.read_exact(&mut body).unwrap();
+    } else if header("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
+        loop {
+            let mut size = String::new();
+            r.read_line(&mut size).unwrap();
+            let n = usize::from_str_radix(size.trim(), 16).unwrap();
+            let mut chunk = vec![0; n + 2];
+            r.read_exact(&mut chunk).unwrap();
+            if n == 0 {
+                break;
+            }
+            body.extend_from_slice(&chunk[..n]);
+        }
+    } else {
+        let _ = r.read_to_end(&mut body);
+    }
+    (status, body)
+}
+
+fn json_of(body: &[u8]) -> Value {
+    serde_json::from_slice(body)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(body)))
+}
+
+/// A PNG of a dark vertical stroke on white: a "1".
+fn one_png() -> Vec<u8> {
+    let img = image::GrayImage::from_fn(60, 80, |x, y| {
+        image::Luma([if (27..33).contains(&x) && (10..70).contains(&y) {
+            0
+        } else {
+            255
+        }])
+    });
+    let mut png = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
+    png
+}
+
+#[test]
+fn health_page_and_predictions() {
+    let s = serve();
+    let (status, body) = http(&s.addr, "GET", "/api/health", None, b"");
+    assert_eq!(status, 200);
+    let health = json_of(&body);
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["preset"], "classic");
+    assert_eq!(health["parameters"], 60000);
+
+    let (status, page) = http(&s.addr, "GET", "/", None, b"");
+    assert_eq!(status, 200);
+    let page = String::from_utf8(page).unwrap();
+    assert!(page.contains("<canvas id=\"pad\"") && page.contains("/api/predict"));
+    assert!(
+        !page.contains("http://") && !page.contains("https://"),
+        "the page loads nothing from outside"
+    );
+
+    // PNG bytes
+    let (status, body) = http(&s.addr, "POST", "/api/predict", Some("image/png"), &one_png());
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let a = json_of(&body);
+    assert_eq!(a["class"], 1, "{a}");
+    assert_eq!(a["scores"].as_array().unwrap().len(), 10);
+    let p: f64 = a["probabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .sum();
+    assert!(p > 0.0 && p <= 1.0 + 1e-5);
+    assert_eq!(a["input"].as_array().unwrap().len(), 784);
+    let maps: Vec<(String, u64)> = a["maps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["name"].as_str().unwrap().to_string(),
+                m["values"].as_array().unwrap().len() as u64,
+            )
+        })
+        .collect();
+    assert_eq!(
+        maps,
+        [
+            ("C1".into(), 6 * 28 * 28),
+            ("C3".into(), 16 * 100),
+            ("F6".into(), 84)
+        ]
+    );
+    assert_eq!(a["bitmap"].as_array().unwrap().len(), 84);
+
+    // the same digit as a JSON array, flat and as rows, gives the same answer
+    let gray: Vec<u8> = image::imageops::resize(
+        &image::load_from_memory(&one_png()).unwrap().to_luma8(),
+        28,
+        28,
+        image::imageops::FilterType::Triangle,
+    )
+    .into_raw();
+    let rows: Vec<Vec<u8>> = gray.chunks(28).map(|r| r.to_vec()).collect();
+    for body in [json!({ "pixels": gray }), json!({ "pixels": rows }), json!(gray)] {
+        let (status, out) = http(
+            &s.addr,
+            "POST",
+            "/api/predict",
+            Some("application/json"),
+            body.to_string().as_bytes(),
+        );
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&out));
+        assert_eq!(json_of(&out)["class"], 1);
+    }
+}
+
+#[test]
+fn bad_requests_get_4xx_json_and_the_server_keeps_serving() {
+    let s = serve();
+    let big = vec![b'x'; 5 << 20];
+    // method, path, content type, body, expected status, words in the error
+    type Case<'a> = (&'a str, &'a str, Option<&'a str>, Vec<u8>, u16, &'a str);
+    let cases: Vec<Case> = vec![
+        (
+            "POST",
+            "/api/predict",
+            Some("image/png"),
+            b"not an image".to_vec(),
+            415,
+            "neither",
+        ),
+        (
+            "POST",
+            "/api/predict",
+            None,
+            b"\x89PNG\r\n\x1a\ntruncated".to_vec(),
+            400,
+            "decode",
+        ),
+        (
+            "POST",
+            "/api/predict",
+            Some("application/json"),
+            b"{\"pixels\": [1, 2,".to_vec(),
+            400,
+            "bad json",
+        ),
+        (
+            "POST",
+            "/api/predict",
+            Some("application/json"),
+            b"{\"pixels\": [1, 2]}".to_vec(),
+            400,
+            "784",
+        ),
+        (
+            "POST",
+            "/api/predict",
+            Some("application/json"),
+            b"{\"other\": 1}".to_vec(),
+            400,
+            "bad json",
+        ),
+        (
+            "POST",
+            "/api/predict",
+            Some("application/json"),
+            json!({ "pixels": vec![300; 784] }).to_string().into_bytes(),
+            400,
+            "outside 0-255",
+        ),
+        (
+            "POST",
+            "/api/predict",
+            Some("application/json"),
+            json!({ "pixels": vec![vec![0; 27]; 28] })
+                .to_string()
+                .into_bytes(),
+            400,
+            "28 rows",
+        ),
+        (
+            "POST",
+            "/api/predict",
+            Some("image/png"),
+            Vec::new(),
+            400,
+            "empty body",
+        ),
+        ("POST", "/api/predict", Some("image/png"), big, 413, "limit"),
+        ("GET", "/api/predict", None, Vec::new(), 405, "use post"),
+        ("PUT", "/api/health", None, b"x".to_vec(), 405, "use get"),
+        ("DELETE", "/", None, Vec::new(), 405, "use get"),
+        ("GET", "/etc/passwd", None, Vec::new(), 404, "no such page"),
+    ];
+    for (method, path, kind, body, want, says) in cases {
+        let (status, out) = http(&s.addr, method, path, kind, &body);
+        let text = String::from_utf8_lossy(&out).to_lowercase();
+        assert_eq!(status, want, "{method} {path}: {text}");
+        let err = json_of(&out);
+        assert!(
+            err["error"]
+                .as_str()
+                .is_some_and(|e| e.to_lowercase().contains(says)),
+            "{method} {path}: {text} lacks {says:?}"
+        );
+    }
+    // a connection that sends garbage instead of HTTP
+    let mut raw = TcpStream::connect(&s.addr).unwrap();
+    let _ = raw.write_all(b"\x00\x01\x02 garbage\r\n\r\n");
+    drop(raw);
+    let (status, _) = http(&s.addr, "GET", "/api/health", None, b"");
+    assert_eq!(status, 200, "the server stopped serving");
+}
+
+/// A free TCP port on loopback (for chromedriver).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn find(program: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|d| Path::new(d).join(program))
+        .find(|p| p.is_file())
+}
+
+/// WebDriver call on chromedriver: (status, JSON value).
+fn wd(addr: &str, method: &str, path: &str, body: Option<Value>) -> Value {
+    let bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
+    let kind = (!bytes.is_empty()).then_some("application/json");
+    let (status, out) = http(addr, method, path, kind, &bytes);
+    let v = json_of(&out);
+    assert_eq!(status, 200, "{method} {path}: {v}");
+    v["value"].clone()
+}
+
+#[test]
+fn the_page_reads_a_digit_drawn_in_headless_chromium() {
+    let (Some(chromium), Some(driver)) = (
+        find("chromium").or_else(|| find("chromium-browser")),
+        find("chromedriver"),
+    ) else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must install chromium and chromium-driver"
+        );
+        eprintln!("skipping: no chromium/chromedriver");
+        return;
+    };
+    let s = serve();
+    let port = free_port();
+    let mut driver = Command::new(driver)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    struct Kill<'a>(&'a mut Child);
+    impl Drop for Kill<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _driver = Kill(&mut driver);
+    let wd_addr = format!("127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(&wd_addr).is_err() {
+        assert!(Instant::now() < deadline, "chromedriver did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let session = wd(
+        &wd_addr,
+        "POST",
+        "/session",
+        Some(json!({"capabilities": {"alwaysMatch": {"goog:chromeOptions": {
+            "binary": chromium,
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--window-size=1400,1000"]
+        }}}})),
+    );
+    let id = session["sessionId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no session: {session}"))
+        .to_string();
+    let sp = |p: &str| format!("/session/{id}{p}");
+    wd(
+        &wd_addr,
+        "POST",
+        &sp("/url"),
+        Some(json!({"url": format!("http://{}/", s.addr)})),
+    );
+    let elem = |css: &str| {
+        let e = wd(
+            &wd_addr,
+            "POST",
+            &sp("/element"),
+            Some(json!({"using": "css selector", "value": css})),
+        );
+        e["element-6066-11e4-a52e-4f735466cecf"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{css}: {e}"))
+            .to_string()
+    };
+    let pad = elem("#pad");
+    let origin = json!({"element-6066-11e4-a52e-4f735466cecf": pad});
+    // a "1": one vertical stroke down the middle of the pad, in small steps
+    let mut actions = vec![
+        json!({"type": "pointerMove", "duration": 0, "origin": origin, "x": 0, "y": -95}),
+        json!({"type": "pointerDown", "button": 0}),
+    ];
+    for step in 1..=19 {
+        actions.push(
+            json!({"type": "pointerMove", "duration": 10, "origin": origin, "x": 0, "y": -95 + 10 * step}),
+        );
+    }
+    actions.push(json!({"type": "pointerUp", "button": 0}));
+    wd(
+        &wd_addr,
+        "POST",
+        &sp("/actions"),
+        Some(json!({"actions": [{"type": "pointer", "id": "mouse",
+            "parameters": {"pointerType": "mouse"}, "actions": actions}]})),
+    );
+    let prediction = elem("#prediction");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let shown = loop {
+        let text = wd(&wd_addr, "GET", &sp(&format!("/element/{prediction}/text")), None);
+        let text = text.as_str().unwrap_or("").to_string();
+        if text != "?" && !text.is_empty() || Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // the feature maps are drawn too: 6 C1 canvases
+    let c1 = wd(
+        &wd_addr,
+        "POST",
+        &sp("/elements"),
+        Some(json!({"using": "css selector", "value": "#c1 canvas"})),
+    );
+    // the screenshot is the test's artifact
+    let shot = wd(&wd_addr, "GET", &sp("/screenshot"), None);
+    use base64::Engine as _;
+    let png = base64::engine::general_purpose::STANDARD
+        .decode(shot.as_str().unwrap())
+        .unwrap();
+    let artifact = Path::new(env!("CARGO_TARGET_TMPDIR")).join("serve-page.png");
+    std::fs::write(&artifact, &png).unwrap();
+    eprintln!("screenshot: {}", artifact.display());
+    let _ = wd(&wd_addr, "DELETE", &sp(""), None);
+    assert_eq!(shown, "1", "the page read the stroke as {shown:?}");
+    assert_eq!(c1.as_array().map(|a| a.len()), Some(6), "C1 maps not drawn");
+}
