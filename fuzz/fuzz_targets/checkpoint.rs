@@ -10,16 +10,15 @@ use libfuzzer_sys::fuzz_target;
 use lenet_optim::checkpoint;
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&mode, rest)) = data.split_first() else { return };
-    let bytes = if mode % 2 == 0 {
-        rest.to_vec()
-    } else {
+    let Some(bytes) = lenet5_fuzz::as_is_or_wrapped(data, |payload| {
         let mut b = b"LENET5CK".to_vec();
         b.extend_from_slice(&checkpoint::VERSION.to_le_bytes());
-        b.extend_from_slice(&(rest.len() as u64).to_le_bytes());
-        b.extend_from_slice(&crc32fast::hash(rest).to_le_bytes());
-        b.extend_from_slice(rest);
+        b.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+        b.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+        b.extend_from_slice(payload);
         b
+    }) else {
+        return;
     };
     let path = Path::new("fuzz.bin");
     if let Ok(ck) = checkpoint::from_bytes(&bytes, path) {

@@ -10,13 +10,12 @@ use std::path::Path;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&mode, rest)) = data.split_first() else { return };
-    let bytes = if mode % 2 == 0 {
-        rest.to_vec()
-    } else {
+    let Some(bytes) = lenet5_fuzz::as_is_or_wrapped(data, |rest| {
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         gz.write_all(rest).unwrap();
         gz.finish().unwrap()
+    }) else {
+        return;
     };
     let path = Path::new("fuzz.idx");
     if let Ok(images) = mnist_io::idx::parse_images(&bytes, path) {

@@ -148,79 +148,76 @@ proptest! {
 
 #[test]
 fn parallel_results_do_not_depend_on_the_thread_count() {
-    let s = ConvShape {
-        batch: 7,
-        in_c: 6,
-        in_h: 14,
-        in_w: 14,
-        out_c: 16,
-        k: 5,
-        pad: 0,
-    };
-    let x = values(s.x_len(), 1);
-    let w = values(s.w_len(), 2);
-    let dy = values(s.y_len(), 3);
-    let run = |threads: usize| {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
-        pool.install(|| {
+    /// `f` on a pool of 1 thread, then of 2 and 3: every result must be identical.
+    fn same_on_any_thread_count<T: PartialEq + std::fmt::Debug + Send>(
+        what: &str,
+        f: impl Fn() -> T + Sync + Send,
+    ) {
+        let on = |threads: usize| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap()
+                .install(&f)
+        };
+        let one = on(1);
+        for threads in [2, 3] {
+            assert!(
+                on(threads) == one,
+                "{what}: results differ with {threads} threads"
+            );
+        }
+    }
+
+    // C3 and C1 shapes: forward, weight gradient, input gradient
+    for (in_c, size, out_c) in [(6, 14, 16), (1, 32, 6)] {
+        let s = ConvShape {
+            batch: 7,
+            in_c,
+            in_h: size,
+            in_w: size,
+            out_c,
+            k: 5,
+            pad: 0,
+        };
+        let (x, w, dy) = (values(s.x_len(), 1), values(s.w_len(), 2), values(s.y_len(), 3));
+        same_on_any_thread_count(&format!("conv {s:?}"), || {
             let mut ws = ConvWorkspace::default();
             let mut y = vec![0.0; s.y_len()];
-            conv::forward(Algo::Parallel, &s, None, &x, &w, &[0.0; 16], &mut y, &mut ws);
-            let (mut dw, mut db) = (vec![0.0; s.w_len()], vec![0.0; 16]);
+            conv::forward(
+                Algo::Parallel,
+                &s,
+                None,
+                &x,
+                &w,
+                &vec![0.0; out_c],
+                &mut y,
+                &mut ws,
+            );
+            let (mut dw, mut db) = (vec![0.0; s.w_len()], vec![0.0; out_c]);
             conv::weight_backward(Algo::Parallel, &s, None, &x, &dy, &mut dw, &mut db, &mut ws);
             let mut dx = vec![0.0; s.x_len()];
             conv::x_backward(Algo::Parallel, &s, None, &w, &dy, &mut dx, &mut ws);
             (y, dw, db, dx)
-        })
-    };
-    let one = run(1);
-    for threads in [2, 3] {
-        assert!(run(threads) == one, "conv results differ with {threads} threads");
+        });
     }
 
     // the fully-connected kernels (C5 as FC, F6), batch split and output split
     for (batch, in_f, out_f) in [(7, 400, 120), (32, 120, 84), (5, 84, 10)] {
         let fs = fc::FcShape { batch, in_f, out_f };
-        let x = values(batch * in_f, 4);
-        let w = values(out_f * in_f, 5);
-        let dy = values(batch * out_f, 6);
-        let run = |threads: usize| {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap();
-            pool.install(|| {
-                let mut y = vec![0.0; batch * out_f];
-                fc::forward(Algo::Parallel, &fs, &x, &w, &vec![0.1; out_f], &mut y);
-                let (mut dw, mut db) = (vec![0.0; out_f * in_f], vec![0.0; out_f]);
-                fc::weight_backward(Algo::Parallel, &fs, &x, &dy, &mut dw, &mut db);
-                let mut dx = vec![0.0; batch * in_f];
-                fc::x_backward(Algo::Parallel, &fs, &w, &dy, &mut dx);
-                (y, dw, db, dx)
-            })
-        };
-        let one = run(1);
-        for threads in [2, 3] {
-            let other = run(threads);
-            assert!(
-                other.0 == one.0,
-                "fc {fs:?} forward differs with {threads} threads"
-            );
-            assert!(
-                other.1 == one.1,
-                "fc {fs:?} weight gradient differs with {threads} threads"
-            );
-            assert!(
-                other.2 == one.2,
-                "fc {fs:?} bias gradient differs with {threads} threads"
-            );
-            assert!(
-                other.3 == one.3,
-                "fc {fs:?} input gradient differs with {threads} threads"
-            );
-        }
+        let (x, w, dy) = (
+            values(batch * in_f, 4),
+            values(out_f * in_f, 5),
+            values(batch * out_f, 6),
+        );
+        same_on_any_thread_count(&format!("fc {fs:?}"), || {
+            let mut y = vec![0.0; batch * out_f];
+            fc::forward(Algo::Parallel, &fs, &x, &w, &vec![0.1; out_f], &mut y);
+            let (mut dw, mut db) = (vec![0.0; out_f * in_f], vec![0.0; out_f]);
+            fc::weight_backward(Algo::Parallel, &fs, &x, &dy, &mut dw, &mut db);
+            let mut dx = vec![0.0; batch * in_f];
+            fc::x_backward(Algo::Parallel, &fs, &w, &dy, &mut dx);
+            (y, dw, db, dx)
+        });
     }
 }
