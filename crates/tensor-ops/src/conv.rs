@@ -492,10 +492,17 @@ mod im2col {
                 y,
             );
         }
-        let cols = unfold_batch(s, x, ws, parallel);
-        // per image: y_n [C_out, HW] = W [C_out, patch] * cols_n [patch, HW] + b
-        let task = |cols: &[f32], y: &mut [f32]| {
-            for (c, y_img) in cols.chunks_exact(patch * hw).zip(y.chunks_exact_mut(oc * hw)) {
+        let img = s.in_c * s.in_h * s.in_w;
+        let cols = scratch(&mut ws.cols, s.batch * patch * hw);
+        // per image, while its patches are in cache: unfold, then
+        // y_n [C_out, HW] = W [C_out, patch] * cols_n [patch, HW] + b
+        let task = |x: &[f32], cols: &mut [f32], y: &mut [f32]| {
+            for ((x_img, c), y_img) in x
+                .chunks_exact(img)
+                .zip(cols.chunks_exact_mut(patch * hw))
+                .zip(y.chunks_exact_mut(oc * hw))
+            {
+                unfold(s, x_img, c);
                 for (y_map, &bias) in y_img.chunks_exact_mut(hw).zip(b) {
                     y_map.fill(bias);
                 }
@@ -510,12 +517,15 @@ mod im2col {
         };
         if parallel {
             let per = images_per_task(s.batch);
-            cols.par_chunks(per * patch * hw)
+            x.par_chunks(per * img)
+                .zip(cols.par_chunks_mut(per * patch * hw))
                 .zip(y.par_chunks_mut(per * oc * hw))
-                .for_each(|(c, y)| task(c, y));
+                .for_each(|((x, c), y)| task(x, c, y));
         } else {
-            task(cols, y);
+            task(x, cols, y);
         }
+        // cols now holds the patches of x, for a following weight_backward
+        ws.patches = Some(*s);
     }
 
     pub fn x_backward(
