@@ -46,15 +46,7 @@ struct Layer {
 }
 
 fn layers(batch: usize) -> Vec<Layer> {
-    let s = |in_c, size, out_c| ConvShape {
-        batch,
-        in_c,
-        in_h: size,
-        in_w: size,
-        out_c,
-        k: 5,
-        pad: 0,
-    };
+    let s = |in_c, size, out_c| ConvShape::square(batch, in_c, size, out_c, 5);
     vec![
         Layer {
             name: "c1",

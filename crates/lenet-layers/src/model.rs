@@ -78,15 +78,7 @@ impl LeNet5 {
             }
         };
         let conv = |name: &str, in_c, size, out_c, table: Option<ConnTable>| {
-            let g = ConvShape {
-                batch: 1,
-                in_c,
-                in_h: size,
-                in_w: size,
-                out_c,
-                k: 5,
-                pad: 0,
-            };
+            let g = ConvShape::square(1, in_c, size, out_c, 5);
             Box::new(Conv::new(name, g, table, algo))
         };
         let pool = |name: &str, c, size| -> (Box<dyn Layer>, bool) {

@@ -42,6 +42,25 @@ pub struct ConvShape {
 }
 
 impl ConvShape {
+    /// A convolution of square `size x size` maps by `k x k` kernels, unpadded (all
+    /// of LeNet-5's).
+    ///
+    /// ```
+    /// let c3 = tensor_ops::ConvShape::square(32, 6, 14, 16, 5);
+    /// assert_eq!((c3.out_h(), c3.out_w(), c3.pad), (10, 10, 0));
+    /// ```
+    pub fn square(batch: usize, in_c: usize, size: usize, out_c: usize, k: usize) -> Self {
+        ConvShape {
+            batch,
+            in_c,
+            in_h: size,
+            in_w: size,
+            out_c,
+            k,
+            pad: 0,
+        }
+    }
+
     /// Output height. Panics if the kernel is larger than the padded input.
     pub fn out_h(&self) -> usize {
         assert!(

@@ -171,15 +171,7 @@ fn parallel_results_do_not_depend_on_the_thread_count() {
 
     // C3 and C1 shapes: forward, weight gradient, input gradient
     for (in_c, size, out_c) in [(6, 14, 16), (1, 32, 6)] {
-        let s = ConvShape {
-            batch: 7,
-            in_c,
-            in_h: size,
-            in_w: size,
-            out_c,
-            k: 5,
-            pad: 0,
-        };
+        let s = ConvShape::square(7, in_c, size, out_c, 5);
         let (x, w, dy) = (values(s.x_len(), 1), values(s.w_len(), 2), values(s.y_len(), 3));
         same_on_any_thread_count(&format!("conv {s:?}"), || {
             let mut ws = ConvWorkspace::default();
