@@ -421,15 +421,19 @@ fn the_page_reads_a_digit_drawn_in_headless_chromium() {
             "parameters": {"pointerType": "mouse"}, "actions": actions}]})),
     );
     let prediction = elem("#prediction");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let shown = loop {
-        let text = wd(&wd_addr, "GET", &sp(&format!("/element/{prediction}/text")), None);
-        let text = text.as_str().unwrap_or("").to_string();
-        if text != "?" && !text.is_empty() || Instant::now() > deadline {
-            break text;
+    // the prediction's text once it is no longer `not` (or after 20 s)
+    let shown_after = |not: &str| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let text = wd(&wd_addr, "GET", &sp(&format!("/element/{prediction}/text")), None);
+            let text = text.as_str().unwrap_or("").to_string();
+            if text != not && !text.is_empty() || Instant::now() > deadline {
+                break text;
+            }
+            std::thread::sleep(Duration::from_millis(100));
         }
-        std::thread::sleep(Duration::from_millis(100));
     };
+    let shown = shown_after("?");
     // the feature maps are drawn too: 6 C1 canvases
     let c1 = wd(
         &wd_addr,
@@ -446,7 +450,33 @@ fn the_page_reads_a_digit_drawn_in_headless_chromium() {
     let artifact = Path::new(env!("CARGO_TARGET_TMPDIR")).join("serve-page.png");
     std::fs::write(&artifact, &png).unwrap();
     eprintln!("screenshot: {}", artifact.display());
+
+    // Clear empties the page; uploading a PNG file is read the same way
+    let clear = elem("#clear");
+    wd(
+        &wd_addr,
+        "POST",
+        &sp(&format!("/element/{clear}/click")),
+        Some(json!({})),
+    );
+    let cleared = wd(&wd_addr, "GET", &sp(&format!("/element/{prediction}/text")), None);
+    let upload = Path::new(env!("CARGO_TARGET_TMPDIR")).join("upload-one.png");
+    std::fs::write(&upload, one_png()).unwrap();
+    let file = elem("#file");
+    wd(
+        &wd_addr,
+        "POST",
+        &sp(&format!("/element/{file}/value")),
+        Some(json!({"text": upload.display().to_string()})),
+    );
+    let uploaded = shown_after("?");
+    let status = elem("#status");
+    let status = wd(&wd_addr, "GET", &sp(&format!("/element/{status}/text")), None);
+
     let _ = wd(&wd_addr, "DELETE", &sp(""), None);
     assert_eq!(shown, "1", "the page read the stroke as {shown:?}");
     assert_eq!(c1.as_array().map(|a| a.len()), Some(6), "C1 maps not drawn");
+    assert_eq!(cleared, "?", "Clear left {cleared}");
+    assert_eq!(uploaded, "1", "the uploaded image was read as {uploaded:?}");
+    assert!(status.as_str().is_some_and(|t| t.contains("image")), "{status}");
 }
