@@ -244,6 +244,16 @@ pub struct PredictArgs {
 
 /// Reads an image file as MNIST-style 28x28 bytes (see [`mnist_io::digit::decode_digit`]).
 pub fn read_digit(path: &Path) -> Result<Vec<u8>> {
+    let size = std::fs::metadata(path)
+        .with_context(|| format!("opening {}", path.display()))?
+        .len();
+    if size > mnist_io::digit::MAX_IMAGE_BYTES {
+        bail!(
+            "{}: {size} bytes is too large for an image of a digit (limit {} bytes)",
+            path.display(),
+            mnist_io::digit::MAX_IMAGE_BYTES
+        );
+    }
     let bytes = std::fs::read(path).with_context(|| format!("opening {}", path.display()))?;
     decode_digit(&bytes).with_context(|| path.display().to_string())
 }

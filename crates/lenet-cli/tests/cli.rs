@@ -426,6 +426,11 @@ fn bad_images_are_refused() {
     std::fs::write(p("text.png"), b"hello, I am not a picture").unwrap();
     std::fs::write(p("empty.png"), b"").unwrap();
     std::fs::write(p("huge.png"), png_header(50_000, 50_000)).unwrap();
+    // a 300 MiB file (sparse: no disk used) is refused before it is read
+    std::fs::File::create(p("giant.png"))
+        .unwrap()
+        .set_len(300 << 20)
+        .unwrap();
     image::GrayImage::from_pixel(40, 40, image::Luma([255]))
         .save(p("blank.png"))
         .unwrap();
@@ -433,6 +438,7 @@ fn bad_images_are_refused() {
         ("text.png", "text.png"),
         ("empty.png", "empty.png"),
         ("huge.png", "50000x50000"),
+        ("giant.png", "too large"),
         ("blank.png", "no ink"),
         ("nope.png", "nope.png"),
     ] {

@@ -8,6 +8,10 @@ use std::io::Cursor;
 /// Largest image side accepted (checked from the header, before decoding).
 pub const MAX_IMAGE_SIDE: u32 = 8192;
 
+/// Largest image file a caller should read into memory for [`decode_digit`]
+/// (an 8192 x 8192 RGBA PNG stored uncompressed is 256 MiB).
+pub const MAX_IMAGE_BYTES: u64 = 256 << 20;
+
 /// Why an image could not be read as a digit.
 #[derive(Debug, thiserror::Error)]
 pub enum DigitError {
