@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use lenet_layers::{model_file, Activation, Algo, LeNet5, Loss, ModelConfig, Output, Pooling};
+use lenet_layers::{model_file, Activation, Algo, Init, LeNet5, Loss, ModelConfig, Output, Pooling};
 use lenet_optim::checkpoint::{self, Checkpoint};
 use lenet_optim::{
     Control, EpochMetrics, HessianMode, Method, Observer, Optimizer, OptimizerConfig, Outcome, Progress,
@@ -27,7 +27,8 @@ pub struct TrainArgs {
     /// Model preset: classic (the 1998 paper), modern (ReLU, max pooling, softmax), seed2018 (the NumPy original)
     #[arg(long, default_value = "classic")]
     pub model: String,
-    /// Pooling layers S2/S4: subsample | avg | max [default: the preset's]
+    /// Pooling layers S2/S4: subsample | avg | max | avg2018 (avg with the NumPy original's
+    /// second-derivative bug) [default: the preset's]
     #[arg(long)]
     pub pooling: Option<String>,
     /// Squashing function: scaled-tanh | tanh | sigmoid | relu | prelu | elu [default: the preset's]
@@ -42,6 +43,11 @@ pub struct TrainArgs {
     /// The MAP criterion's constant j (RBF output)
     #[arg(long, default_value_t = 1.0)]
     pub map_j: f32,
+    /// Initial weights: fan-in (the paper's uniform +-2.4/F) | torch (uniform +-1/sqrt(F)) |
+    /// normal:STD (the NumPy original: normal:0.1) [default: the preset's]
+    #[arg(long)]
+    #[serde(default)]
+    pub init: Option<String>,
     /// Kernel implementation: naive | im2col | parallel
     #[arg(long, default_value = "parallel")]
     pub kernels: String,
@@ -63,6 +69,11 @@ pub struct TrainArgs {
     /// init (the lower layers' h_kk are ~1e-5, so mu alone sets their step); see docs/results.md
     #[arg(long, default_value_t = 0.5)]
     pub mu: f32,
+    /// How SDLM turns h_kk into steps: per-parameter (the paper, eps/(mu+h_kk)) |
+    /// tensor-sum (the NumPy original's bug: one rate eps/(mu+sum h) per tensor)
+    #[arg(long, default_value = "per-parameter")]
+    #[serde(default = "per_parameter")]
+    pub hessian_mode: String,
     /// Training patterns on which SDLM re-estimates h_kk before each epoch
     #[arg(long, default_value_t = 500)]
     pub hessian_samples: usize,
@@ -121,8 +132,9 @@ impl TrainArgs {
             c.pooling = match p.as_str() {
                 "subsample" => Pooling::Subsample,
                 "avg" => Pooling::Avg,
+                "avg2018" => Pooling::Avg2018,
                 "max" => Pooling::Max,
-                _ => bail!("unknown pooling {p:?} (subsample, avg, max)"),
+                _ => bail!("unknown pooling {p:?} (subsample, avg, max, avg2018)"),
             };
             custom = true;
         }
@@ -136,6 +148,10 @@ impl TrainArgs {
                 "off" => false,
                 _ => bail!("--c3-table takes on or off, not {t:?}"),
             };
+            custom = true;
+        }
+        if let Some(i) = &self.init {
+            c.init = parse_init(i)?;
             custom = true;
         }
         if let Some(o) = &self.output {
@@ -184,7 +200,11 @@ impl TrainArgs {
                     mu: finite_pos("--mu", self.mu)?,
                     momentum: momentum(0.0)?,
                     samples: self.hessian_samples.max(1),
-                    mode: HessianMode::PerParameter,
+                    mode: match self.hessian_mode.as_str() {
+                        "per-parameter" => HessianMode::PerParameter,
+                        "tensor-sum" => HessianMode::TensorSum,
+                        other => bail!("unknown --hessian-mode {other:?} (per-parameter, tensor-sum)"),
+                    },
                 },
                 5e-4,
                 "paper",
@@ -215,6 +235,29 @@ impl TrainArgs {
 
 fn one() -> f32 {
     1.0
+}
+
+fn per_parameter() -> String {
+    "per-parameter".into()
+}
+
+/// Parses `fan-in`, `torch` or `normal:STD`.
+fn parse_init(text: &str) -> Result<Init> {
+    let init = match text.split_once(':') {
+        None if text == "fan-in" => Init::FanIn { scale: 2.4 },
+        None if text == "torch" => Init::Torch,
+        Some(("normal", std)) => {
+            let std: f32 = std
+                .parse()
+                .with_context(|| format!("--init {text:?}: bad standard deviation"))?;
+            if !(std.is_finite() && std > 0.0) {
+                bail!("--init {text:?}: the standard deviation must be a positive finite number");
+            }
+            Init::Normal { std }
+        }
+        _ => bail!("unknown --init {text:?} (fan-in, torch, normal:STD)"),
+    };
+    Ok(init)
 }
 
 /// Parses "1=5e-4,3=2e-4" into a schedule.

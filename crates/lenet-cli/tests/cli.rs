@@ -316,6 +316,9 @@ fn absurd_training_flags_are_refused() {
         (vec!["--model", "lenet7"], "preset"),
         (vec!["--distort", "wobbly"], "distortion"),
         (vec!["--limit", "0"], "limit"),
+        (vec!["--init", "normal:-1"], "standard deviation"),
+        (vec!["--init", "xavier"], "--init"),
+        (vec!["--hessian-mode", "blockwise"], "--hessian-mode"),
     ] {
         let mut args = vec!["train", "--out", o];
         args.extend(flags.iter().copied());

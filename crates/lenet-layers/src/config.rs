@@ -14,6 +14,10 @@ pub enum Pooling {
     Subsample,
     /// Plain 2x2 average, no parameters, no squashing.
     Avg,
+    /// [`Pooling::Avg`] with the NumPy original's bug in the second-derivative pass:
+    /// the weights 1/4 enter as they are instead of squared (1/16), so SDLM sees
+    /// `h` 4x too large below S4 and 16x below S2. Forward and gradients as `Avg`.
+    Avg2018,
     /// 2x2 max, no parameters, no squashing.
     Max,
 }
@@ -87,12 +91,13 @@ impl ModelConfig {
         }
     }
 
-    /// The 2018 NumPy project's network: average pooling, scaled tanh, C3 table,
-    /// RBF output with only 1/2 ||F6 - bitmap||^2 as loss, N(0, 0.1^2) init.
+    /// The 2018 NumPy project's network: average pooling (with its second-derivative
+    /// bug), scaled tanh, C3 table, RBF output with only 1/2 ||F6 - bitmap||^2 as
+    /// loss, N(0, 0.1^2) init.
     pub fn seed2018() -> Self {
         ModelConfig {
             preset: "seed2018".into(),
-            pooling: Pooling::Avg,
+            pooling: Pooling::Avg2018,
             activation: Activation::ScaledTanh,
             c3_table: true,
             output: Output::Rbf,

@@ -85,6 +85,7 @@ impl LeNet5 {
             match config.pooling {
                 Pooling::Subsample => (Box::new(Subsampling::new(name, c, size, size)), true),
                 Pooling::Avg => (Box::new(AvgPool::new(name, c, size, size)), false),
+                Pooling::Avg2018 => (Box::new(AvgPool::new_2018(name, c, size, size)), false),
                 Pooling::Max => (Box::new(MaxPool::new(name, c, size, size)), false),
             }
         };

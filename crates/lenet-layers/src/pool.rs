@@ -93,6 +93,8 @@ impl Layer for Subsampling {
 pub struct AvgPool {
     name: String,
     shape: PoolShape,
+    /// Reproduce the NumPy original's second-derivative pass (weights 1/4 not squared).
+    bug_2018: bool,
 }
 
 impl AvgPool {
@@ -100,6 +102,16 @@ impl AvgPool {
         AvgPool {
             name: name.into(),
             shape: PoolShape { batch: 1, c, h, w },
+            bug_2018: false,
+        }
+    }
+
+    /// Average pooling whose `backward_second` repeats the NumPy original's bug:
+    /// it spreads `d2E/dy2` with the gradient's weights 1/4 instead of their squares.
+    pub fn new_2018(name: &str, c: usize, h: usize, w: usize) -> Self {
+        AvgPool {
+            bug_2018: true,
+            ..Self::new(name, c, h, w)
         }
     }
 }
@@ -123,8 +135,11 @@ impl Layer for AvgPool {
         d2y: &[f32],
         d2x: Option<&mut [f32]>,
     ) {
-        if let Some(d2x) = d2x {
-            pool::avg_x_backward_second(&shape_at(self.shape, batch), d2y, d2x);
+        let shape = shape_at(self.shape, batch);
+        match d2x {
+            Some(d2x) if self.bug_2018 => pool::avg_x_backward(&shape, d2y, d2x),
+            Some(d2x) => pool::avg_x_backward_second(&shape, d2y, d2x),
+            None => {}
         }
     }
 }

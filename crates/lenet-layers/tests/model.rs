@@ -106,6 +106,40 @@ fn seed2018_gradients_match_finite_differences() {
     gradcheck(ModelConfig::seed2018(), 3e-2, 3e-2);
 }
 
+/// The NumPy original's second-derivative bug (average pooling spreading `d2E/dy2`
+/// with 1/4 instead of 1/16) scales `h` by 4 per pooling layer passed: C5 and F6
+/// unchanged, C3 x 4, C1 x 16. Gradients and outputs are those of `Avg`.
+#[test]
+fn seed2018_pooling_bug_scales_h_by_four_per_pool() {
+    let x = images(3, 5);
+    let labels = [1u8, 7, 3];
+    let mut fixed = ModelConfig::seed2018();
+    fixed.pooling = lenet_layers::Pooling::Avg;
+    let hess = |config: ModelConfig| {
+        let mut m = LeNet5::new(config, 11).unwrap();
+        m.forward(&x);
+        m.backward_second(&labels);
+        m.params()
+            .map(|p| (p.name.clone(), p.hess.clone()))
+            .collect::<Vec<_>>()
+    };
+    let (bugged, correct) = (hess(ModelConfig::seed2018()), hess(fixed));
+    for ((name, b), (_, c)) in bugged.iter().zip(&correct) {
+        let factor = match &name[..2] {
+            "c1" => 16.0,
+            "c3" => 4.0,
+            _ => 1.0,
+        };
+        for (b, c) in b.iter().zip(c) {
+            assert!(
+                (b - factor * c).abs() <= 1e-5 * (factor * c).abs() + 1e-12,
+                "{name}: {b} vs {factor} x {c}"
+            );
+        }
+        assert!(c.iter().any(|&c| c > 0.0), "{name}: h all zero");
+    }
+}
+
 #[test]
 fn parameter_counts() {
     let classic = LeNet5::new(ModelConfig::classic(), 0).unwrap();

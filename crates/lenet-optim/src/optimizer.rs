@@ -14,7 +14,8 @@ use crate::schedule::Schedule;
 pub enum HessianMode {
     /// The paper's: one rate per parameter, `eps / (mu + h_kk)`.
     PerParameter,
-    /// The 2018 NumPy project's (a bug): `h` summed over each tensor, one rate per tensor.
+    /// The 2018 NumPy project's (a bug): one rate per layer, `eps / (mu + sum h)` with
+    /// `h` summed over the layer's weights (its first tensor); the bias shares that rate.
     TensorSum,
 }
 
@@ -101,12 +102,20 @@ pub struct Optimizer {
     /// Per-parameter multiplier of the gradient for the current epoch.
     rates: Vec<Vec<f32>>,
     rate: f32,
+    /// For each tensor, the index of its layer's first tensor (`c1.bias` -> `c1.weight`).
+    layer_head: Vec<usize>,
 }
 
 impl Optimizer {
     /// An optimizer for `model`'s parameters.
     pub fn new(config: OptimizerConfig, model: &LeNet5) -> Self {
         let zeros: Vec<Vec<f32>> = model.params().map(|p| vec![0.0; p.len()]).collect();
+        let layer = |name: &str| name.split('.').next().unwrap_or_default().to_string();
+        let names: Vec<String> = model.params().map(|p| layer(&p.name)).collect();
+        let layer_head = names
+            .iter()
+            .map(|n| names.iter().position(|m| m == n).unwrap_or_default())
+            .collect();
         let velocity = match config.method {
             Method::Momentum { .. } | Method::Sdlm { .. } => zeros.clone(),
             Method::Sgd => Vec::new(),
@@ -119,6 +128,7 @@ impl Optimizer {
             },
             rates: zeros,
             rate: 0.0,
+            layer_head,
         }
     }
 
@@ -160,7 +170,11 @@ impl Optimizer {
             match &self.config.method {
                 Method::Sgd | Method::Momentum { .. } => rates.fill(1.0),
                 Method::Sdlm { mu, mode, .. } => {
-                    let Some(h) = self.state.hessian.get(t) else {
+                    let head = match mode {
+                        HessianMode::PerParameter => t,
+                        HessianMode::TensorSum => self.layer_head[t],
+                    };
+                    let Some(h) = self.state.hessian.get(head) else {
                         rates.fill(1.0 / mu);
                         continue;
                     };

@@ -1,0 +1,89 @@
+//! One step of each update rule, checked against its formula by hand.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a bad case should stop loudly
+
+use lenet_layers::{LeNet5, ModelConfig};
+use lenet_optim::{HessianMode, Method, Optimizer, OptimizerConfig, Schedule};
+
+const EPS: f32 = 0.01;
+const MU: f32 = 0.5;
+
+/// Every gradient 1 and `h` = 0.001 * (index within its tensor + 1), both 0 at
+/// C3's unconnected pairs (as the backward passes leave them).
+fn model_and_hessian() -> (LeNet5, Vec<Vec<f32>>) {
+    let mut model = LeNet5::new(ModelConfig::classic(), 1).unwrap();
+    let mut h = Vec::new();
+    for p in model.params_mut() {
+        let mask = |i: usize| p.mask.as_ref().map_or(1.0, |m| m[i]);
+        p.grad = (0..p.len()).map(mask).collect();
+        p.value.fill(0.0); // so that before - after is the step, exactly
+        h.push((0..p.len()).map(|i| 0.001 * (i + 1) as f32 * mask(i)).collect());
+    }
+    (model, h)
+}
+
+/// `(before - after)` of every value after one SDLM step in `mode`.
+fn sdlm_steps(mode: HessianMode) -> (Vec<String>, Vec<Vec<f32>>, Vec<Vec<f32>>) {
+    let (mut model, h) = model_and_hessian();
+    let config = OptimizerConfig {
+        method: Method::Sdlm {
+            mu: MU,
+            momentum: 0.0,
+            samples: 500,
+            mode,
+        },
+        schedule: Schedule::constant(EPS),
+    };
+    let mut opt = Optimizer::new(config, &model);
+    opt.set_hessian(h.clone());
+    opt.begin_epoch(1);
+    let before: Vec<Vec<f32>> = model.params().map(|p| p.value.clone()).collect();
+    opt.step(&mut model);
+    let names = model.params().map(|p| p.name.clone()).collect();
+    let steps = model
+        .params()
+        .zip(&before)
+        .map(|(p, b)| b.iter().zip(&p.value).map(|(b, a)| b - a).collect())
+        .collect();
+    (names, steps, h)
+}
+
+fn close(a: f32, b: f32) -> bool {
+    (a - b).abs() <= 1e-4 * b.abs().max(1e-6)
+}
+
+#[test]
+fn sdlm_steps_each_parameter_by_eps_over_mu_plus_its_h() {
+    let (names, steps, h) = sdlm_steps(HessianMode::PerParameter);
+    for ((name, step), h) in names.iter().zip(&steps).zip(&h) {
+        for (i, (&s, &h)) in step.iter().zip(h).enumerate().filter(|(_, (_, &h))| h != 0.0) {
+            assert!(
+                close(s, EPS / (MU + h)),
+                "{name}[{i}]: step {s}, expected {}",
+                EPS / (MU + h)
+            );
+        }
+    }
+}
+
+#[test]
+fn tensor_sum_gives_a_layer_one_rate_from_its_weights() {
+    let (names, steps, h) = sdlm_steps(HessianMode::TensorSum);
+    for (t, name) in names.iter().enumerate() {
+        let layer = name.split('.').next().unwrap();
+        // the layer's first tensor (weight or coeff) sets the rate of all its tensors
+        let head = names
+            .iter()
+            .position(|n| n.starts_with(&format!("{layer}.")))
+            .unwrap();
+        let expected = EPS / (MU + h[head].iter().sum::<f32>());
+        let connected = steps[t].iter().zip(&h[t]).filter(|(_, &h)| h != 0.0);
+        assert!(connected.clone().count() > 0);
+        for (&s, _) in connected {
+            assert!(close(s, expected), "{name}: {s} vs {expected}");
+        }
+    }
+    // and the bias really does take its weight's rate, not its own sum
+    let c1_bias = names.iter().position(|n| n == "c1.bias").unwrap();
+    let own = EPS / (MU + h[c1_bias].iter().sum::<f32>());
+    assert!(!close(steps[c1_bias][0], own));
+}
