@@ -74,7 +74,7 @@ impl LeNet5 {
             let (name, shape) = (layer.name().to_string(), layer.out_shape());
             layers.push(layer);
             if squash {
-                layers.push(Box::new(ActivationLayer::new(&name, act, shape)));
+                layers.push(Box::new(ActivationLayer::new(&name, act, shape, algo)));
             }
         };
         let conv = |name: &str, in_c, size, out_c, table: Option<ConnTable>| {
@@ -83,9 +83,9 @@ impl LeNet5 {
         };
         let pool = |name: &str, c, size| -> (Box<dyn Layer>, bool) {
             match config.pooling {
-                Pooling::Subsample => (Box::new(Subsampling::new(name, c, size, size)), true),
-                Pooling::Avg => (Box::new(AvgPool::new(name, c, size, size)), false),
-                Pooling::Avg2018 => (Box::new(AvgPool::new_2018(name, c, size, size)), false),
+                Pooling::Subsample => (Box::new(Subsampling::new(name, c, size, size, algo)), true),
+                Pooling::Avg => (Box::new(AvgPool::new(name, c, size, size, algo)), false),
+                Pooling::Avg2018 => (Box::new(AvgPool::new_2018(name, c, size, size, algo)), false),
                 Pooling::Max => (Box::new(MaxPool::new(name, c, size, size)), false),
             }
         };

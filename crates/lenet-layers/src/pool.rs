@@ -2,13 +2,30 @@
 //! max pooling (the departures).
 
 use tensor_ops::pool::{self, PoolShape};
-use tensor_ops::subsample;
+use tensor_ops::{over_images, subsample, Algo};
 
 use crate::layer::Layer;
 use crate::param::Param;
 
 fn shape_at(s: PoolShape, batch: usize) -> PoolShape {
     PoolShape { batch, ..s }
+}
+
+/// Runs the per-image kernel `f(shape, x, out)` over the batch, split by
+/// [`over_images`]: `x` holds the layer's input (`in_per` values per image) and
+/// `out` what `f` writes (`out_per` per image).
+fn split_batch(
+    algo: Algo,
+    s: PoolShape,
+    batch: usize,
+    x: &[f32],
+    out: &mut [f32],
+    (in_per, out_per): (usize, usize),
+    f: impl Fn(&PoolShape, &[f32], &mut [f32]) + Sync,
+) {
+    over_images(algo, batch, out, out_per, |i, out| {
+        f(&shape_at(s, i.len()), &x[i.start * in_per..i.end * in_per], out)
+    });
 }
 
 /// Per-sample geometry shared by the three pooling layers.
@@ -33,16 +50,18 @@ macro_rules! pool_geometry {
 pub struct Subsampling {
     name: String,
     shape: PoolShape,
+    algo: Algo,
     /// `[coeff [c], bias [c]]`
     params: Vec<Param>,
 }
 
 impl Subsampling {
     /// Over `c` maps of `h x w`; coefficients and biases start at zero.
-    pub fn new(name: &str, c: usize, h: usize, w: usize) -> Self {
+    pub fn new(name: &str, c: usize, h: usize, w: usize, algo: Algo) -> Self {
         Subsampling {
             name: name.into(),
             shape: PoolShape { batch: 1, c, h, w },
+            algo,
             params: vec![
                 Param::zeros(format!("{name}.coeff"), &[c]),
                 Param::zeros(format!("{name}.bias"), &[c]),
@@ -55,8 +74,11 @@ impl Layer for Subsampling {
     pool_geometry!();
 
     fn forward(&mut self, batch: usize, x: &[f32], y: &mut [f32]) {
-        let s = shape_at(self.shape, batch);
-        subsample::forward(&s, x, &self.params[0].value, &self.params[1].value, y);
+        let (coeff, bias) = (&self.params[0].value, &self.params[1].value);
+        let per = (self.shape.x_len(), self.shape.y_len());
+        split_batch(self.algo, self.shape, batch, x, y, per, |s, x, y| {
+            subsample::forward(s, x, coeff, bias, y)
+        });
     }
 
     fn backward(&mut self, batch: usize, x: &[f32], _y: &[f32], dy: &[f32], dx: Option<&mut [f32]>) {
@@ -64,7 +86,12 @@ impl Layer for Subsampling {
         let (c, b) = self.params.split_at_mut(1);
         subsample::weight_backward(&s, x, dy, &mut c[0].grad, &mut b[0].grad);
         if let Some(dx) = dx {
-            subsample::x_backward(&s, &c[0].value, dy, dx);
+            let coeff = &c[0].value;
+            // dy is this layer's output side: per image y_len in, x_len out
+            let per = (self.shape.y_len(), self.shape.x_len());
+            split_batch(self.algo, self.shape, batch, dy, dx, per, |s, dy, dx| {
+                subsample::x_backward(s, coeff, dy, dx)
+            });
         }
     }
 
@@ -73,7 +100,11 @@ impl Layer for Subsampling {
         let (c, b) = self.params.split_at_mut(1);
         subsample::weight_backward_second(&s, x, d2y, &mut c[0].hess, &mut b[0].hess);
         if let Some(d2x) = d2x {
-            subsample::x_backward_second(&s, &c[0].value, d2y, d2x);
+            let coeff = &c[0].value;
+            let per = (self.shape.y_len(), self.shape.x_len());
+            split_batch(self.algo, self.shape, batch, d2y, d2x, per, |s, d2y, d2x| {
+                subsample::x_backward_second(s, coeff, d2y, d2x)
+            });
         }
     }
 
@@ -93,25 +124,27 @@ impl Layer for Subsampling {
 pub struct AvgPool {
     name: String,
     shape: PoolShape,
+    algo: Algo,
     /// Reproduce the NumPy original's second-derivative pass (weights 1/4 not squared).
     bug_2018: bool,
 }
 
 impl AvgPool {
-    pub fn new(name: &str, c: usize, h: usize, w: usize) -> Self {
+    pub fn new(name: &str, c: usize, h: usize, w: usize, algo: Algo) -> Self {
         AvgPool {
             name: name.into(),
             shape: PoolShape { batch: 1, c, h, w },
+            algo,
             bug_2018: false,
         }
     }
 
     /// Average pooling whose `backward_second` repeats the NumPy original's bug:
     /// it spreads `d2E/dy2` with the gradient's weights 1/4 instead of their squares.
-    pub fn new_2018(name: &str, c: usize, h: usize, w: usize) -> Self {
+    pub fn new_2018(name: &str, c: usize, h: usize, w: usize, algo: Algo) -> Self {
         AvgPool {
             bug_2018: true,
-            ..Self::new(name, c, h, w)
+            ..Self::new(name, c, h, w, algo)
         }
     }
 }
@@ -120,11 +153,13 @@ impl Layer for AvgPool {
     pool_geometry!();
 
     fn forward(&mut self, batch: usize, x: &[f32], y: &mut [f32]) {
-        pool::avg_forward(&shape_at(self.shape, batch), x, y);
+        let per = (self.shape.x_len(), self.shape.y_len());
+        split_batch(self.algo, self.shape, batch, x, y, per, pool::avg_forward);
     }
     fn backward(&mut self, batch: usize, _x: &[f32], _y: &[f32], dy: &[f32], dx: Option<&mut [f32]>) {
         if let Some(dx) = dx {
-            pool::avg_x_backward(&shape_at(self.shape, batch), dy, dx);
+            let per = (self.shape.y_len(), self.shape.x_len());
+            split_batch(self.algo, self.shape, batch, dy, dx, per, pool::avg_x_backward);
         }
     }
     fn backward_second(
@@ -135,11 +170,14 @@ impl Layer for AvgPool {
         d2y: &[f32],
         d2x: Option<&mut [f32]>,
     ) {
-        let shape = shape_at(self.shape, batch);
-        match d2x {
-            Some(d2x) if self.bug_2018 => pool::avg_x_backward(&shape, d2y, d2x),
-            Some(d2x) => pool::avg_x_backward_second(&shape, d2y, d2x),
-            None => {}
+        let per = (self.shape.y_len(), self.shape.x_len());
+        let kernel = if self.bug_2018 {
+            pool::avg_x_backward
+        } else {
+            pool::avg_x_backward_second
+        };
+        if let Some(d2x) = d2x {
+            split_batch(self.algo, self.shape, batch, d2y, d2x, per, kernel);
         }
     }
 }

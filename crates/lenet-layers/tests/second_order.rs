@@ -26,7 +26,7 @@ impl Net {
         fc2.params_mut()[1].value = vec![-0.2];
         Net {
             fc1,
-            act: ActivationLayer::new("fc1", Activation::ScaledTanh, vec![1]),
+            act: ActivationLayer::new("fc1", Activation::ScaledTanh, vec![1], Algo::Naive),
             fc2,
         }
     }

@@ -446,12 +446,29 @@ mod im2col {
         }
         for_each_run(s, |row, p, x_row, q, c0| {
             let n = q.len();
-            // runs are short (10-28 values): a plain loop beats a call to memcpy
-            let dst = &mut cols[row * hw + p * ow..][q];
-            for (d, &v) in dst.iter_mut().zip(&x_img[x_row + c0..][..n]) {
-                *d = v;
-            }
+            copy_run(&mut cols[row * hw + p * ow..][q], &x_img[x_row + c0..][..n]);
         });
+    }
+
+    /// `dst.copy_from_slice(src)` for the short runs of `unfold` (10 to 28 values),
+    /// as 8-wide copies (the last one overlapping) instead of a call to `memcpy`,
+    /// which costs more than the copy at these lengths.
+    #[inline(always)]
+    fn copy_run(dst: &mut [f32], src: &[f32]) {
+        const W: usize = 8;
+        let n = dst.len();
+        if n < W {
+            dst.iter_mut().zip(src).for_each(|(d, &v)| *d = v);
+            return;
+        }
+        let mut i = 0;
+        while i + W <= n {
+            dst[i..i + W].copy_from_slice(&src[i..i + W]);
+            i += W;
+        }
+        if i < n {
+            dst[n - W..].copy_from_slice(&src[n - W..n]);
+        }
     }
 
     /// Folds a patch-matrix gradient back onto one image (the adjoint of `unfold`).

@@ -51,15 +51,27 @@ fn last_index(rows: usize, cols: usize, rs: usize, cs: usize) -> usize {
 /// assert_eq!(c, [5.0, 11.0, 11.0, 25.0]); // A A^T
 /// ```
 pub fn gemm(a: MatRef, b: MatRef, beta: f32, c: &mut [f32], ldc: usize) {
+    gemm_strided(a, b, beta, c, (ldc, 1));
+}
+
+/// `c = a * b + beta * c` where `c`'s element `(r, j)` is `c[r * c_strides.0 + j * c_strides.1]`.
+///
+/// The `gemm` crate packs an operand it cannot read in its kernel's order; a
+/// column-major `a` (`rs == 1`) with a column-major `c` (`c_strides.0 == 1`) is read
+/// as it is, which is how the convolutions call it (see `conv.rs`).
+pub fn gemm_strided(a: MatRef, b: MatRef, beta: f32, c: &mut [f32], c_strides: (usize, usize)) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
+    let (crs, ccs) = c_strides;
     assert_eq!(k, b.rows, "gemm: inner dimensions differ");
     if m == 0 || n == 0 {
         return;
     }
-    assert!(last_index(m, n, ldc, 1) < c.len(), "gemm: C too small");
+    assert!(last_index(m, n, crs, ccs) < c.len(), "gemm: C too small");
     if k == 0 {
         for r in 0..m {
-            c[r * ldc..r * ldc + n].iter_mut().for_each(|v| *v *= beta);
+            for j in 0..n {
+                c[r * crs + j * ccs] *= beta;
+            }
         }
         return;
     }
@@ -76,8 +88,8 @@ pub fn gemm(a: MatRef, b: MatRef, beta: f32, c: &mut [f32], ldc: usize) {
             n,
             k,
             c.as_mut_ptr(),
-            1,
-            ldc as isize,
+            ccs as isize,
+            crs as isize,
             beta != 0.0,
             a.data.as_ptr(),
             a.cs as isize,

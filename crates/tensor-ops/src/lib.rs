@@ -90,6 +90,49 @@ pub(crate) fn rows_per_task(rows: usize) -> usize {
     rows.div_ceil(GEMM_SPLIT).max(1)
 }
 
+/// Runs a per-image kernel over a batch: `f(images, out)` computes the outputs of
+/// the images in `images` into `out` (their `out_per_image` values each). With
+/// [`Algo::Parallel`] and enough work, the batch is cut into one task of whole
+/// images per thread; otherwise `f` sees the whole batch at once. Images are
+/// independent, so the results are the same for every split.
+///
+/// This is the one place where element-wise layers (activations, pooling,
+/// subsampling) decide to use threads.
+///
+/// ```
+/// use tensor_ops::{over_images, Algo};
+/// let x = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0];
+/// let mut y = [0.0f32; 6];
+/// // 3 images of 2 values: y = 2x
+/// over_images(Algo::Parallel, 3, &mut y, 2, |images, out| {
+///     let x = &x[images.start * 2..images.end * 2];
+///     out.iter_mut().zip(x).for_each(|(o, &v)| *o = 2.0 * v);
+/// });
+/// assert_eq!(y, [2.0, 4.0, 6.0, 8.0, 10.0, 12.0]);
+/// ```
+pub fn over_images<F>(algo: Algo, batch: usize, out: &mut [f32], out_per_image: usize, f: F)
+where
+    F: Fn(std::ops::Range<usize>, &mut [f32]) + Sync,
+{
+    use rayon::prelude::*;
+    assert_eq!(out.len(), batch * out_per_image, "over_images: output length");
+    let threads = rayon::current_num_threads();
+    // below this many values a task costs more to hand out than to compute
+    const MIN_PER_TASK: usize = 4096;
+    let parallel = algo == Algo::Parallel && threads > 1 && out.len() >= 2 * MIN_PER_TASK;
+    if !parallel || out_per_image == 0 {
+        f(0..batch, out);
+        return;
+    }
+    let per_task = batch.div_ceil(threads).max(MIN_PER_TASK.div_ceil(out_per_image));
+    out.par_chunks_mut(per_task * out_per_image)
+        .enumerate()
+        .for_each(|(t, chunk)| {
+            let first = t * per_task;
+            f(first..first + chunk.len() / out_per_image, chunk)
+        });
+}
+
 /// Grows a scratch buffer to at least `len` values (never shrinks, so a buffer
 /// sized once is reused without allocating) and returns its first `len`.
 pub(crate) fn scratch(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
