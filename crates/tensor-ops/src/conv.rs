@@ -187,6 +187,8 @@ pub struct ConvWorkspace {
     patches: Option<ConvShape>,
     dcols: Vec<f32>,
     sq: Vec<f32>,
+    /// Partial weight gradients of the parallel blocks of images.
+    dw_parts: Vec<f32>,
 }
 
 fn check(s: &ConvShape, table: Option<&ConnTable>) {
@@ -639,47 +641,57 @@ mod im2col {
             };
             return crate::fc::weight_backward(algo, &fc, x, dy, dw, db);
         }
+        let mut parts_buf = std::mem::take(&mut ws.dw_parts);
         let cols = if reuse && ws.patches == Some(*s) {
             &ws.cols[..s.batch * patch * hw]
         } else {
             unfold_batch(s, x, ws, parallel)
         };
-        // dW [C_out, patch] = sum_n dy_n [C_out, HW] * cols_n^T [HW, patch]; in parallel,
-        // each task takes a fixed block of output channels (rows of dW, see GEMM_SPLIT)
-        // over the whole batch, so every value is summed in the same order whatever
-        // the thread count.
-        let task = |o0: usize, dw_rows: &mut [f32], db_rows: &mut [f32]| {
-            let m = db_rows.len();
-            for (n, (dy_img, c)) in dy
-                .chunks_exact(oc * hw)
-                .zip(cols.chunks_exact(patch * hw))
-                .enumerate()
-            {
-                let beta = if n == 0 { 0.0 } else { 1.0 };
+        // dW [C_out, patch] = sum_n dy_n [C_out, HW] * cols_n^T [HW, patch],
+        // db [C_out] = sum_n sum_HW dy_n.
+        let (wl, y_img) = (oc * patch, oc * hw);
+        let task = |images: std::ops::Range<usize>, dw: &mut [f32], db: &mut [f32]| {
+            for (k, n) in images.clone().enumerate() {
+                let beta = if k == 0 { 0.0 } else { 1.0 };
                 gemm(
-                    MatRef::new(&dy_img[o0 * hw..], m, hw),
-                    MatRef::new(c, patch, hw).t(),
+                    MatRef::new(&dy[n * y_img..][..y_img], oc, hw),
+                    MatRef::new(&cols[n * patch * hw..][..patch * hw], patch, hw).t(),
                     beta,
-                    dw_rows,
+                    dw,
                     patch,
                 );
             }
-            for (j, g) in db_rows.iter_mut().enumerate() {
-                *g = dy
-                    .chunks_exact(oc * hw)
-                    .map(|d| d[(o0 + j) * hw..][..hw].iter().sum::<f32>())
+            for (o, g) in db.iter_mut().enumerate() {
+                *g = images
+                    .clone()
+                    .map(|n| dy[n * y_img + o * hw..][..hw].iter().sum::<f32>())
                     .sum();
             }
         };
-        if parallel {
-            let rows = crate::rows_per_task(oc);
-            dw.par_chunks_mut(rows * patch)
-                .zip(db.par_chunks_mut(rows))
-                .enumerate()
-                .for_each(|(t, (dw, db))| task(t * rows, dw, db));
-        } else {
-            task(0, dw, db);
+        if !parallel || s.batch < 2 {
+            task(0..s.batch, dw, db);
+            ws.dw_parts = parts_buf;
+            return;
         }
+        // In parallel: the batch in GEMM_SPLIT fixed blocks of images, each summed
+        // into its own partial gradient by full-height GEMMs (measured 1.6x faster
+        // for C3 than splitting dW's rows), then the partials added in block order:
+        // the same sums in the same order whatever the thread count.
+        let per = crate::rows_per_task(s.batch);
+        let parts = scratch(&mut parts_buf, crate::GEMM_SPLIT * (wl + oc));
+        parts.par_chunks_mut(wl + oc).enumerate().for_each(|(t, part)| {
+            let images = (t * per).min(s.batch)..((t + 1) * per).min(s.batch);
+            let (pw, pb) = part.split_at_mut(wl);
+            task(images, pw, pb);
+        });
+        let (first, rest) = parts.split_at(wl + oc);
+        dw.copy_from_slice(&first[..wl]);
+        db.copy_from_slice(&first[wl..]);
+        for part in rest.chunks_exact(wl + oc) {
+            dw.iter_mut().zip(&part[..wl]).for_each(|(d, &p)| *d += p);
+            db.iter_mut().zip(&part[wl..]).for_each(|(d, &p)| *d += p);
+        }
+        ws.dw_parts = parts_buf;
     }
 }
 

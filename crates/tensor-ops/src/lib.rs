@@ -74,15 +74,16 @@ impl std::str::FromStr for Algo {
     }
 }
 
-/// Into how many tasks the parallel variants split a GEMM's rows (samples, output
-/// units or output maps): a fixed number, never the thread count. A GEMM's summation
-/// order can depend on its row count (the `gemm` crate picks kernels by shape), so
-/// blocks sized by the thread count would make results depend on it; with a fixed
-/// split the parallel variants are bit-identical on any number of threads. Two
-/// halves keep every GEMM as large as possible on the 2-core machines this is tuned
-/// for (finer fixed blocks measured up to 2x slower: C3's weight gradient in blocks
-/// of 3 maps, C5 in blocks of 8 samples). Per-image work (convolution forward and
-/// input gradient) is split by image and uses every thread.
+/// Into how many tasks the parallel variants split a GEMM's work (samples, output
+/// units, or the images whose weight gradients are summed): a fixed number, never
+/// the thread count. A GEMM's summation order can depend on its shape (the `gemm`
+/// crate picks kernels by shape), so blocks sized by the thread count would make
+/// results depend on it; with a fixed split the parallel variants are bit-identical
+/// on any number of threads. Two halves keep every GEMM as large as possible on the
+/// 2-core machines this is tuned for (finer fixed blocks measured up to 2x slower:
+/// C3's weight gradient in blocks of 3 maps, C5 in blocks of 8 samples). Per-image
+/// work (convolution forward and input gradient) is split by image and uses every
+/// thread.
 pub(crate) const GEMM_SPLIT: usize = 2;
 
 /// Rows per task when `rows` rows are split into [`GEMM_SPLIT`] tasks.
