@@ -13,13 +13,17 @@
 //! `cols_n [C_in*K*K, H_out*W_out]` (one column per output pixel), so that
 //! - forward is `y_n = W cols_n + b`,
 //! - `x_backward` is `dcols_n = W^T dy_n`, folded back (col2im),
-//! - `weight_backward` is `dW = sum_n dy_n cols_n^T` (reusing the forward's patches).
+//! - `weight_backward` is `dW = sum_n dy_n cols_n^T`.
+//!
+//! Each task unfolds one image at a time into a buffer that stays in cache; the
+//! weight gradient unfolds again rather than keep a whole batch's patches (several
+//! MB at batch 32) from the forward pass.
 //!
 //! When the kernel covers the whole input (C5), the layer is fully connected and
 //! runs as one matrix product over the batch ([`crate::fc`]).
 //!
 //! The parallel variant splits those products over images (forward, x_backward) or
-//! over output channels (weight_backward). Every output value is summed in the same
+//! over two fixed halves of the batch (weight_backward). Every output value is summed in the same
 //! order whatever the number of threads, so results do not depend on it.
 
 use rayon::prelude::*;
@@ -180,11 +184,9 @@ impl ConnTable {
 /// Scratch buffers of the im2col variants, sized on first use and then reused.
 #[derive(Debug, Default, Clone)]
 pub struct ConvWorkspace {
-    /// Patch matrices of the last unfolded input.
+    /// One image's patch matrix per task.
     cols: Vec<f32>,
-    /// Which geometry `cols` holds the patches of, if they are those of the last
-    /// `forward` call's input (cleared when `cols` holds anything else).
-    patches: Option<ConvShape>,
+    /// One image's patch-matrix gradient per task.
     dcols: Vec<f32>,
     sq: Vec<f32>,
     /// Partial weight gradients of the parallel blocks of images.
@@ -260,8 +262,6 @@ pub fn x_backward(
 /// `dw = dE/dw`, `db = dE/db` from the input `x` and `dy = dE/dy` (overwritten, not
 /// accumulated). Unconnected blocks of `dw` are zero.
 ///
-/// `x` must be the input of the last [`forward`] call with this workspace, if there
-/// was one: its unfolded patches are reused instead of being computed again.
 #[allow(clippy::too_many_arguments)]
 pub fn weight_backward(
     algo: Algo,
@@ -281,7 +281,7 @@ pub fn weight_backward(
     match algo {
         Algo::Naive => naive::weight_backward(s, table, x, dy, dw, db),
         Algo::Im2col | Algo::Parallel => {
-            im2col::weight_backward(s, x, dy, dw, db, ws, split(algo, s), true);
+            im2col::weight_backward(s, x, dy, dw, db, ws, split(algo, s));
             if let Some(t) = table {
                 t.mask_weights(dw);
             }
@@ -316,12 +316,9 @@ pub fn weight_backward_second(
     d2b: &mut [f32],
     ws: &mut ConvWorkspace,
 ) {
-    // the patches of x^2 are not those of x: forget them, and recompute
-    ws.patches = None;
     let mut sq = std::mem::take(&mut ws.sq);
     weight_backward(algo, s, table, squared(&mut sq, x), d2y, d2w, d2b, ws);
     ws.sq = sq;
-    ws.patches = None;
 }
 
 // ======================================================================
@@ -487,24 +484,6 @@ mod im2col {
         });
     }
 
-    /// Patch matrices of the whole batch, `[N][C_in*K*K][HW]`, into `ws.cols`
-    /// (remembered as the patches of `x` for a following `weight_backward`).
-    fn unfold_batch<'a>(s: &ConvShape, x: &[f32], ws: &'a mut ConvWorkspace, parallel: bool) -> &'a [f32] {
-        let (img, per) = (s.in_c * s.in_h * s.in_w, s.out_hw() * s.patch_len());
-        let cols = scratch(&mut ws.cols, s.batch * per);
-        if parallel {
-            cols.par_chunks_mut(per)
-                .zip(x.par_chunks(img))
-                .for_each(|(c, xi)| unfold(s, xi, c));
-        } else {
-            cols.chunks_mut(per)
-                .zip(x.chunks(img))
-                .for_each(|(c, xi)| unfold(s, xi, c));
-        }
-        ws.patches = Some(*s);
-        &ws.cols[..s.batch * per]
-    }
-
     pub fn forward(
         s: &ConvShape,
         x: &[f32],
@@ -531,39 +510,32 @@ mod im2col {
             );
         }
         let img = s.in_c * s.in_h * s.in_w;
-        let cols = scratch(&mut ws.cols, s.batch * patch * hw);
-        // per image, while its patches are in cache: unfold, then
-        // y_n [C_out, HW] = W [C_out, patch] * cols_n [patch, HW] + b
+        // per image, into the task's one patch buffer (small enough to stay in
+        // cache): unfold, then y_n [C_out, HW] = W [C_out, patch] * cols_n [patch, HW] + b
         let task = |x: &[f32], cols: &mut [f32], y: &mut [f32]| {
-            for ((x_img, c), y_img) in x
-                .chunks_exact(img)
-                .zip(cols.chunks_exact_mut(patch * hw))
-                .zip(y.chunks_exact_mut(oc * hw))
-            {
-                unfold(s, x_img, c);
+            for (x_img, y_img) in x.chunks_exact(img).zip(y.chunks_exact_mut(oc * hw)) {
+                unfold(s, x_img, cols);
                 for (y_map, &bias) in y_img.chunks_exact_mut(hw).zip(b) {
                     y_map.fill(bias);
                 }
                 gemm(
                     MatRef::new(w, oc, patch),
-                    MatRef::new(c, patch, hw),
+                    MatRef::new(cols, patch, hw),
                     1.0,
                     y_img,
                     hw,
                 );
             }
         };
-        if parallel {
-            let per = images_per_task(s.batch);
-            x.par_chunks(per * img)
-                .zip(cols.par_chunks_mut(per * patch * hw))
-                .zip(y.par_chunks_mut(per * oc * hw))
-                .for_each(|((x, c), y)| task(x, c, y));
-        } else {
-            task(x, cols, y);
+        if !parallel {
+            return task(x, scratch(&mut ws.cols, patch * hw), y);
         }
-        // cols now holds the patches of x, for a following weight_backward
-        ws.patches = Some(*s);
+        let per = images_per_task(s.batch);
+        let cols = scratch(&mut ws.cols, s.batch.div_ceil(per) * patch * hw);
+        x.par_chunks(per * img)
+            .zip(cols.par_chunks_mut(patch * hw))
+            .zip(y.par_chunks_mut(per * oc * hw))
+            .for_each(|((x, c), y)| task(x, c, y));
     }
 
     pub fn x_backward(
@@ -590,37 +562,30 @@ mod im2col {
             );
         }
         let img = s.in_c * s.in_h * s.in_w;
-        let dcols = scratch(&mut ws.dcols, s.batch * patch * hw);
         // per image: dcols_n [patch, HW] = W^T [patch, C_out] * dy_n [C_out, HW], folded into dx_n
         let task = |dy: &[f32], dcols: &mut [f32], dx: &mut [f32]| {
-            for ((dy_img, dc), dx_img) in dy
-                .chunks_exact(oc * hw)
-                .zip(dcols.chunks_exact_mut(patch * hw))
-                .zip(dx.chunks_exact_mut(img))
-            {
+            for (dy_img, dx_img) in dy.chunks_exact(oc * hw).zip(dx.chunks_exact_mut(img)) {
                 gemm(
                     MatRef::new(w, oc, patch).t(),
                     MatRef::new(dy_img, oc, hw),
                     0.0,
-                    dc,
+                    dcols,
                     hw,
                 );
-                fold(s, dc, dx_img);
+                fold(s, dcols, dx_img);
             }
         };
-        if parallel {
-            let per = images_per_task(s.batch);
-            dy.par_chunks(per * oc * hw)
-                .zip(dcols.par_chunks_mut(per * patch * hw))
-                .zip(dx.par_chunks_mut(per * img))
-                .for_each(|((dy, dc), dx)| task(dy, dc, dx));
-        } else {
-            task(dy, dcols, dx);
+        if !parallel {
+            return task(dy, scratch(&mut ws.dcols, patch * hw), dx);
         }
+        let per = images_per_task(s.batch);
+        let dcols = scratch(&mut ws.dcols, s.batch.div_ceil(per) * patch * hw);
+        dy.par_chunks(per * oc * hw)
+            .zip(dcols.par_chunks_mut(patch * hw))
+            .zip(dx.par_chunks_mut(per * img))
+            .for_each(|((dy, dc), dx)| task(dy, dc, dx));
     }
 
-    /// `reuse`: the workspace holds the patches of `x` from the forward pass.
-    #[allow(clippy::too_many_arguments)]
     pub fn weight_backward(
         s: &ConvShape,
         x: &[f32],
@@ -629,7 +594,6 @@ mod im2col {
         db: &mut [f32],
         ws: &mut ConvWorkspace,
         parallel: bool,
-        reuse: bool,
     ) {
         let (hw, patch, oc) = (s.out_hw(), s.patch_len(), s.out_c);
         if is_dense(s) {
@@ -641,22 +605,18 @@ mod im2col {
             };
             return crate::fc::weight_backward(algo, &fc, x, dy, dw, db);
         }
-        let mut parts_buf = std::mem::take(&mut ws.dw_parts);
-        let cols = if reuse && ws.patches == Some(*s) {
-            &ws.cols[..s.batch * patch * hw]
-        } else {
-            unfold_batch(s, x, ws, parallel)
-        };
         // dW [C_out, patch] = sum_n dy_n [C_out, HW] * cols_n^T [HW, patch],
-        // db [C_out] = sum_n sum_HW dy_n.
-        let (wl, y_img) = (oc * patch, oc * hw);
-        let task = |images: std::ops::Range<usize>, dw: &mut [f32], db: &mut [f32]| {
+        // db [C_out] = sum_n sum_HW dy_n; each image unfolded again into the task's
+        // patch buffer (rewriting a cached buffer costs less than keeping the whole
+        // batch's patches from the forward pass, which do not fit in cache).
+        let (wl, img, y_img) = (oc * patch, s.in_c * s.in_h * s.in_w, oc * hw);
+        let task = |images: std::ops::Range<usize>, cols: &mut [f32], dw: &mut [f32], db: &mut [f32]| {
             for (k, n) in images.clone().enumerate() {
-                let beta = if k == 0 { 0.0 } else { 1.0 };
+                unfold(s, &x[n * img..][..img], cols);
                 gemm(
                     MatRef::new(&dy[n * y_img..][..y_img], oc, hw),
-                    MatRef::new(&cols[n * patch * hw..][..patch * hw], patch, hw).t(),
-                    beta,
+                    MatRef::new(cols, patch, hw).t(),
+                    if k == 0 { 0.0 } else { 1.0 },
                     dw,
                     patch,
                 );
@@ -668,22 +628,31 @@ mod im2col {
                     .sum();
             }
         };
-        if !parallel || s.batch < 2 {
-            task(0..s.batch, dw, db);
-            ws.dw_parts = parts_buf;
-            return;
-        }
         // In parallel: the batch in GEMM_SPLIT fixed blocks of images, each summed
         // into its own partial gradient by full-height GEMMs (measured 1.6x faster
         // for C3 than splitting dW's rows), then the partials added in block order:
         // the same sums in the same order whatever the thread count.
-        let per = crate::rows_per_task(s.batch);
-        let parts = scratch(&mut parts_buf, crate::GEMM_SPLIT * (wl + oc));
-        parts.par_chunks_mut(wl + oc).enumerate().for_each(|(t, part)| {
-            let images = (t * per).min(s.batch)..((t + 1) * per).min(s.batch);
-            let (pw, pb) = part.split_at_mut(wl);
-            task(images, pw, pb);
-        });
+        let blocks = if parallel && s.batch >= 2 {
+            crate::GEMM_SPLIT
+        } else {
+            1
+        };
+        let per = s.batch.div_ceil(blocks);
+        let cols = scratch(&mut ws.cols, blocks * patch * hw);
+        if blocks == 1 {
+            task(0..s.batch, cols, dw, db);
+            return;
+        }
+        let parts = scratch(&mut ws.dw_parts, blocks * (wl + oc));
+        parts
+            .par_chunks_mut(wl + oc)
+            .zip(cols.par_chunks_mut(patch * hw))
+            .enumerate()
+            .for_each(|(t, (part, cols))| {
+                let images = (t * per).min(s.batch)..((t + 1) * per).min(s.batch);
+                let (pw, pb) = part.split_at_mut(wl);
+                task(images, cols, pw, pb);
+            });
         let (first, rest) = parts.split_at(wl + oc);
         dw.copy_from_slice(&first[..wl]);
         db.copy_from_slice(&first[wl..]);
@@ -691,7 +660,6 @@ mod im2col {
             dw.iter_mut().zip(&part[..wl]).for_each(|(d, &p)| *d += p);
             db.iter_mut().zip(&part[wl..]).for_each(|(d, &p)| *d += p);
         }
-        ws.dw_parts = parts_buf;
     }
 }
 
