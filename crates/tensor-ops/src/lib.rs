@@ -143,6 +143,21 @@ pub(crate) fn scratch(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
     &mut buf[..len]
 }
 
+/// Sum of `v` in 8 interleaved partial sums, added at the end: the same value
+/// every time, and a vector loop (a plain `iter().sum()` keeps the strict
+/// left-to-right order, one add at a time).
+pub(crate) fn sum8(v: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let chunks = v.chunks_exact(8);
+    let tail: f32 = chunks.remainder().iter().sum();
+    for c in chunks {
+        for (a, &x) in acc.iter_mut().zip(c) {
+            *a += x;
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
 /// Element-wise square into a scratch buffer (for second-derivative passes).
 pub(crate) fn squared<'a>(buf: &'a mut Vec<f32>, v: &[f32]) -> &'a [f32] {
     let out = scratch(buf, v.len());
