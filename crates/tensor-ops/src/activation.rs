@@ -156,8 +156,21 @@ impl Activation {
 
     fn chain(self, a: &[f32], y: &[f32], g: &[f32], out: &mut [f32], power: impl Fn(f32) -> f32) {
         assert!(a.len() == y.len() && y.len() == g.len() && g.len() == out.len());
-        for (((o, &a), &y), &g) in out.iter_mut().zip(a).zip(y).zip(g) {
-            *o = power(self.derivative(a, y)) * g;
+        // One loop per variant (as in `forward`): with the `match` inside the loop
+        // the compiler keeps it scalar.
+        macro_rules! map {
+            ($f:expr) => {
+                for (((o, &a), &y), &g) in out.iter_mut().zip(a).zip(y).zip(g) {
+                    *o = power($f.derivative(a, y)) * g;
+                }
+            };
+        }
+        match self {
+            Activation::ScaledTanh => map!(Activation::ScaledTanh),
+            Activation::Tanh => map!(Activation::Tanh),
+            Activation::Sigmoid => map!(Activation::Sigmoid),
+            Activation::Relu => map!(Activation::Relu),
+            other => map!(other),
         }
     }
 
