@@ -125,7 +125,7 @@ pub fn eval(args: EvalArgs) -> Result<()> {
     }
     let indices: Vec<usize> = (0..test.len()).collect();
     let started = std::time::Instant::now();
-    let preds = predict_dataset(&mut model, &test, &indices, args.batch_size)?;
+    let preds = crate::on_pool(|| predict_dataset(&mut model, &test, &indices, args.batch_size))?;
     let seconds = started.elapsed().as_secs_f64();
     let mut confusion = [[0usize; 10]; 10];
     for (p, &label) in preds.iter().zip(test.labels()) {

@@ -291,7 +291,10 @@ pub fn run(args: TrainArgs) -> Result<()> {
         bail!("--threads must be at least 1");
     }
     crate::set_threads(args.threads)?;
+    crate::on_pool(|| train(args))
+}
 
+fn train(args: TrainArgs) -> Result<()> {
     // Everything that defines the run: from the checkpoint when resuming.
     let (args, resume) = match &args.resume {
         Some(path) => {
