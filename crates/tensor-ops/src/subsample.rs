@@ -20,10 +20,29 @@ fn check(s: &PoolShape, x: usize, y: usize, coeff: usize) {
 pub fn forward(s: &PoolShape, x: &[f32], coeff: &[f32], bias: &[f32], y: &mut [f32]) {
     check(s, x.len(), y.len(), coeff.len());
     assert_eq!(bias.len(), s.c);
-    for_each_window(s, |m, o, i| {
-        let c = m % s.c;
-        y[o] = coeff[c] * (x[i[0]] + x[i[1]] + x[i[2]] + x[i[3]]) + bias[c];
+    // row by row (the same sums as `for_each_window`, in a form that vectorises):
+    // output row p of map m reads input rows 2p and 2p + 1 in pairs of columns
+    for_each_row_pair(s, |m, top, bottom, y_row_start| {
+        let (k, b) = (coeff[m % s.c], bias[m % s.c]);
+        let y_row = &mut y[y_row_start..][..s.out_w()];
+        let top = x[top..][..2 * s.out_w()].chunks_exact(2);
+        let bottom = x[bottom..][..2 * s.out_w()].chunks_exact(2);
+        for ((y, t), u) in y_row.iter_mut().zip(top).zip(bottom) {
+            *y = k * (t[0] + t[1] + u[0] + u[1]) + b;
+        }
     });
+}
+
+/// Calls `f(map, top_row_start, bottom_row_start, out_row_start)` for every output
+/// row: the input rows `2p` and `2p + 1` of map `map` feed output row `p`.
+fn for_each_row_pair(s: &PoolShape, mut f: impl FnMut(usize, usize, usize, usize)) {
+    let (oh, ow) = (s.out_h(), s.out_w());
+    for m in 0..s.maps() {
+        for p in 0..oh {
+            let top = m * s.h * s.w + 2 * p * s.w;
+            f(m, top, top + s.w, (m * oh + p) * ow);
+        }
+    }
 }
 
 /// `dx = coeff * dy` for each of the window's four inputs.
@@ -38,10 +57,19 @@ pub fn x_backward_second(s: &PoolShape, coeff: &[f32], d2y: &[f32], d2x: &mut [f
 
 fn spread(s: &PoolShape, coeff: &[f32], dy: &[f32], dx: &mut [f32], weight: impl Fn(f32) -> f32) {
     check(s, dx.len(), dy.len(), coeff.len());
-    dx.fill(0.0);
-    for_each_window(s, |m, o, i| {
-        let g = weight(coeff[m % s.c]) * dy[o];
-        i.iter().for_each(|&j| dx[j] = g);
+    if s.h % 2 == 1 || s.w % 2 == 1 {
+        dx.fill(0.0); // the dropped last row or column gets no gradient
+    }
+    let ow = s.out_w();
+    for_each_row_pair(s, |m, top, bottom, y_row_start| {
+        let k = weight(coeff[m % s.c]);
+        for row in [top, bottom] {
+            let dx_row = dx[row..][..2 * ow].chunks_exact_mut(2);
+            for (d, &g) in dx_row.zip(&dy[y_row_start..][..ow]) {
+                d[0] = k * g;
+                d[1] = k * g;
+            }
+        }
     });
 }
 
