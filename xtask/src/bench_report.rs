@@ -18,6 +18,8 @@ use serde_json::{json, Value};
 
 const START: &str = "<!-- bench-report:start -->";
 const END: &str = "<!-- bench-report:end -->";
+/// Runs of each end-to-end training configuration; the report keeps the fastest.
+const ROUNDS: usize = 2;
 
 pub struct Options {
     pub data_dir: PathBuf,
@@ -139,10 +141,15 @@ pub fn bench_report(opts: Options) -> Result<()> {
                 if model == "modern" {
                     args.extend(["--optimizer", "momentum"].iter().map(|s| s.to_string()));
                 }
-                run(Command::new(&lenet).args(&args))?;
-                let metrics: Value = serde_json::from_slice(&std::fs::read(dir.join("metrics.json"))?)?;
-                let ips = metrics[0]["images_per_s"].as_f64().unwrap_or(0.0);
-                eprintln!("  {model} batch {batch} threads {threads}: {ips:.0} images/s");
+                // best of ROUNDS runs: on a shared machine a run is only ever slowed down
+                // by its neighbours, so the fastest one is the closest to the code's speed
+                let mut ips = 0.0f64;
+                for _ in 0..ROUNDS {
+                    run(Command::new(&lenet).args(&args))?;
+                    let metrics: Value = serde_json::from_slice(&std::fs::read(dir.join("metrics.json"))?)?;
+                    ips = ips.max(metrics[0]["images_per_s"].as_f64().unwrap_or(0.0));
+                }
+                eprintln!("  {model} batch {batch} threads {threads}: {ips:.0} images/s (best of {ROUNDS})");
                 training.push(json!({
                     "model": model, "batch": batch, "threads": threads, "images": limit,
                     "images_per_s": ips, "seconds_per_60k_epoch": 60000.0 / ips.max(1e-9),
@@ -154,21 +161,25 @@ pub fn bench_report(opts: Options) -> Result<()> {
     eprintln!("inference...");
     let mut inference = Vec::new();
     for (batch, threads) in [(1usize, 1usize), (1, 2), (1000, 1), (1000, 2)] {
-        let model_path = root.join("models/lenet5-classic.safetensors");
-        let out = run(Command::new(&lenet).args([
-            "eval",
-            "--json",
-            "--model",
-            model_path.to_str().unwrap_or(""),
-            "--data-dir",
-            &data,
-            "--batch-size",
-            &batch.to_string(),
-            "--threads",
-            &threads.to_string(),
-        ]))?;
-        let report: Value = serde_json::from_slice(&out.stdout)?;
-        inference.push(json!({"batch": batch, "threads": threads, "images_per_s": report["images_per_s"]}));
+        let mut best = 0.0f64;
+        for _ in 0..ROUNDS {
+            let model_path = root.join("models/lenet5-classic.safetensors");
+            let out = run(Command::new(&lenet).args([
+                "eval",
+                "--json",
+                "--model",
+                model_path.to_str().unwrap_or(""),
+                "--data-dir",
+                &data,
+                "--batch-size",
+                &batch.to_string(),
+                "--threads",
+                &threads.to_string(),
+            ]))?;
+            let report: Value = serde_json::from_slice(&out.stdout)?;
+            best = best.max(report["images_per_s"].as_f64().unwrap_or(0.0));
+        }
+        inference.push(json!({"batch": batch, "threads": threads, "images_per_s": best}));
     }
 
     let report = json!({
@@ -241,7 +252,7 @@ fn markdown(r: &Value) -> String {
     s.push_str(&format!(
         "## End to end (`cargo xtask bench-report`)\n\nMeasured {} on {} by `cargo xtask bench-report` \
          (whole report: {:.0} s). Training: one epoch on a subset (5,000 images at batch 1, 10,000 otherwise), \
-         images/s from the run's metrics (forward, backward, update, SDLM's Hessian estimate for classic; \
+         images/s: the fastest of {ROUNDS} runs of each configuration, from its metrics (forward, backward, update, SDLM's Hessian estimate for classic; \
          not evaluation); seconds per epoch = 60,000 / (images/s). Modern uses momentum SGD.\n\n",
         r["date"].as_str().unwrap_or("?"),
         r["machine"].as_str().unwrap_or("?"),
