@@ -55,11 +55,9 @@ pub fn gemm(a: MatRef, b: MatRef, beta: f32, c: &mut [f32], ldc: usize) {
 }
 
 /// `c = a * b + beta * c` where `c`'s element `(r, j)` is `c[r * c_strides.0 + j * c_strides.1]`.
-///
-/// The `gemm` crate packs an operand it cannot read in its kernel's order; a
-/// column-major `a` (`rs == 1`) with a column-major `c` (`c_strides.0 == 1`) is read
-/// as it is, which is how the convolutions call it (see `conv.rs`).
-pub fn gemm_strided(a: MatRef, b: MatRef, beta: f32, c: &mut [f32], c_strides: (usize, usize)) {
+/// (Row-major or transposed forms of one product measured the same speed: the
+/// `gemm` crate reorders them itself.)
+fn gemm_strided(a: MatRef, b: MatRef, beta: f32, c: &mut [f32], c_strides: (usize, usize)) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     let (crs, ccs) = c_strides;
     assert_eq!(k, b.rows, "gemm: inner dimensions differ");
