@@ -18,8 +18,19 @@ use serde_json::{json, Value};
 
 const START: &str = "<!-- bench-report:start -->";
 const END: &str = "<!-- bench-report:end -->";
-/// Runs of each end-to-end training configuration; the report keeps the fastest.
+/// Runs of each end-to-end configuration; the report keeps the fastest.
 const ROUNDS: usize = 2;
+
+/// The highest of [`ROUNDS`] measurements (images/s): on a shared machine a run is
+/// only ever slowed down by its neighbours, so the fastest is the closest to the
+/// code's own speed.
+fn fastest(mut measure: impl FnMut() -> Result<f64>) -> Result<f64> {
+    let mut best = 0.0f64;
+    for _ in 0..ROUNDS {
+        best = best.max(measure()?);
+    }
+    Ok(best)
+}
 
 pub struct Options {
     pub data_dir: PathBuf,
@@ -141,14 +152,11 @@ pub fn bench_report(opts: Options) -> Result<()> {
                 if model == "modern" {
                     args.extend(["--optimizer", "momentum"].iter().map(|s| s.to_string()));
                 }
-                // best of ROUNDS runs: on a shared machine a run is only ever slowed down
-                // by its neighbours, so the fastest one is the closest to the code's speed
-                let mut ips = 0.0f64;
-                for _ in 0..ROUNDS {
+                let ips = fastest(|| {
                     run(Command::new(&lenet).args(&args))?;
                     let metrics: Value = serde_json::from_slice(&std::fs::read(dir.join("metrics.json"))?)?;
-                    ips = ips.max(metrics[0]["images_per_s"].as_f64().unwrap_or(0.0));
-                }
+                    Ok(metrics[0]["images_per_s"].as_f64().unwrap_or(0.0))
+                })?;
                 eprintln!("  {model} batch {batch} threads {threads}: {ips:.0} images/s (best of {ROUNDS})");
                 training.push(json!({
                     "model": model, "batch": batch, "threads": threads, "images": limit,
@@ -161,9 +169,8 @@ pub fn bench_report(opts: Options) -> Result<()> {
     eprintln!("inference...");
     let mut inference = Vec::new();
     for (batch, threads) in [(1usize, 1usize), (1, 2), (1000, 1), (1000, 2)] {
-        let mut best = 0.0f64;
-        for _ in 0..ROUNDS {
-            let model_path = root.join("models/lenet5-classic.safetensors");
+        let model_path = root.join("models/lenet5-classic.safetensors");
+        let best = fastest(|| {
             let out = run(Command::new(&lenet).args([
                 "eval",
                 "--json",
@@ -177,8 +184,8 @@ pub fn bench_report(opts: Options) -> Result<()> {
                 &threads.to_string(),
             ]))?;
             let report: Value = serde_json::from_slice(&out.stdout)?;
-            best = best.max(report["images_per_s"].as_f64().unwrap_or(0.0));
-        }
+            Ok(report["images_per_s"].as_f64().unwrap_or(0.0))
+        })?;
         inference.push(json!({"batch": batch, "threads": threads, "images_per_s": best}));
     }
 

@@ -261,7 +261,6 @@ pub fn x_backward(
 
 /// `dw = dE/dw`, `db = dE/db` from the input `x` and `dy = dE/dy` (overwritten, not
 /// accumulated). Unconnected blocks of `dw` are zero.
-///
 #[allow(clippy::too_many_arguments)]
 pub fn weight_backward(
     algo: Algo,

@@ -66,8 +66,7 @@ fn spread(s: &PoolShape, coeff: &[f32], dy: &[f32], dx: &mut [f32], weight: impl
         for row in [top, bottom] {
             let dx_row = dx[row..][..2 * ow].chunks_exact_mut(2);
             for (d, &g) in dx_row.zip(&dy[y_row_start..][..ow]) {
-                d[0] = k * g;
-                d[1] = k * g;
+                d.fill(k * g);
             }
         }
     });
