@@ -31,6 +31,8 @@ use rayon::prelude::*;
 use crate::gemm::{gemm, MatRef};
 use crate::{scratch, squared, Algo};
 
+mod lanes;
+
 /// Geometry of a batched stride-1 convolution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConvShape {
@@ -191,6 +193,13 @@ pub struct ConvWorkspace {
     sq: Vec<f32>,
     /// Partial weight gradients of the parallel blocks of images.
     dw_parts: Vec<f32>,
+    /// The lanes kernel's interleaved inputs and outputs, one per task.
+    x_lanes: Vec<lanes::V>,
+    y_lanes: Vec<lanes::V>,
+    /// The lanes kernel's per-lane partial weight gradients, one per block.
+    dw_lanes: Vec<lanes::V>,
+    /// The kernel flipped, channels swapped, for the lanes input gradient.
+    w_flipped: Vec<f32>,
 }
 
 fn check(s: &ConvShape, table: Option<&ConnTable>) {
@@ -208,6 +217,13 @@ fn check(s: &ConvShape, table: Option<&ConnTable>) {
 /// the thread count, so that results do not depend on it.)
 fn split(algo: Algo, s: &ConvShape) -> bool {
     algo == Algo::Parallel && s.batch > 1
+}
+
+/// Does the parallel variant use the lanes kernel (batch in vector lanes) rather
+/// than im2col + GEMM? For batches of at least one group of images, except when
+/// the kernel covers the whole input (C5), which is one dense matrix product.
+fn lanes_apply(s: &ConvShape) -> bool {
+    lanes::applies(s) && !im2col::is_dense(s)
 }
 
 fn connected(table: Option<&ConnTable>, o: usize, i: usize) -> bool {
@@ -237,6 +253,7 @@ pub fn forward(
     );
     match algo {
         Algo::Naive => naive::forward(s, table, x, w, b, y),
+        Algo::Parallel if lanes_apply(s) => lanes::forward(s, table, x, w, b, y, ws),
         Algo::Im2col | Algo::Parallel => im2col::forward(s, x, w, b, y, ws, split(algo, s)),
     }
 }
@@ -255,6 +272,7 @@ pub fn x_backward(
     assert_eq!((w.len(), dy.len(), dx.len()), (s.w_len(), s.y_len(), s.x_len()));
     match algo {
         Algo::Naive => naive::x_backward(s, table, w, dy, dx),
+        Algo::Parallel if lanes_apply(s) => lanes::x_backward(s, table, w, dy, dx, ws),
         Algo::Im2col | Algo::Parallel => im2col::x_backward(s, w, dy, dx, ws, split(algo, s)),
     }
 }
@@ -279,6 +297,7 @@ pub fn weight_backward(
     );
     match algo {
         Algo::Naive => naive::weight_backward(s, table, x, dy, dw, db),
+        Algo::Parallel if lanes_apply(s) => lanes::weight_backward(s, table, x, dy, dw, db, ws),
         Algo::Im2col | Algo::Parallel => {
             im2col::weight_backward(s, x, dy, dw, db, ws, split(algo, s));
             if let Some(t) = table {
@@ -406,7 +425,7 @@ mod im2col {
 
     /// Is the convolution a fully-connected layer in disguise (C5: the kernel covers
     /// the whole unpadded input)? Then the patch matrix of an image is the image.
-    fn is_dense(s: &ConvShape) -> bool {
+    pub(super) fn is_dense(s: &ConvShape) -> bool {
         s.pad == 0 && s.k == s.in_h && s.k == s.in_w
     }
 

@@ -42,7 +42,8 @@ fn assert_close(what: &str, got: &[f32], want: &[f32]) -> Result<(), TestCaseErr
 
 fn shape_and_table() -> impl Strategy<Value = (ConvShape, Option<ConnTable>, u64)> {
     (
-        1usize..=8,
+        // batch: up to two and a half groups of the lanes kernel (8 images)
+        1usize..=20,
         1usize..=8,
         5usize..=16,
         5usize..=16,

@@ -1,0 +1,567 @@
+//! Direct convolution with the **batch in the vector lanes**: eight images are
+//! interleaved value by value (`[C, H, W, 8]`), so that every multiply-add of the
+//! convolution is one 8-wide vector FMA — a weight times the same pixel of eight
+//! images — with no patch matrix, no padding of the output width to a vector
+//! size, and nothing computed for the pairs a connection table leaves out.
+//!
+//! For a group of 8 images (the last group is padded with zero images):
+//! 1. `gather` interleaves the inputs into `x_lanes [C_in, H + 2 pad, W + 2 pad, 8]`,
+//!    zero borders included, so the convolution below needs no bounds tests;
+//! 2. [`conv_valid`] computes `y_lanes [C_out, H_out, W_out, 8]`, a strip of output
+//!    columns at a time held in registers;
+//! 3. `scatter` writes the images back to NCHW.
+//!
+//! The input gradient is the same kernel on `dy` padded by `K - 1` with the kernel
+//! flipped and the channels swapped (a "full" convolution); the weight gradient
+//! sums `dy * x` per lane and adds the lanes at the end.
+//!
+//! Each image's values are computed in the same order whichever lane or group it
+//! falls in, and the weight gradient sums its groups in two fixed halves of the
+//! batch, so results do not depend on the thread count.
+
+use rayon::prelude::*;
+
+use super::{connected, ConnTable, ConvShape, ConvWorkspace};
+
+/// Images per group: one AVX2 register of `f32`.
+pub const L: usize = 8;
+/// One value of eight images.
+pub type V = [f32; L];
+
+/// One [`V`] in a vector register: AVX + FMA intrinsics when the build targets them
+/// (`.cargo/config.toml` builds for the native CPU), a plain array otherwise. Both
+/// compute the same fused multiply-adds, so results do not depend on which is used.
+/// (Written with plain arrays only, the compiler keeps wide strips of accumulators
+/// in memory: measured 5x slower.)
+mod reg {
+    use super::L;
+
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx", target_feature = "fma"))]
+    mod imp {
+        use std::arch::x86_64::*;
+        pub type R = __m256;
+        // SAFETY (every function): the build enables AVX and FMA (the cfg above), and
+        // each pointer is that of a slice of 8 values.
+        #[inline(always)]
+        pub fn splat(v: f32) -> R {
+            unsafe { _mm256_set1_ps(v) }
+        }
+        #[inline(always)]
+        pub fn load(v: &[f32]) -> R {
+            let v = &v[..8];
+            unsafe { _mm256_loadu_ps(v.as_ptr()) }
+        }
+        #[inline(always)]
+        pub fn store(r: R, v: &mut [f32]) {
+            let v = &mut v[..8];
+            unsafe { _mm256_storeu_ps(v.as_mut_ptr(), r) }
+        }
+        /// `a * b + c`, rounded once.
+        #[inline(always)]
+        pub fn mul_add(a: R, b: R, c: R) -> R {
+            unsafe { _mm256_fmadd_ps(a, b, c) }
+        }
+        /// The 8x8 transpose: lane `j` of result `i` is lane `i` of `r[j]`.
+        #[inline(always)]
+        pub fn transpose(r: [R; 8]) -> [R; 8] {
+            unsafe {
+                // pairs of rows interleaved, then pairs of pairs, then the halves
+                let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+                let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+                let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+                let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+                let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+                let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+                let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+                let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+                let s0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+                let s1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+                let s2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+                let s3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+                let s4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+                let s5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+                let s6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+                let s7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+                [
+                    _mm256_permute2f128_ps::<0x20>(s0, s4),
+                    _mm256_permute2f128_ps::<0x20>(s1, s5),
+                    _mm256_permute2f128_ps::<0x20>(s2, s6),
+                    _mm256_permute2f128_ps::<0x20>(s3, s7),
+                    _mm256_permute2f128_ps::<0x31>(s0, s4),
+                    _mm256_permute2f128_ps::<0x31>(s1, s5),
+                    _mm256_permute2f128_ps::<0x31>(s2, s6),
+                    _mm256_permute2f128_ps::<0x31>(s3, s7),
+                ]
+            }
+        }
+    }
+
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "avx", target_feature = "fma")))]
+    mod imp {
+        use super::super::{L, V};
+        pub type R = V;
+        #[inline(always)]
+        pub fn splat(v: f32) -> R {
+            [v; L]
+        }
+        #[inline(always)]
+        pub fn load(v: &[f32]) -> R {
+            std::array::from_fn(|l| v[l])
+        }
+        #[inline(always)]
+        pub fn store(r: R, v: &mut [f32]) {
+            v[..L].copy_from_slice(&r)
+        }
+        #[inline(always)]
+        pub fn mul_add(a: R, b: R, c: R) -> R {
+            std::array::from_fn(|l| a[l].mul_add(b[l], c[l]))
+        }
+        #[inline(always)]
+        pub fn transpose(r: [R; 8]) -> [R; 8] {
+            std::array::from_fn(|i| std::array::from_fn(|j| r[j][i]))
+        }
+    }
+
+    pub use imp::*;
+    const _: () = assert!(L == 8, "the AVX register holds 8 lanes");
+}
+
+/// Is the lanes kernel used for this shape (by [`crate::Algo::Parallel`])? For at
+/// least one full group of images; smaller batches would compute mostly zero lanes.
+pub fn applies(s: &ConvShape) -> bool {
+    s.batch >= L
+}
+
+/// Grows a lanes scratch buffer (never shrinks) and returns its first `len`.
+fn scratch(buf: &mut Vec<V>, len: usize) -> &mut [V] {
+    if buf.len() < len {
+        buf.resize(len, [0.0; L]);
+    }
+    &mut buf[..len]
+}
+
+/// Per-image geometry of one side of a convolution: `c` maps of `h x w`.
+#[derive(Clone, Copy)]
+struct Maps {
+    c: usize,
+    h: usize,
+    w: usize,
+}
+
+impl Maps {
+    fn len(self) -> usize {
+        self.c * self.h * self.w
+    }
+    fn padded(self, pad: usize) -> Maps {
+        Maps {
+            c: self.c,
+            h: self.h + 2 * pad,
+            w: self.w + 2 * pad,
+        }
+    }
+}
+
+/// Interleaves up to 8 equally long runs of values, one per image:
+/// `dst[j][l] = runs[l][j]`, zero for the lanes of missing images.
+#[inline(always)]
+fn interleave(runs: &[&[f32]], dst: &mut [V]) {
+    let n = dst.len();
+    let mut j = 0;
+    if runs.len() == L {
+        // 8x8 blocks through registers
+        while j + L <= n {
+            let block = std::array::from_fn(|l| reg::load(&runs[l][j..]));
+            for (d, r) in dst[j..j + L].iter_mut().zip(reg::transpose(block)) {
+                reg::store(r, d);
+            }
+            j += L;
+        }
+    }
+    for (jj, d) in dst.iter_mut().enumerate().skip(j) {
+        *d = std::array::from_fn(|l| runs.get(l).map_or(0.0, |r| r[jj]));
+    }
+}
+
+/// The inverse of [`interleave`]: `runs[l][j] = src[j][l]` for the runs given.
+#[inline(always)]
+fn deinterleave(src: &[V], runs: &mut [&mut [f32]]) {
+    let n = src.len();
+    let mut j = 0;
+    if runs.len() == L {
+        while j + L <= n {
+            let block = std::array::from_fn(|jj| reg::load(&src[j + jj]));
+            for (run, r) in runs.iter_mut().zip(reg::transpose(block)) {
+                reg::store(r, &mut run[j..]);
+            }
+            j += L;
+        }
+    }
+    for (l, run) in runs.iter_mut().enumerate() {
+        for (d, s) in run[j..].iter_mut().zip(&src[j..]) {
+            *d = s[l];
+        }
+    }
+}
+
+/// Interleaves up to 8 images `src [count, C, H, W]` into
+/// `dst [C, H + 2 pad, W + 2 pad, 8]`; borders and missing images are zero.
+fn gather(m: Maps, pad: usize, src: &[f32], dst: &mut [V]) {
+    let mut runs: [&[f32]; L] = [&[]; L];
+    let count = src.len() / m.len();
+    for (r, img) in runs.iter_mut().zip(src.chunks_exact(m.len())) {
+        *r = img;
+    }
+    let runs = &mut runs[..count];
+    if pad == 0 {
+        // the images are one contiguous run each
+        return interleave(runs, dst);
+    }
+    let p = m.padded(pad);
+    dst.fill([0.0; L]);
+    for ch in 0..m.c {
+        for row in 0..m.h {
+            let at = (ch * m.h + row) * m.w;
+            let row_runs: [&[f32]; L] =
+                std::array::from_fn(|l| runs.get(l).map_or(&[][..], |r| &r[at..at + m.w]));
+            interleave(
+                &row_runs[..count],
+                &mut dst[(ch * p.h + row + pad) * p.w + pad..][..m.w],
+            );
+        }
+    }
+}
+
+/// The inverse of [`gather`] for the images `dst [count, C, H, W]`: reads the
+/// `H x W` window at `(off, off)` of `src [C, H + 2 off, W + 2 off, 8]`.
+fn scatter(m: Maps, off: usize, src: &[V], dst: &mut [f32]) {
+    let mut runs: [&mut [f32]; L] = Default::default();
+    let count = dst.len() / m.len();
+    for (r, img) in runs.iter_mut().zip(dst.chunks_exact_mut(m.len())) {
+        *r = img;
+    }
+    let runs = &mut runs[..count];
+    if off == 0 {
+        return deinterleave(&src[..m.len()], runs);
+    }
+    let p = m.padded(off);
+    for ch in 0..m.c {
+        for row in 0..m.h {
+            let at = (ch * m.h + row) * m.w;
+            let mut row_runs: [&mut [f32]; L] = Default::default();
+            for (rr, r) in row_runs.iter_mut().zip(runs.iter_mut()) {
+                *rr = &mut r[at..at + m.w];
+            }
+            deinterleave(
+                &src[(ch * p.h + row + off) * p.w + off..][..m.w],
+                &mut row_runs[..count],
+            );
+        }
+    }
+}
+
+/// The geometry of a valid (unpadded) convolution on interleaved images:
+/// `x [C_in, H, W, 8]` into `y [C_out, H-K+1, W-K+1, 8]` with `K x K` kernels.
+#[derive(Clone, Copy)]
+struct Valid {
+    x: Maps,
+    out_c: usize,
+    k: usize,
+    /// The rows of `x` that can be non-zero (the others are zero padding, and
+    /// are skipped).
+    live_rows: (usize, usize),
+}
+
+impl Valid {
+    fn out_h(&self) -> usize {
+        self.x.h + 1 - self.k
+    }
+    fn out_w(&self) -> usize {
+        self.x.w + 1 - self.k
+    }
+    /// The kernel rows `u` for which input row `p + u` is live.
+    fn live_taps(&self, p: usize) -> std::ops::Range<usize> {
+        let (lo, hi) = self.live_rows;
+        lo.saturating_sub(p)..self.k.min(hi.saturating_sub(p))
+    }
+}
+
+/// `y[o, p, q] = b[o] + sum_{i: conn(o, i)} sum_{u,v} w[o, i, u, v] * x[i, p+u, q+v]`,
+/// `w [C_out, C_in, K, K]`.
+fn conv_valid(
+    g: Valid,
+    conn: impl Fn(usize, usize) -> bool + Copy,
+    w: &[f32],
+    b: Option<&[f32]>,
+    x: &[V],
+    y: &mut [V],
+) {
+    let (oh, ow) = (g.out_h(), g.out_w());
+    for o in 0..g.out_c {
+        let bias = b.map_or(0.0, |b| b[o]);
+        for p in 0..oh {
+            let y_row = &mut y[(o * oh + p) * ow..][..ow];
+            // the row in strips of equal width, at most MAX_STRIP columns each: every
+            // strip's accumulators stay in registers while the input values that
+            // feed it stream past, and wide strips give the FMA units independent
+            // work (one strip of 1 is a chain of dependent FMAs, 5x slower per value)
+            let strips = ow.div_ceil(MAX_STRIP);
+            let mut q = 0;
+            for j in 0..strips {
+                let width = (ow - q) / (strips - j);
+                let out = &mut y_row[q..q + width];
+                macro_rules! strip_of {
+                    ($($n:literal)*) => {
+                        match width {
+                            $($n => strip::<$n>(g, conn, w, bias, x, (o, p, q), out),)*
+                            _ => unreachable!("strip width {width}"),
+                        }
+                    };
+                }
+                strip_of!(1 2 3 4 5 6 7 8 9 10 11 12 13 14);
+                q += width;
+            }
+        }
+    }
+}
+
+/// Widest strip of output values: its accumulators, one broadcast weight and one
+/// loaded value fill the 16 vector registers of AVX2.
+const MAX_STRIP: usize = 14;
+
+/// `Q` consecutive outputs `y[o, p, q0..q0+Q]` of [`conv_valid`].
+#[inline(always)]
+fn strip<const Q: usize>(
+    g: Valid,
+    conn: impl Fn(usize, usize) -> bool,
+    w: &[f32],
+    bias: f32,
+    x: &[V],
+    (o, p, q0): (usize, usize, usize),
+    out: &mut [V],
+) {
+    let (k, xm) = (g.k, g.x);
+    let mut acc = [reg::splat(bias); Q];
+    for i in (0..xm.c).filter(|&i| conn(o, i)) {
+        for u in g.live_taps(p) {
+            let x_row = &x[(i * xm.h + p + u) * xm.w + q0..][..Q + k - 1];
+            let w_row = &w[((o * xm.c + i) * k + u) * k..][..k];
+            for (v, &wv) in w_row.iter().enumerate() {
+                let wv = reg::splat(wv);
+                for (a, xv) in acc.iter_mut().zip(&x_row[v..v + Q]) {
+                    *a = reg::mul_add(wv, reg::load(xv), *a);
+                }
+            }
+        }
+    }
+    for (o, a) in out.iter_mut().zip(acc) {
+        reg::store(a, o);
+    }
+}
+
+/// Per lane: `dw[o, i, u, v] += sum_{p,q} dy[o, p, q] * x[i, p+u, q+v]` for the
+/// connected pairs, `dy [C_out, H-K+1, W-K+1, 8]`.
+fn weight_grad_valid(g: Valid, conn: impl Fn(usize, usize) -> bool, x: &[V], dy: &[V], dw: &mut [V]) {
+    // the K*K taps of a kernel in strips of equal width, each strip's sums kept in
+    // registers over the whole output map
+    let taps = g.k * g.k;
+    let strips = taps.div_ceil(MAX_STRIP);
+    for o in 0..g.out_c {
+        for i in (0..g.x.c).filter(|&i| conn(o, i)) {
+            let dw_kernel = &mut dw[(o * g.x.c + i) * taps..][..taps];
+            let mut t = 0;
+            for j in 0..strips {
+                let width = (taps - t) / (strips - j);
+                let out = &mut dw_kernel[t..t + width];
+                macro_rules! taps_of {
+                    ($($n:literal)*) => {
+                        match width {
+                            $($n => tap_strip::<$n>(g, x, dy, (o, i, t), out),)*
+                            _ => unreachable!("strip width {width}"),
+                        }
+                    };
+                }
+                taps_of!(1 2 3 4 5 6 7 8 9 10 11 12 13 14);
+                t += width;
+            }
+        }
+    }
+}
+
+/// `T` consecutive taps `dw[o, i, t0..t0+T]` (taps numbered `u * K + v`) of
+/// [`weight_grad_valid`], added to `out`.
+#[inline(always)]
+fn tap_strip<const T: usize>(g: Valid, x: &[V], dy: &[V], (o, i, t0): (usize, usize, usize), out: &mut [V]) {
+    let (oh, ow, xm) = (g.out_h(), g.out_w(), g.x);
+    // where each tap reads, relative to the output pixel's top-left input
+    let offsets: [usize; T] = std::array::from_fn(|j| (t0 + j) / g.k * xm.w + (t0 + j) % g.k);
+    let mut acc: [reg::R; T] = std::array::from_fn(|j| reg::load(&out[j]));
+    let x_map = &x[i * xm.h * xm.w..][..xm.h * xm.w];
+    for p in 0..oh {
+        let dy_row = &dy[(o * oh + p) * ow..][..ow];
+        for (q, d) in dy_row.iter().enumerate() {
+            let d = reg::load(d);
+            let x_at = &x_map[p * xm.w + q..];
+            for (a, &off) in acc.iter_mut().zip(&offsets) {
+                *a = reg::mul_add(d, reg::load(&x_at[off]), *a);
+            }
+        }
+    }
+    for (o, a) in out.iter_mut().zip(acc) {
+        reg::store(a, o);
+    }
+}
+
+fn in_maps(s: &ConvShape) -> Maps {
+    Maps {
+        c: s.in_c,
+        h: s.in_h,
+        w: s.in_w,
+    }
+}
+
+fn out_maps(s: &ConvShape) -> Maps {
+    Maps {
+        c: s.out_c,
+        h: s.out_h(),
+        w: s.out_w(),
+    }
+}
+
+/// The forward convolution as a valid one over the padded, interleaved input.
+fn valid_over_input(s: &ConvShape) -> Valid {
+    Valid {
+        x: in_maps(s).padded(s.pad),
+        out_c: s.out_c,
+        k: s.k,
+        live_rows: (s.pad, s.pad + s.in_h),
+    }
+}
+
+/// Groups of `L` images per task: the groups split evenly over the threads.
+fn groups_per_task(batch: usize) -> usize {
+    batch.div_ceil(L).div_ceil(rayon::current_num_threads()).max(1)
+}
+
+pub fn forward(
+    s: &ConvShape,
+    t: Option<&ConnTable>,
+    x: &[f32],
+    w: &[f32],
+    b: &[f32],
+    y: &mut [f32],
+    ws: &mut ConvWorkspace,
+) {
+    let (xm, ym) = (in_maps(s).padded(s.pad), out_maps(s));
+    let g = valid_over_input(s);
+    let per = groups_per_task(s.batch);
+    let tasks = s.batch.div_ceil(L * per);
+    let (x_len, y_len) = (xm.len(), ym.len());
+    let xl = scratch(&mut ws.x_lanes, tasks * x_len);
+    let yl = scratch(&mut ws.y_lanes, tasks * y_len);
+    x.par_chunks(per * L * in_maps(s).len())
+        .zip(y.par_chunks_mut(per * L * ym.len()))
+        .zip(xl.par_chunks_mut(x_len).zip(yl.par_chunks_mut(y_len)))
+        .for_each(|((x, y), (xl, yl))| {
+            for (x, y) in x.chunks(L * in_maps(s).len()).zip(y.chunks_mut(L * ym.len())) {
+                gather(in_maps(s), s.pad, x, xl);
+                conv_valid(g, |o, i| connected(t, o, i), w, Some(b), xl, yl);
+                scatter(ym, 0, yl, y);
+            }
+        });
+}
+
+pub fn x_backward(
+    s: &ConvShape,
+    t: Option<&ConnTable>,
+    w: &[f32],
+    dy: &[f32],
+    dx: &mut [f32],
+    ws: &mut ConvWorkspace,
+) {
+    // dx_padded = full convolution of dy with the flipped kernel, channels swapped:
+    // dx[i, r, c] = sum_o sum_{u,v} w[o, i, K-1-u, K-1-v] * dy_padded[o, r+u, c+v]
+    let k = s.k;
+    let (ic, oc, kk) = (s.in_c, s.out_c, k * k);
+    let w_flipped = super::scratch(&mut ws.w_flipped, s.w_len());
+    for o in 0..oc {
+        for i in 0..ic {
+            let from = &w[(o * ic + i) * kk..][..kk];
+            let to = &mut w_flipped[(i * oc + o) * kk..][..kk];
+            for (t, &f) in to.iter_mut().zip(from.iter().rev()) {
+                *t = f;
+            }
+        }
+    }
+    let w_flipped = &*w_flipped;
+    let (dym, dxm) = (out_maps(s).padded(k - 1), in_maps(s).padded(s.pad));
+    let g = Valid {
+        x: dym,
+        out_c: ic,
+        k,
+        live_rows: (k - 1, k - 1 + s.out_h()),
+    };
+    let per = groups_per_task(s.batch);
+    let tasks = s.batch.div_ceil(L * per);
+    let (dy_len, dx_len) = (dym.len(), dxm.len());
+    let dyl = scratch(&mut ws.y_lanes, tasks * dy_len);
+    let dxl = scratch(&mut ws.x_lanes, tasks * dx_len);
+    dy.par_chunks(per * L * out_maps(s).len())
+        .zip(dx.par_chunks_mut(per * L * in_maps(s).len()))
+        .zip(dyl.par_chunks_mut(dy_len).zip(dxl.par_chunks_mut(dx_len)))
+        .for_each(|((dy, dx), (dyl, dxl))| {
+            let group_dy = L * out_maps(s).len();
+            for (dy, dx) in dy.chunks(group_dy).zip(dx.chunks_mut(L * in_maps(s).len())) {
+                gather(out_maps(s), k - 1, dy, dyl);
+                conv_valid(g, |i, o| connected(t, o, i), w_flipped, None, dyl, dxl);
+                scatter(in_maps(s), s.pad, dxl, dx);
+            }
+        });
+}
+
+pub fn weight_backward(
+    s: &ConvShape,
+    t: Option<&ConnTable>,
+    x: &[f32],
+    dy: &[f32],
+    dw: &mut [f32],
+    db: &mut [f32],
+    ws: &mut ConvWorkspace,
+) {
+    let (xm, ym) = (in_maps(s).padded(s.pad), out_maps(s));
+    let g = valid_over_input(s);
+    let wl = s.w_len();
+    // two fixed halves of the groups (crate::GEMM_SPLIT), each summed per lane
+    // into its own partial gradient, then added in order
+    let groups = s.batch.div_ceil(L);
+    let per = groups.div_ceil(crate::GEMM_SPLIT);
+    let tasks = groups.div_ceil(per);
+    let (x_len, y_len) = (xm.len(), ym.len());
+    let xl = scratch(&mut ws.x_lanes, tasks * x_len);
+    let yl = scratch(&mut ws.y_lanes, tasks * y_len);
+    let parts = scratch(&mut ws.dw_lanes, tasks * wl);
+    x.par_chunks(per * L * in_maps(s).len())
+        .zip(dy.par_chunks(per * L * ym.len()))
+        .zip(parts.par_chunks_mut(wl))
+        .zip(xl.par_chunks_mut(x_len).zip(yl.par_chunks_mut(y_len)))
+        .for_each(|(((x, dy), part), (xl, yl))| {
+            part.fill([0.0; L]);
+            for (x, dy) in x.chunks(L * in_maps(s).len()).zip(dy.chunks(L * ym.len())) {
+                gather(in_maps(s), s.pad, x, xl);
+                gather(ym, 0, dy, yl);
+                weight_grad_valid(g, |o, i| connected(t, o, i), xl, yl, part);
+            }
+        });
+    // lanes, then parts, added in a fixed order
+    for (g, j) in dw.iter_mut().zip(0..) {
+        *g = parts
+            .chunks_exact(wl)
+            .map(|part| part[j].iter().sum::<f32>())
+            .sum();
+    }
+    let hw = ym.h * ym.w;
+    for (o, g) in db.iter_mut().enumerate() {
+        *g = (0..s.batch)
+            .map(|n| crate::sum8(&dy[(n * s.out_c + o) * hw..][..hw]))
+            .sum();
+    }
+}
