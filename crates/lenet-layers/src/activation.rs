@@ -6,6 +6,7 @@ use tensor_ops::{over_images, Activation, Algo};
 use crate::layer::Layer;
 
 /// `y = f(a)` element-wise.
+#[derive(Clone)]
 pub struct ActivationLayer {
     name: String,
     f: Activation,

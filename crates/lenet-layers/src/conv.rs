@@ -7,6 +7,7 @@ use crate::layer::Layer;
 use crate::param::Param;
 
 /// A stride-1 convolution with optional connection table.
+#[derive(Clone)]
 pub struct Conv {
     name: String,
     /// Geometry with `batch = 1`; the batch is set per call.

@@ -7,6 +7,7 @@ use crate::layer::Layer;
 use crate::param::Param;
 
 /// `y = x W^T + b`.
+#[derive(Clone)]
 pub struct FullyConnected {
     name: String,
     in_f: usize,

@@ -7,7 +7,7 @@
 use crate::param::Param;
 
 /// One step of the network, on a batch of `batch` samples laid out back to back.
-pub trait Layer: Send {
+pub trait Layer: Send + BoxedClone {
     /// Name as in the model file and the reference data (`c1`, `s2`, `c1.act`, ...).
     fn name(&self) -> &str;
 
@@ -59,5 +59,18 @@ pub trait Layer: Send {
     /// Is this an activation (whose input is the previous layer's pre-activation)?
     fn is_activation(&self) -> bool {
         false
+    }
+}
+
+/// A copy of a layer behind a `Box<dyn Layer>` (parameters and scratch buffers),
+/// for every layer that is `Clone`: [`crate::LeNet5`] runs copies of itself on
+/// several threads at inference.
+pub trait BoxedClone {
+    fn boxed_clone(&self) -> Box<dyn Layer>;
+}
+
+impl<T: Layer + Clone + 'static> BoxedClone for T {
+    fn boxed_clone(&self) -> Box<dyn Layer> {
+        Box::new(self.clone())
     }
 }

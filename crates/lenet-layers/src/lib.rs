@@ -34,6 +34,6 @@ pub use config::{Init, ModelConfig, Output, Pooling};
 pub use error::ModelError;
 pub use layer::Layer;
 pub use loss::{BatchStats, Loss};
-pub use model::{LeNet5, Prediction, CLASSES, INPUT_LEN, INPUT_SIZE};
+pub use model::{LeNet5, Prediction, CLASSES, INPUT_LEN, INPUT_SIZE, PREDICT_CHUNK};
 pub use param::Param;
 pub use tensor_ops::{Activation, Algo};

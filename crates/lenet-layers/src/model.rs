@@ -32,6 +32,9 @@ pub const INPUT_SIZE: usize = 32;
 pub const INPUT_LEN: usize = INPUT_SIZE * INPUT_SIZE;
 /// Number of classes.
 pub const CLASSES: usize = 10;
+/// Images per forward pass of [`LeNet5::predict`] on large batches: the C1
+/// activations of 32 images (600 KB) about fill a core's L2 cache.
+pub const PREDICT_CHUNK: usize = 32;
 
 /// One prediction.
 #[derive(Debug, Clone, PartialEq)]
@@ -54,6 +57,9 @@ pub struct LeNet5 {
     /// `dE/dinput` of the last backward pass that asked for it.
     input_grad: Vec<f32>,
     batch: usize,
+    /// Copies of the network for [`LeNet5::predict`]'s threads, kept so that their
+    /// buffers are reused; their parameters are refreshed on every call.
+    replicas: Vec<LeNet5>,
 }
 
 impl LeNet5 {
@@ -114,6 +120,7 @@ impl LeNet5 {
             grad: [Vec::new(), Vec::new()],
             input_grad: Vec::new(),
             batch: 0,
+            replicas: Vec::new(),
         })
     }
 
@@ -301,7 +308,45 @@ impl LeNet5 {
     }
 
     /// Class, scores and probabilities of each image of `x`.
+    ///
+    /// Large batches run as chunks of [`PREDICT_CHUNK`] images, whole chunks shared
+    /// out over the rayon threads, each thread with its own copy of the network:
+    /// no thread waits for another between layers, and a chunk's activations stay
+    /// in cache from one layer to the next (measured: a 1000-image pass through
+    /// each layer in turn spent a third of its time in memory traffic and page
+    /// faults). Chunks are fixed, so the results do not depend on the thread count.
     pub fn predict(&mut self, x: &[f32]) -> Vec<Prediction> {
+        use rayon::prelude::*;
+        let chunk = PREDICT_CHUNK * INPUT_LEN;
+        let chunks = x.len().div_ceil(chunk);
+        if chunks <= 1 {
+            return self.predict_pass(x);
+        }
+        let threads = rayon::current_num_threads().min(chunks);
+        let mut nets = std::mem::take(&mut self.replicas);
+        nets.truncate(threads);
+        for net in &mut nets {
+            let mut tensors = self.tensors();
+            net.visit_tensors_mut(|t| {
+                if let Some(from) = tensors.next() {
+                    t.value.copy_from_slice(&from.value);
+                }
+            });
+        }
+        while nets.len() < threads {
+            nets.push(self.replica());
+        }
+        let parts: Vec<Vec<Prediction>> = x
+            .par_chunks(chunks.div_ceil(threads) * chunk)
+            .zip(nets.par_iter_mut())
+            .map(|(part, net)| part.chunks(chunk).flat_map(|c| net.predict_pass(c)).collect())
+            .collect();
+        self.replicas = nets;
+        parts.concat()
+    }
+
+    /// [`LeNet5::predict`] in one forward pass.
+    fn predict_pass(&mut self, x: &[f32]) -> Vec<Prediction> {
         let loss = self.config.loss;
         self.forward(x)
             .chunks_exact(CLASSES)
@@ -311,6 +356,20 @@ impl LeNet5 {
                 probabilities: loss.probabilities(row),
             })
             .collect()
+    }
+
+    /// A copy of the network (layers with their parameters and scratch buffers)
+    /// without the activations of the last pass.
+    fn replica(&self) -> Self {
+        LeNet5 {
+            config: self.config.clone(),
+            layers: self.layers.iter().map(|l| l.boxed_clone()).collect(),
+            acts: vec![Vec::new(); self.acts.len()],
+            grad: [Vec::new(), Vec::new()],
+            input_grad: Vec::new(),
+            batch: 0,
+            replicas: Vec::new(),
+        }
     }
 
     /// Loss and errors on `x` without touching gradients.

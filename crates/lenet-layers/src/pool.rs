@@ -47,6 +47,7 @@ macro_rules! pool_geometry {
 }
 
 /// Sum of each 2x2 window x trainable coefficient + trainable bias, per map.
+#[derive(Clone)]
 pub struct Subsampling {
     name: String,
     shape: PoolShape,
@@ -121,6 +122,7 @@ impl Layer for Subsampling {
 }
 
 /// 2x2 average pooling, no parameters.
+#[derive(Clone)]
 pub struct AvgPool {
     name: String,
     shape: PoolShape,
@@ -183,6 +185,7 @@ impl Layer for AvgPool {
 }
 
 /// 2x2 max pooling; keeps the argmax of its last forward pass.
+#[derive(Clone)]
 pub struct MaxPool {
     name: String,
     shape: PoolShape,

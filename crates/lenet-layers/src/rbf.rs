@@ -46,6 +46,7 @@ pub fn bitmaps() -> Vec<[f32; BITMAP_LEN]> {
 }
 
 /// Euclidean RBF output units with fixed centres `[classes, in_f]`.
+#[derive(Clone)]
 pub struct Rbf {
     name: String,
     in_f: usize,

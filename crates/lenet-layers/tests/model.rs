@@ -378,3 +378,31 @@ fn stale_temporary_files_of_dead_processes_are_removed() {
     assert_eq!(model_file::remove_stale_temps(dir.path()).unwrap(), 1);
     assert!(!dead.exists() && ours.exists() && keep.exists());
 }
+
+/// `predict` on a large batch (chunks over threads, each on a copy of the network)
+/// gives what one forward pass per chunk gives, on any thread count, and follows
+/// parameter changes made between calls (the copies are refreshed).
+#[test]
+fn batched_predict_matches_forward_and_follows_new_parameters() {
+    let n = 2 * lenet_layers::PREDICT_CHUNK + 5; // three chunks, the last partial
+    let x = images(n, 11);
+    let mut net = LeNet5::new(ModelConfig::classic(), 3).unwrap();
+    let on = |threads: usize, net: &mut LeNet5| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| net.predict(&x))
+    };
+    for seed in [3, 4] {
+        net.init(seed);
+        let two = on(2, &mut net);
+        assert_eq!(two, on(1, &mut net), "seed {seed}");
+        let mut want = Vec::new();
+        for chunk in x.chunks(lenet_layers::PREDICT_CHUNK * INPUT_LEN) {
+            want.extend_from_slice(net.forward(chunk));
+        }
+        let got: Vec<f32> = two.iter().flat_map(|p| p.scores.clone()).collect();
+        assert_eq!(got, want, "seed {seed}");
+    }
+}

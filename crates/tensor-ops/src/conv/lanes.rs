@@ -345,9 +345,11 @@ fn conv_valid(
     }
 }
 
-/// Widest strip of output values: its accumulators, one broadcast weight and one
-/// loaded value fill the 16 vector registers of AVX2.
-const MAX_STRIP: usize = 14;
+/// Widest strip of output values: its accumulators, one broadcast weight and the
+/// input values the compiler keeps for the next taps fit in AVX2's 16 vector
+/// registers (at 14, accumulators spilled to the stack; 8 leaves FMA latency
+/// exposed).
+const MAX_STRIP: usize = 10;
 
 /// `Q` consecutive outputs `y[o, p, q0..q0+Q]` of [`conv_valid`].
 #[inline(always)]
