@@ -22,9 +22,12 @@
 //! When the kernel covers the whole input (C5), the layer is fully connected and
 //! runs as one matrix product over the batch ([`crate::fc`]).
 //!
-//! The parallel variant splits those products over images (forward, x_backward) or
-//! over two fixed halves of the batch (weight_backward). Every output value is summed in the same
-//! order whatever the number of threads, so results do not depend on it.
+//! The parallel variant, for a batch of at least 8 images, uses the `lanes` kernel
+//! instead (eight images in the vector lanes, direct loops, no patch matrix; see
+//! `conv/lanes.rs`); for smaller batches it splits the im2col products over images
+//! (forward, x_backward) or over two fixed halves of the batch (weight_backward).
+//! Every output value is summed in the same order whatever the number of threads,
+//! so results do not depend on it.
 
 use rayon::prelude::*;
 

@@ -45,7 +45,10 @@ pub enum Algo {
     Naive,
     /// Unfold patches (im2col), one matrix multiply for the whole batch; one thread.
     Im2col,
-    /// im2col + GEMM with the batch (or the output channels) split across rayon threads.
+    /// The fastest kernel per shape, split across rayon threads: for convolutions at
+    /// batch >= 8 a direct kernel with eight images in the vector lanes
+    /// (`conv/lanes.rs`), otherwise im2col + GEMM with the batch (or the output
+    /// channels) split.
     #[default]
     Parallel,
 }
