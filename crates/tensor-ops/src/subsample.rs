@@ -6,7 +6,7 @@
 //!
 //! Shapes as in [`crate::pool`]; `coeff` and `bias` are `[C]`.
 
-use crate::pool::{for_each_window, PoolShape};
+use crate::pool::PoolShape;
 
 fn check(s: &PoolShape, x: usize, y: usize, coeff: usize) {
     assert_eq!(
@@ -104,10 +104,21 @@ fn accumulate(
     assert_eq!(dbias.len(), s.c);
     dcoeff.fill(0.0);
     dbias.fill(0.0);
-    for_each_window(s, |m, o, i| {
+    let ow = s.out_w();
+    // row by row, each row's products summed in 8 independent lanes (one running
+    // sum would make every add wait for the previous one: measured 5% of a
+    // training step)
+    for_each_row_pair(s, |m, top, bottom, y_row_start| {
         let c = m % s.c;
-        dcoeff[c] += dy[o] * window_input([x[i[0]], x[i[1]], x[i[2]], x[i[3]]]);
-        dbias[c] += dy[o];
+        let dy_row = &dy[y_row_start..][..ow];
+        let top = x[top..][..2 * ow].chunks_exact(2);
+        let bottom = x[bottom..][..2 * ow].chunks_exact(2);
+        let mut lanes = [0.0f32; 8];
+        for (j, ((&g, t), u)) in dy_row.iter().zip(top).zip(bottom).enumerate() {
+            lanes[j % 8] += g * window_input([t[0], t[1], u[0], u[1]]);
+        }
+        dcoeff[c] += lanes.iter().sum::<f32>();
+        dbias[c] += crate::sum8(dy_row);
     });
 }
 
