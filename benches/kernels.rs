@@ -143,5 +143,30 @@ fn pool_benches(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, conv_benches, pool_benches);
+/// The machine's FMA ceiling on one thread, to read the kernels' GFLOP/s against:
+/// 12 independent chains of 8-wide fused multiply-adds (enough to cover the FMA
+/// latency on two FMA units), nothing loaded or stored in the loop.
+fn peak_bench(c: &mut Criterion) {
+    const CHAINS: usize = 12;
+    const STEPS: usize = 100_000;
+    let mut g = c.benchmark_group("peak");
+    g.throughput(Throughput::Elements((2 * 8 * CHAINS * STEPS) as u64));
+    g.bench_function("fma_1_thread", |bench| {
+        bench.iter(|| {
+            let (m, a) = (std::hint::black_box(0.999f32), std::hint::black_box(0.001f32));
+            let mut acc = [[1.0f32; 8]; CHAINS];
+            for _ in 0..STEPS {
+                for chain in acc.iter_mut() {
+                    for v in chain.iter_mut() {
+                        *v = v.mul_add(m, a);
+                    }
+                }
+            }
+            std::hint::black_box(acc)
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, conv_benches, pool_benches, peak_bench);
 criterion_main!(benches);
