@@ -304,6 +304,26 @@ impl Valid {
     }
 }
 
+/// Calls `f::<W>(args)` for the run-time strip width `W` in `1..=MAX_STRIP` (each
+/// width is its own compiled kernel, with its accumulators in registers).
+macro_rules! with_width {
+    ($width:expr, $f:ident($($arg:expr),*)) => {
+        match $width {
+            1 => $f::<1>($($arg),*),
+            2 => $f::<2>($($arg),*),
+            3 => $f::<3>($($arg),*),
+            4 => $f::<4>($($arg),*),
+            5 => $f::<5>($($arg),*),
+            6 => $f::<6>($($arg),*),
+            7 => $f::<7>($($arg),*),
+            8 => $f::<8>($($arg),*),
+            9 => $f::<9>($($arg),*),
+            10 => $f::<10>($($arg),*),
+            w => unreachable!("strip width {w} > MAX_STRIP"),
+        }
+    };
+}
+
 /// `y[o, p, q] = b[o] + sum_{i: conn(o, i)} sum_{u,v} w[o, i, u, v] * x[i, p+u, q+v]`,
 /// `w [C_out, C_in, K, K]`. (Never inlined: it is called once per group of images,
 /// and shows in profiles under its own name.)
@@ -321,28 +341,23 @@ fn conv_valid(
         let bias = b.map_or(0.0, |b| b[o]);
         for p in 0..oh {
             let y_row = &mut y[(o * oh + p) * ow..][..ow];
-            // the row in strips of equal width, at most MAX_STRIP columns each: every
-            // strip's accumulators stay in registers while the input values that
-            // feed it stream past, and wide strips give the FMA units independent
-            // work (one strip of 1 is a chain of dependent FMAs, 5x slower per value)
-            let strips = ow.div_ceil(MAX_STRIP);
-            let mut q = 0;
-            for j in 0..strips {
-                let width = (ow - q) / (strips - j);
-                let out = &mut y_row[q..q + width];
-                macro_rules! strip_of {
-                    ($($n:literal)*) => {
-                        match width {
-                            $($n => strip::<$n>(g, conn, w, bias, x, (o, p, q), out),)*
-                            _ => unreachable!("strip width {width}"),
-                        }
-                    };
-                }
-                strip_of!(1 2 3 4 5 6 7 8 9 10 11 12 13 14);
-                q += width;
+            // the row in strips of at most MAX_STRIP columns: every strip's
+            // accumulators stay in registers while the input values that feed it
+            // stream past, and wide strips give the FMA units independent work (a
+            // strip of 1 is a chain of dependent FMAs, 5x slower per value)
+            for q in strips(ow) {
+                let out = &mut y_row[q.clone()];
+                with_width!(q.len(), strip(g, conn, w, bias, x, (o, p, q.start), out));
             }
         }
     }
+}
+
+/// `0..len` cut into the fewest strips of at most [`MAX_STRIP`], of equal widths
+/// (to one).
+fn strips(len: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
+    let n = len.div_ceil(MAX_STRIP);
+    (0..n).map(move |j| j * len / n..(j + 1) * len / n)
 }
 
 /// Widest strip of output values: its accumulators, one broadcast weight and the
@@ -385,27 +400,15 @@ fn strip<const Q: usize>(
 /// connected pairs, `dy [C_out, H-K+1, W-K+1, 8]`.
 #[inline(never)]
 fn weight_grad_valid(g: Valid, conn: impl Fn(usize, usize) -> bool, x: &[V], dy: &[V], dw: &mut [V]) {
-    // the K*K taps of a kernel in strips of equal width, each strip's sums kept in
-    // registers over the whole output map
+    // the K*K taps of a kernel in strips, each strip's sums kept in registers over
+    // the whole output map
     let taps = g.k * g.k;
-    let strips = taps.div_ceil(MAX_STRIP);
     for o in 0..g.out_c {
         for i in (0..g.x.c).filter(|&i| conn(o, i)) {
             let dw_kernel = &mut dw[(o * g.x.c + i) * taps..][..taps];
-            let mut t = 0;
-            for j in 0..strips {
-                let width = (taps - t) / (strips - j);
-                let out = &mut dw_kernel[t..t + width];
-                macro_rules! taps_of {
-                    ($($n:literal)*) => {
-                        match width {
-                            $($n => tap_strip::<$n>(g, x, dy, (o, i, t), out),)*
-                            _ => unreachable!("strip width {width}"),
-                        }
-                    };
-                }
-                taps_of!(1 2 3 4 5 6 7 8 9 10 11 12 13 14);
-                t += width;
+            for t in strips(taps) {
+                let out = &mut dw_kernel[t.clone()];
+                with_width!(t.len(), tap_strip(g, x, dy, (o, i, t.start), out));
             }
         }
     }
@@ -593,6 +596,17 @@ pub fn weight_backward(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn strips_cover_the_row_in_equal_widths_the_kernels_exist_for() {
+        for len in 1..=60 {
+            let widths: Vec<usize> = strips(len).map(|r| r.len()).collect();
+            assert_eq!(widths.iter().sum::<usize>(), len);
+            assert_eq!(widths.len(), len.div_ceil(MAX_STRIP));
+            let (lo, hi) = (widths.iter().min().unwrap(), widths.iter().max().unwrap());
+            assert!(*hi <= MAX_STRIP && hi - lo <= 1, "{len}: {widths:?}");
+        }
+    }
 
     #[test]
     fn transpose_swaps_lanes_and_registers() {
