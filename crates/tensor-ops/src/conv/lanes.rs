@@ -52,7 +52,7 @@ mod reg {
     use super::L;
 
     #[cfg(all(target_arch = "x86_64", target_feature = "avx", target_feature = "fma"))]
-    mod imp {
+    pub mod avx {
         use std::arch::x86_64::*;
         pub type R = __m256;
         // SAFETY (every function): the build enables AVX and FMA (the cfg above), and
@@ -111,8 +111,13 @@ mod reg {
         }
     }
 
-    #[cfg(not(all(target_arch = "x86_64", target_feature = "avx", target_feature = "fma")))]
-    mod imp {
+    /// The same on plain arrays (used where AVX is not available; tested against the
+    /// AVX version where it is).
+    #[cfg_attr(
+        all(target_arch = "x86_64", target_feature = "avx", target_feature = "fma"),
+        allow(dead_code)
+    )]
+    pub mod portable {
         use super::L;
         pub type R = [f32; L];
         #[inline(always)]
@@ -137,7 +142,10 @@ mod reg {
         }
     }
 
-    pub use imp::*;
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx", target_feature = "fma"))]
+    pub use avx::*;
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "avx", target_feature = "fma")))]
+    pub use portable::*;
     const _: () = assert!(L == 8, "the AVX register holds 8 lanes");
 }
 
@@ -605,6 +613,35 @@ mod tests {
             assert_eq!(widths.len(), len.div_ceil(MAX_STRIP));
             let (lo, hi) = (widths.iter().min().unwrap(), widths.iter().max().unwrap());
             assert!(*hi <= MAX_STRIP && hi - lo <= 1, "{len}: {widths:?}");
+        }
+    }
+
+    /// The kernels' arithmetic is the four functions of `reg`: where the AVX ones
+    /// are compiled, the portable ones must give the same bits.
+    #[test]
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx", target_feature = "fma"))]
+    fn portable_registers_match_avx() {
+        use reg::{avx, portable};
+        let rows: [[f32; L]; L] =
+            std::array::from_fn(|i| std::array::from_fn(|j| ((i * 8 + j) as f32).sin()));
+        let (mut a, mut p) = ([0.0f32; L], [0.0f32; L]);
+        for i in 0..L {
+            let (x, y, z) = (rows[i], rows[(i + 1) % L], rows[(i + 2) % L]);
+            let fma = avx::mul_add(avx::load(&x), avx::load(&y), avx::load(&z));
+            avx::store(fma, &mut a);
+            portable::store(
+                portable::mul_add(portable::load(&x), portable::load(&y), portable::load(&z)),
+                &mut p,
+            );
+            assert_eq!(a, p);
+            avx::store(avx::splat(x[0]), &mut a);
+            assert_eq!(a, portable::splat(x[0]));
+        }
+        let t_avx = avx::transpose(std::array::from_fn(|i| avx::load(&rows[i])));
+        let t_portable = portable::transpose(rows);
+        for (ta, tp) in t_avx.into_iter().zip(t_portable) {
+            avx::store(ta, &mut a);
+            assert_eq!(a, tp);
         }
     }
 
