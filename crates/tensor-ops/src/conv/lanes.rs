@@ -477,6 +477,40 @@ fn groups_per_task(batch: usize) -> usize {
     batch.div_ceil(L).div_ceil(rayon::current_num_threads()).max(1)
 }
 
+/// Runs a convolution of interleaved images on every group of 8 images, the groups
+/// shared out over the threads: `src [N, src_maps]` is gathered with `pad` into one
+/// task buffer, `conv(src_lanes, dst_lanes)` fills the other, whose window at
+/// `(off, off)` is scattered into `dst [N, dst_maps]`.
+fn per_group(
+    batch: usize,
+    (src, src_maps, pad): (&[f32], Maps, usize),
+    (dst, dst_maps, off): (&mut [f32], Maps, usize),
+    src_lanes: &mut Vec<V>,
+    dst_lanes: &mut Vec<V>,
+    conv: impl Fn(&[V], &mut [V]) + Sync,
+) {
+    let per = groups_per_task(batch);
+    let tasks = batch.div_ceil(L * per);
+    let (src_len, dst_len) = (src_maps.padded(pad).len(), dst_maps.padded(off).len());
+    let src_lanes = scratch(src_lanes, tasks * src_len);
+    let dst_lanes = scratch(dst_lanes, tasks * dst_len);
+    let (src_group, dst_group) = (L * src_maps.len(), L * dst_maps.len());
+    src.par_chunks(per * src_group)
+        .zip(dst.par_chunks_mut(per * dst_group))
+        .zip(
+            src_lanes
+                .par_chunks_mut(src_len)
+                .zip(dst_lanes.par_chunks_mut(dst_len)),
+        )
+        .for_each(|((src, dst), (sl, dl))| {
+            for (src, dst) in src.chunks(src_group).zip(dst.chunks_mut(dst_group)) {
+                gather(src_maps, pad, src, sl);
+                conv(sl, dl);
+                scatter(dst_maps, off, dl, dst);
+            }
+        });
+}
+
 pub fn forward(
     s: &ConvShape,
     t: Option<&ConnTable>,
@@ -486,23 +520,15 @@ pub fn forward(
     y: &mut [f32],
     ws: &mut ConvWorkspace,
 ) {
-    let (xm, ym) = (in_maps(s).padded(s.pad), out_maps(s));
     let g = valid_over_input(s);
-    let per = groups_per_task(s.batch);
-    let tasks = s.batch.div_ceil(L * per);
-    let (x_len, y_len) = (xm.len(), ym.len());
-    let xl = scratch(&mut ws.x_lanes, tasks * x_len);
-    let yl = scratch(&mut ws.y_lanes, tasks * y_len);
-    x.par_chunks(per * L * in_maps(s).len())
-        .zip(y.par_chunks_mut(per * L * ym.len()))
-        .zip(xl.par_chunks_mut(x_len).zip(yl.par_chunks_mut(y_len)))
-        .for_each(|((x, y), (xl, yl))| {
-            for (x, y) in x.chunks(L * in_maps(s).len()).zip(y.chunks_mut(L * ym.len())) {
-                gather(in_maps(s), s.pad, x, xl);
-                conv_valid(g, |o, i| connected(t, o, i), w, Some(b), xl, yl);
-                scatter(ym, 0, yl, y);
-            }
-        });
+    per_group(
+        s.batch,
+        (x, in_maps(s), s.pad),
+        (y, out_maps(s), 0),
+        &mut ws.x_lanes,
+        &mut ws.y_lanes,
+        |xl, yl| conv_valid(g, |o, i| connected(t, o, i), w, Some(b), xl, yl),
+    );
 }
 
 pub fn x_backward(
@@ -528,29 +554,20 @@ pub fn x_backward(
         }
     }
     let w_flipped = &*w_flipped;
-    let (dym, dxm) = (out_maps(s).padded(k - 1), in_maps(s).padded(s.pad));
     let g = Valid {
-        x: dym,
+        x: out_maps(s).padded(k - 1),
         out_c: ic,
         k,
         live_rows: (k - 1, k - 1 + s.out_h()),
     };
-    let per = groups_per_task(s.batch);
-    let tasks = s.batch.div_ceil(L * per);
-    let (dy_len, dx_len) = (dym.len(), dxm.len());
-    let dyl = scratch(&mut ws.y_lanes, tasks * dy_len);
-    let dxl = scratch(&mut ws.x_lanes, tasks * dx_len);
-    dy.par_chunks(per * L * out_maps(s).len())
-        .zip(dx.par_chunks_mut(per * L * in_maps(s).len()))
-        .zip(dyl.par_chunks_mut(dy_len).zip(dxl.par_chunks_mut(dx_len)))
-        .for_each(|((dy, dx), (dyl, dxl))| {
-            let group_dy = L * out_maps(s).len();
-            for (dy, dx) in dy.chunks(group_dy).zip(dx.chunks_mut(L * in_maps(s).len())) {
-                gather(out_maps(s), k - 1, dy, dyl);
-                conv_valid(g, |i, o| connected(t, o, i), w_flipped, None, dyl, dxl);
-                scatter(in_maps(s), s.pad, dxl, dx);
-            }
-        });
+    per_group(
+        s.batch,
+        (dy, out_maps(s), k - 1),
+        (dx, in_maps(s), s.pad),
+        &mut ws.y_lanes,
+        &mut ws.x_lanes,
+        |dyl, dxl| conv_valid(g, |i, o| connected(t, o, i), w_flipped, None, dyl, dxl),
+    );
 }
 
 pub fn weight_backward(
