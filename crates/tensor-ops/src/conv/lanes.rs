@@ -77,6 +77,11 @@ mod reg {
         pub fn mul_add(a: R, b: R, c: R) -> R {
             unsafe { _mm256_fmadd_ps(a, b, c) }
         }
+        /// `a + b`.
+        #[inline(always)]
+        pub fn add(a: R, b: R) -> R {
+            unsafe { _mm256_add_ps(a, b) }
+        }
         /// The 8x8 transpose: lane `j` of result `i` is lane `i` of `r[j]`.
         #[inline(always)]
         pub fn transpose(r: [R; 8]) -> [R; 8] {
@@ -136,6 +141,10 @@ mod reg {
         #[inline(always)]
         pub fn mul_add(a: R, b: R, c: R) -> R {
             std::array::from_fn(|l| a[l].mul_add(b[l], c[l]))
+        }
+        #[inline(always)]
+        pub fn add(a: R, b: R) -> R {
+            std::array::from_fn(|l| a[l] + b[l])
         }
         #[inline(always)]
         pub fn transpose(r: [R; 8]) -> [R; 8] {
@@ -435,16 +444,34 @@ fn tap_strip<const T: usize>(g: Valid, x: &[V], dy: &[V], (o, i, t0): (usize, us
     let x_map = &x[i * xm.h * xm.w..][..xm.h * xm.w];
     for p in 0..oh {
         let dy_row = &dy[(o * oh + p) * ow..][..ow];
+        // the input row each tap multiplies this output row with, cut to its
+        // length: the loop below indexes them without bounds checks
+        let x_rows: [&[V]; T] = std::array::from_fn(|j| &x_map[p * xm.w + offsets[j]..][..ow]);
         for (q, d) in dy_row.iter().enumerate() {
             let d = d.get();
-            let x_at = &x_map[p * xm.w + q..];
-            for (a, &off) in acc.iter_mut().zip(&offsets) {
-                *a = reg::mul_add(d, x_at[off].get(), *a);
+            for (a, x_row) in acc.iter_mut().zip(&x_rows) {
+                *a = reg::mul_add(d, x_row[q].get(), *a);
             }
         }
     }
     for (o, a) in out.iter_mut().zip(acc) {
         o.set(a);
+    }
+}
+
+/// `sums[j] = v[j].0[0] + v[j].0[1] + ... + v[j].0[7]`, added in that order, eight
+/// values at a time through an 8x8 transpose.
+fn sum_lanes(v: &[V], sums: &mut [f32]) {
+    assert_eq!(v.len(), sums.len());
+    let mut blocks = v.chunks_exact(L);
+    let mut outs = sums.chunks_exact_mut(L);
+    for (block, out) in (&mut blocks).zip(&mut outs) {
+        let t = reg::transpose(std::array::from_fn(|j| block[j].get()));
+        let total = t[1..].iter().fold(t[0], |acc, &r| reg::add(acc, r));
+        reg::store(total, out);
+    }
+    for (s, v) in outs.into_remainder().iter_mut().zip(blocks.remainder()) {
+        *s = v.0.iter().sum();
     }
 }
 
@@ -606,11 +633,14 @@ pub fn weight_backward(
             }
         });
     // lanes, then parts, added in a fixed order
-    for (g, j) in dw.iter_mut().zip(0..) {
-        *g = parts
-            .chunks_exact(wl)
-            .map(|part| part[j].0.iter().sum::<f32>())
-            .sum();
+    let (first, rest) = parts.split_at(wl);
+    sum_lanes(first, dw);
+    for part in rest.chunks_exact(wl) {
+        let mut sums = [0.0; L];
+        for (dw, part) in dw.chunks_mut(L).zip(part.chunks(L)) {
+            sum_lanes(part, &mut sums[..dw.len()]);
+            dw.iter_mut().zip(sums).for_each(|(g, s)| *g += s);
+        }
     }
     let hw = ym.h * ym.w;
     for (o, g) in db.iter_mut().enumerate() {
@@ -653,6 +683,9 @@ mod tests {
                 &mut p,
             );
             assert_eq!(a, p);
+            avx::store(avx::add(avx::load(&x), avx::load(&y)), &mut a);
+            portable::store(portable::add(portable::load(&x), portable::load(&y)), &mut p);
+            assert_eq!(a, p);
             avx::store(avx::splat(x[0]), &mut a);
             assert_eq!(a, portable::splat(x[0]));
         }
@@ -661,6 +694,18 @@ mod tests {
         for (ta, tp) in t_avx.into_iter().zip(t_portable) {
             avx::store(ta, &mut a);
             assert_eq!(a, tp);
+        }
+    }
+
+    #[test]
+    fn lanes_are_summed_in_order() {
+        let v: Vec<V> = (0..19)
+            .map(|j| V(std::array::from_fn(|l| ((j * 8 + l) as f32).sin() * 1e3)))
+            .collect();
+        let mut sums = vec![0.0; v.len()];
+        sum_lanes(&v, &mut sums);
+        for (s, v) in sums.iter().zip(&v) {
+            assert_eq!(s.to_bits(), v.0.iter().sum::<f32>().to_bits());
         }
     }
 
