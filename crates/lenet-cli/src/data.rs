@@ -1,6 +1,10 @@
 //! The bridge from `mnist-io` datasets to the trainer's [`TrainData`].
 
 use lenet_optim::TrainData;
+use rayon::prelude::*;
+
+/// Fewest images per task when a batch's inputs are filled in parallel.
+const FILL_PER_TASK: usize = 64;
 use mnist_io::{BatchSampler, Dataset, Distortion, InputSpec};
 
 /// A dataset as the trainer sees it: seeded epoch orders, the paper's input
@@ -54,7 +58,18 @@ impl TrainData for MnistData<'_> {
             *l = self.dataset.label(i);
         }
         // Indices come from epoch_order, so they are in range and the sizes agree.
-        if self.spec.fill(self.dataset, indices, x).is_err() {
+        // Images are independent: large batches are filled on every thread (on one,
+        // this was 1.7% of a batch-256 step with the other core idle).
+        let per_image = self.spec.size * self.spec.size;
+        let per_task = indices
+            .len()
+            .div_ceil(rayon::current_num_threads())
+            .max(FILL_PER_TASK);
+        let filled = x
+            .par_chunks_mut(per_task * per_image)
+            .zip(indices.par_chunks(per_task))
+            .try_for_each(|(x, indices)| self.spec.fill(self.dataset, indices, x));
+        if filled.is_err() {
             x.fill(0.0);
         }
         if epoch > 0 {

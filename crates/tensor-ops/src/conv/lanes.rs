@@ -642,12 +642,13 @@ pub fn weight_backward(
             dw.iter_mut().zip(sums).for_each(|(g, s)| *g += s);
         }
     }
+    // each map's bias gradient on some thread, its sum in the same order on any
     let hw = ym.h * ym.w;
-    for (o, g) in db.iter_mut().enumerate() {
+    db.par_iter_mut().enumerate().for_each(|(o, g)| {
         *g = (0..s.batch)
             .map(|n| crate::sum8(&dy[(n * s.out_c + o) * hw..][..hw]))
             .sum();
-    }
+    });
 }
 
 #[cfg(test)]
