@@ -76,7 +76,7 @@ pub fn predict_dataset(
     let mut out = Vec::with_capacity(indices.len());
     for part in indices.chunks(batch) {
         let x = &mut x[..part.len() * INPUT_LEN];
-        spec.fill(ds, part, x)?;
+        crate::data::fill_inputs(&spec, ds, part, x)?;
         out.extend(model.predict(x));
     }
     Ok(out)
