@@ -33,22 +33,30 @@ impl PoolShape {
     }
 }
 
-/// Calls `f(map, out_index, [four input indices])` for every window, in order.
-/// Indices are into the flat `x` and `y`; `map` is `n * C + c`.
-pub(crate) fn for_each_window(s: &PoolShape, mut f: impl FnMut(usize, usize, [usize; 4])) {
+/// Calls `f(map, top_row_start, bottom_row_start, out_row_start)` for every output
+/// row: the input rows `2p` and `2p + 1` of map `map` (`n * C + c`) feed output row
+/// `p`. The kernels then walk the rows in pairs of columns, a form that vectorises
+/// (one window at a time through four computed indices ran at a third of the speed).
+pub(crate) fn for_each_row_pair(s: &PoolShape, mut f: impl FnMut(usize, usize, usize, usize)) {
     let (oh, ow) = (s.out_h(), s.out_w());
     for m in 0..s.maps() {
         for p in 0..oh {
-            for q in 0..ow {
-                let top = m * s.h * s.w + 2 * p * s.w + 2 * q;
-                f(
-                    m,
-                    m * oh * ow + p * ow + q,
-                    [top, top + 1, top + s.w, top + s.w + 1],
-                );
-            }
+            let top = m * s.h * s.w + 2 * p * s.w;
+            f(m, top, top + s.w, (m * oh + p) * ow);
         }
     }
+}
+
+/// The two input rows of output row `(top, bottom)` as pairs of columns, the
+/// window of output column `q` being `top[q]` and `bottom[q]`.
+pub(crate) fn window_rows<'a>(
+    s: &PoolShape,
+    x: &'a [f32],
+    top: usize,
+    bottom: usize,
+) -> (std::slice::ChunksExact<'a, f32>, std::slice::ChunksExact<'a, f32>) {
+    let w = 2 * s.out_w();
+    (x[top..][..w].chunks_exact(2), x[bottom..][..w].chunks_exact(2))
 }
 
 fn check(s: &PoolShape, x: usize, y: usize) {
@@ -62,7 +70,12 @@ fn check(s: &PoolShape, x: usize, y: usize) {
 /// Average pooling forward.
 pub fn avg_forward(s: &PoolShape, x: &[f32], y: &mut [f32]) {
     check(s, x.len(), y.len());
-    for_each_window(s, |_, o, i| y[o] = 0.25 * (x[i[0]] + x[i[1]] + x[i[2]] + x[i[3]]));
+    for_each_row_pair(s, |_, top, bottom, out| {
+        let (top, bottom) = window_rows(s, x, top, bottom);
+        for ((y, t), u) in y[out..][..s.out_w()].iter_mut().zip(top).zip(bottom) {
+            *y = 0.25 * (t[0] + t[1] + u[0] + u[1]);
+        }
+    });
 }
 
 /// Average pooling backward: each input of a window gets a quarter of its gradient.
@@ -76,24 +89,48 @@ pub fn avg_x_backward_second(s: &PoolShape, d2y: &[f32], d2x: &mut [f32]) {
 }
 
 fn avg_spread(s: &PoolShape, dy: &[f32], dx: &mut [f32], factor: f32) {
-    check(s, dx.len(), dy.len());
-    dx.fill(0.0);
-    for_each_window(s, |_, o, i| i.iter().for_each(|&j| dx[j] = factor * dy[o]));
+    spread(s, dy, dx, |_| factor);
 }
 
-/// Max pooling forward; `argmax[o]` records which of the 4 inputs won (first on ties).
+/// `dx = factor(map) * dy` for each of a window's four inputs (average pooling,
+/// LeNet's subsampling).
+pub(crate) fn spread(s: &PoolShape, dy: &[f32], dx: &mut [f32], factor: impl Fn(usize) -> f32) {
+    check(s, dx.len(), dy.len());
+    if s.h % 2 == 1 || s.w % 2 == 1 {
+        dx.fill(0.0); // the dropped last row or column gets no gradient
+    }
+    let ow = s.out_w();
+    for_each_row_pair(s, |m, top, bottom, out| {
+        let k = factor(m);
+        // one input row at a time (both rows in one loop ran 1.6x slower)
+        for row in [top, bottom] {
+            for (d, &g) in dx[row..][..2 * ow].chunks_exact_mut(2).zip(&dy[out..][..ow]) {
+                d.fill(k * g);
+            }
+        }
+    });
+}
+
+/// Max pooling forward; `argmax[o]` records which of the 4 inputs won (first on
+/// ties; 0, 1 the top row, 2, 3 the bottom one).
 pub fn max_forward(s: &PoolShape, x: &[f32], y: &mut [f32], argmax: &mut [u8]) {
     check(s, x.len(), y.len());
     assert_eq!(argmax.len(), y.len());
-    for_each_window(s, |_, o, i| {
-        let mut best = 0;
-        for k in 1..4 {
-            if x[i[k]] > x[i[best]] {
-                best = k;
+    let ow = s.out_w();
+    for_each_row_pair(s, |_, top, bottom, out| {
+        let (top, bottom) = window_rows(s, x, top, bottom);
+        let outs = y[out..][..ow].iter_mut().zip(&mut argmax[out..][..ow]);
+        for ((y, a), (t, u)) in outs.zip(top.zip(bottom)) {
+            // the running maximum as selects rather than branches (it vectorises)
+            let (mut best, mut at) = (t[0], 0u8);
+            for (k, v) in [(1, t[1]), (2, u[0]), (3, u[1])] {
+                let wins = v > best;
+                best = if wins { v } else { best };
+                at = if wins { k } else { at };
             }
+            *y = best;
+            *a = at;
         }
-        y[o] = x[i[best]];
-        argmax[o] = best as u8;
     });
 }
 
@@ -102,8 +139,20 @@ pub fn max_forward(s: &PoolShape, x: &[f32], y: &mut [f32], argmax: &mut [u8]) {
 pub fn max_x_backward(s: &PoolShape, argmax: &[u8], dy: &[f32], dx: &mut [f32]) {
     check(s, dx.len(), dy.len());
     assert_eq!(argmax.len(), dy.len());
-    dx.fill(0.0);
-    for_each_window(s, |_, o, i| dx[i[argmax[o] as usize]] = dy[o]);
+    if s.h % 2 == 1 || s.w % 2 == 1 {
+        dx.fill(0.0); // the dropped last row or column gets no gradient
+    }
+    let ow = s.out_w();
+    for_each_row_pair(s, |_, top, bottom, out| {
+        // one input row at a time, the winner's gradient selected, not branched to
+        for (row, first) in [(top, 0), (bottom, 2)] {
+            let grads = dy[out..][..ow].iter().zip(&argmax[out..][..ow]);
+            for (d, (&g, &a)) in dx[row..][..2 * ow].chunks_exact_mut(2).zip(grads) {
+                d[0] = if a == first { g } else { 0.0 };
+                d[1] = if a == first + 1 { g } else { 0.0 };
+            }
+        }
+    });
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 //!
 //! Shapes as in [`crate::pool`]; `coeff` and `bias` are `[C]`.
 
-use crate::pool::PoolShape;
+use crate::pool::{for_each_row_pair, window_rows, PoolShape};
 
 fn check(s: &PoolShape, x: usize, y: usize, coeff: usize) {
     assert_eq!(
@@ -20,29 +20,15 @@ fn check(s: &PoolShape, x: usize, y: usize, coeff: usize) {
 pub fn forward(s: &PoolShape, x: &[f32], coeff: &[f32], bias: &[f32], y: &mut [f32]) {
     check(s, x.len(), y.len(), coeff.len());
     assert_eq!(bias.len(), s.c);
-    // row by row (the same sums as `for_each_window`, in a form that vectorises):
     // output row p of map m reads input rows 2p and 2p + 1 in pairs of columns
     for_each_row_pair(s, |m, top, bottom, y_row_start| {
         let (k, b) = (coeff[m % s.c], bias[m % s.c]);
         let y_row = &mut y[y_row_start..][..s.out_w()];
-        let top = x[top..][..2 * s.out_w()].chunks_exact(2);
-        let bottom = x[bottom..][..2 * s.out_w()].chunks_exact(2);
+        let (top, bottom) = window_rows(s, x, top, bottom);
         for ((y, t), u) in y_row.iter_mut().zip(top).zip(bottom) {
             *y = k * (t[0] + t[1] + u[0] + u[1]) + b;
         }
     });
-}
-
-/// Calls `f(map, top_row_start, bottom_row_start, out_row_start)` for every output
-/// row: the input rows `2p` and `2p + 1` of map `map` feed output row `p`.
-fn for_each_row_pair(s: &PoolShape, mut f: impl FnMut(usize, usize, usize, usize)) {
-    let (oh, ow) = (s.out_h(), s.out_w());
-    for m in 0..s.maps() {
-        for p in 0..oh {
-            let top = m * s.h * s.w + 2 * p * s.w;
-            f(m, top, top + s.w, (m * oh + p) * ow);
-        }
-    }
 }
 
 /// `dx = coeff * dy` for each of the window's four inputs.
@@ -57,19 +43,7 @@ pub fn x_backward_second(s: &PoolShape, coeff: &[f32], d2y: &[f32], d2x: &mut [f
 
 fn spread(s: &PoolShape, coeff: &[f32], dy: &[f32], dx: &mut [f32], weight: impl Fn(f32) -> f32) {
     check(s, dx.len(), dy.len(), coeff.len());
-    if s.h % 2 == 1 || s.w % 2 == 1 {
-        dx.fill(0.0); // the dropped last row or column gets no gradient
-    }
-    let ow = s.out_w();
-    for_each_row_pair(s, |m, top, bottom, y_row_start| {
-        let k = weight(coeff[m % s.c]);
-        for row in [top, bottom] {
-            let dx_row = dx[row..][..2 * ow].chunks_exact_mut(2);
-            for (d, &g) in dx_row.zip(&dy[y_row_start..][..ow]) {
-                d.fill(k * g);
-            }
-        }
-    });
+    crate::pool::spread(s, dy, dx, |m| weight(coeff[m % s.c]));
 }
 
 /// `dcoeff[c] = sum dy * (window sum)`, `dbias[c] = sum dy`, over the batch and positions.
@@ -111,8 +85,7 @@ fn accumulate(
     for_each_row_pair(s, |m, top, bottom, y_row_start| {
         let c = m % s.c;
         let dy_row = &dy[y_row_start..][..ow];
-        let top = x[top..][..2 * ow].chunks_exact(2);
-        let bottom = x[bottom..][..2 * ow].chunks_exact(2);
+        let (top, bottom) = window_rows(s, x, top, bottom);
         let mut lanes = [0.0f32; 8];
         for (j, ((&g, t), u)) in dy_row.iter().zip(top).zip(bottom).enumerate() {
             lanes[j % 8] += g * window_input([t[0], t[1], u[0], u[1]]);
