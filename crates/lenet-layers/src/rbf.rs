@@ -91,7 +91,7 @@ impl Layer for Rbf {
     fn forward(&mut self, _batch: usize, x: &[f32], y: &mut [f32]) {
         for (x_row, y_row) in x.chunks_exact(self.in_f).zip(y.chunks_exact_mut(self.classes)) {
             for (out, c_row) in y_row.iter_mut().zip(self.fixed[0].value.chunks_exact(self.in_f)) {
-                *out = x_row.iter().zip(c_row).map(|(&x, &c)| (x - c) * (x - c)).sum();
+                *out = squared_distance(x_row, c_row);
             }
         }
     }
@@ -139,6 +139,26 @@ impl Layer for Rbf {
     fn fixed_params_mut(&mut self) -> &mut [Param] {
         &mut self.fixed
     }
+}
+
+/// `sum_j (x[j] - c[j])^2`, summed in 8 interleaved lanes then added in order
+/// (one running sum makes each add wait for the previous one: 84 dependent adds per
+/// class and image).
+fn squared_distance(x: &[f32], c: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; 8];
+    let (xs, cs) = (x.chunks_exact(8), c.chunks_exact(8));
+    let tail: f32 = xs
+        .remainder()
+        .iter()
+        .zip(cs.remainder())
+        .map(|(&x, &c)| (x - c) * (x - c))
+        .sum();
+    for (x, c) in xs.zip(cs) {
+        for ((l, &x), &c) in lanes.iter_mut().zip(x).zip(c) {
+            *l += (x - c) * (x - c);
+        }
+    }
+    lanes.iter().sum::<f32>() + tail
 }
 
 #[cfg(test)]
