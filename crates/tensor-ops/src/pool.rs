@@ -36,7 +36,8 @@ impl PoolShape {
 /// Calls `f(map, top_row_start, bottom_row_start, out_row_start)` for every output
 /// row: the input rows `2p` and `2p + 1` of map `map` (`n * C + c`) feed output row
 /// `p`. The kernels then walk the rows in pairs of columns, a form that vectorises
-/// (one window at a time through four computed indices ran at a third of the speed).
+/// (one window at a time through four computed indices ran 2.4x slower for
+/// average pooling, 3.8x for max pooling: kernel bench, batch 256).
 pub(crate) fn for_each_row_pair(s: &PoolShape, mut f: impl FnMut(usize, usize, usize, usize)) {
     let (oh, ow) = (s.out_h(), s.out_w());
     for m in 0..s.maps() {
