@@ -1,6 +1,7 @@
 //! The bridge from `mnist-io` datasets to the trainer's [`TrainData`].
 
 use lenet_optim::TrainData;
+use mnist_io::{BatchSampler, Dataset, Distortion, InputSpec};
 use rayon::prelude::*;
 
 /// Fewest images per task when a batch's inputs are filled in parallel.
@@ -23,7 +24,6 @@ pub fn fill_inputs(spec: &InputSpec, ds: &Dataset, indices: &[usize], x: &mut [f
         .zip(indices.par_chunks(per_task))
         .try_for_each(|(x, indices)| spec.fill(ds, indices, x))
 }
-use mnist_io::{BatchSampler, Dataset, Distortion, InputSpec};
 
 /// A dataset as the trainer sees it: seeded epoch orders, the paper's input
 /// scaling, and optional on-the-fly distortions (never in epoch 0, which is

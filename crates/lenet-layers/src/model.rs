@@ -252,15 +252,11 @@ impl LeNet5 {
             self.batch,
             "one label per image of the last forward pass"
         );
-        // The two gradient buffers only grow: each layer overwrites the first
-        // `len` values of its `dx` (resizing them to each layer's length instead
-        // zero-filled megabytes per batch: 5% of a batch-256 step).
-        fn grown(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
-            if buf.len() < len {
-                buf.resize(len, 0.0);
-            }
-            &mut buf[..len]
-        }
+        // The two gradient buffers only grow (`tensor_ops::scratch`): each layer
+        // overwrites the first `len` values of its `dx` (resizing them to each
+        // layer's length instead zero-filled megabytes per batch: 5% of a
+        // batch-256 step).
+        use tensor_ops::scratch as grown;
         let out = &self.acts[self.layers.len()];
         let mut out_len = out.len();
         let result = at_output(out, grown(&mut self.grad[0], out_len));

@@ -138,8 +138,16 @@ where
 }
 
 /// Grows a scratch buffer to at least `len` values (never shrinks, so a buffer
-/// sized once is reused without allocating) and returns its first `len`.
-pub(crate) fn scratch(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
+/// sized once is reused without allocating) and returns its first `len`. Values
+/// already in the buffer are kept: callers overwrite what they use.
+///
+/// ```
+/// let mut buf = Vec::new();
+/// assert_eq!(tensor_ops::scratch(&mut buf, 3), &[0.0; 3]);
+/// tensor_ops::scratch(&mut buf, 1)[0] = 5.0;
+/// assert_eq!(buf, [5.0, 0.0, 0.0]); // never shrinks
+/// ```
+pub fn scratch(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
     if buf.len() < len {
         buf.resize(len, 0.0);
     }

@@ -60,6 +60,14 @@ pub(crate) fn window_rows<'a>(
     (x[top..][..w].chunks_exact(2), x[bottom..][..w].chunks_exact(2))
 }
 
+/// An odd last row or column is dropped by the 2x2 windows: it gets no gradient.
+/// (The rest of `dx` is overwritten by the backward kernels.)
+fn zero_dropped_edge(s: &PoolShape, dx: &mut [f32]) {
+    if s.h % 2 == 1 || s.w % 2 == 1 {
+        dx.fill(0.0);
+    }
+}
+
 fn check(s: &PoolShape, x: usize, y: usize) {
     assert_eq!(
         (x, y),
@@ -97,9 +105,7 @@ fn avg_spread(s: &PoolShape, dy: &[f32], dx: &mut [f32], factor: f32) {
 /// LeNet's subsampling).
 pub(crate) fn spread(s: &PoolShape, dy: &[f32], dx: &mut [f32], factor: impl Fn(usize) -> f32) {
     check(s, dx.len(), dy.len());
-    if s.h % 2 == 1 || s.w % 2 == 1 {
-        dx.fill(0.0); // the dropped last row or column gets no gradient
-    }
+    zero_dropped_edge(s, dx);
     let ow = s.out_w();
     for_each_row_pair(s, |m, top, bottom, out| {
         let k = factor(m);
@@ -140,9 +146,7 @@ pub fn max_forward(s: &PoolShape, x: &[f32], y: &mut [f32], argmax: &mut [u8]) {
 pub fn max_x_backward(s: &PoolShape, argmax: &[u8], dy: &[f32], dx: &mut [f32]) {
     check(s, dx.len(), dy.len());
     assert_eq!(argmax.len(), dy.len());
-    if s.h % 2 == 1 || s.w % 2 == 1 {
-        dx.fill(0.0); // the dropped last row or column gets no gradient
-    }
+    zero_dropped_edge(s, dx);
     let ow = s.out_w();
     for_each_row_pair(s, |_, top, bottom, out| {
         // one input row at a time, the winner's gradient selected, not branched to
