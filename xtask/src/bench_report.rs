@@ -7,7 +7,9 @@
 //! `modern` at batch 1, 32 and 256 with 1 and 2 threads (images/s from the run's
 //! metrics.json, seconds per 60,000-image epoch derived from it); time inference
 //! over the 10,000 test images at batch 1 and 1000; read the peak resident memory of
-//! a training run from the kernel (getrusage of the waited child).
+//! a training run from the kernel (getrusage of the waited child); with
+//! `--torch-python`, run the PyTorch baseline (`benches/pytorch/lenet5_torch.py`)
+//! on the same machine in the same sitting and report lenet's speed as ratios to it.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -36,6 +38,8 @@ pub struct Options {
     pub data_dir: PathBuf,
     pub skip_kernels: bool,
     pub train_limit: usize,
+    /// A Python with torch and numpy: measure the PyTorch baseline too.
+    pub torch_python: Option<PathBuf>,
 }
 
 fn root() -> PathBuf {
@@ -189,6 +193,19 @@ pub fn bench_report(opts: Options) -> Result<()> {
         inference.push(json!({"batch": batch, "threads": threads, "images_per_s": best}));
     }
 
+    let pytorch = match &opts.torch_python {
+        Some(python) => {
+            eprintln!("PyTorch baseline ({})...", python.display());
+            let out = run(Command::new(python)
+                .arg(root.join("benches/pytorch/lenet5_torch.py"))
+                .args(["--data-dir", &data])
+                .args(["--train-limit", &opts.train_limit.to_string()])
+                .args(["--rounds", &ROUNDS.to_string()]))?;
+            serde_json::from_slice(&out.stdout).context("reading the PyTorch baseline's JSON")?
+        }
+        None => Value::Null,
+    };
+
     let report = json!({
         "date": crate::today(),
         "machine": machine(),
@@ -196,6 +213,7 @@ pub fn bench_report(opts: Options) -> Result<()> {
         "kernels": kernels,
         "training": training,
         "inference": inference,
+        "pytorch": pytorch,
         "seconds": started.elapsed().as_secs_f64(),
     });
     let json_path = root.join("target/bench-report.json");
@@ -279,7 +297,7 @@ fn markdown(r: &Value) -> String {
     s.push_str("\n| inference (classic, 10,000 test images) | images/s |\n|---|---|\n");
     for i in r["inference"].as_array().into_iter().flatten() {
         s.push_str(&format!(
-            "| batch {}, {} threads | {:.0} |\n",
+            "| batch {}, threads {} | {:.0} |\n",
             i["batch"],
             i["threads"],
             i["images_per_s"].as_f64().unwrap_or(0.0)
@@ -289,6 +307,9 @@ fn markdown(r: &Value) -> String {
         "\nPeak resident memory of `lenet train --epochs 2 --batch-size 32` (full MNIST): {:.0} MB.\n",
         r["peak_rss_mb"].as_f64().unwrap_or(0.0)
     ));
+    if r["pytorch"].is_object() {
+        s.push_str(&pytorch_markdown(r));
+    }
     if let Some(k) = r["kernels"].as_array().filter(|k| !k.is_empty()) {
         s.push_str("\n| kernel bench (criterion --quick) | median | GFLOP/s |\n|---|---|---|\n");
         for b in k {
@@ -304,6 +325,57 @@ fn markdown(r: &Value) -> String {
                 gf
             ));
         }
+    }
+    s
+}
+
+/// lenet's images/s over PyTorch's, for the configurations both measured.
+fn pytorch_markdown(r: &Value) -> String {
+    let torch = &r["pytorch"];
+    let ips = |rows: &Value, pick: &dyn Fn(&Value) -> bool| {
+        rows.as_array()
+            .into_iter()
+            .flatten()
+            .find(|row| pick(row))
+            .and_then(|row| row["images_per_s"].as_f64())
+    };
+    let ratio =
+        |ours: Option<f64>, theirs: f64| ours.map(|o| format!("{:.1}x", o / theirs)).unwrap_or_default();
+    let mut s = format!(
+        "\nPyTorch {} (eager, CPU) on the same machine in the same run, `benches/pytorch/lenet5_torch.py`: \
+         LeNet-5 of the same shapes (full C3, average pooling, tanh, softmax cross-entropy, momentum SGD), \
+         timed like `lenet train` (batch building, forward, backward, update; batch 1 on a tenth of the images). \
+         Ratios are lenet's images/s over PyTorch's.\n\n\
+         | training | PyTorch images/s | classic / PyTorch | modern / PyTorch |\n|---|---|---|---|\n",
+        torch["torch"].as_str().unwrap_or("?")
+    );
+    for t in torch["training"].as_array().into_iter().flatten() {
+        let theirs = t["images_per_s"].as_f64().unwrap_or(f64::NAN);
+        let ours = |model: &str| {
+            ips(&r["training"], &|o| {
+                o["model"] == model && o["batch"] == t["batch"] && o["threads"] == t["threads"]
+            })
+        };
+        s.push_str(&format!(
+            "| batch {}, threads {} | {theirs:.0} | {} | {} |\n",
+            t["batch"],
+            t["threads"],
+            ratio(ours("classic"), theirs),
+            ratio(ours("modern"), theirs)
+        ));
+    }
+    s.push_str("\n| inference | PyTorch images/s | classic / PyTorch |\n|---|---|---|\n");
+    for t in torch["inference"].as_array().into_iter().flatten() {
+        let theirs = t["images_per_s"].as_f64().unwrap_or(f64::NAN);
+        let ours = ips(&r["inference"], &|o| {
+            o["batch"] == t["batch"] && o["threads"] == t["threads"]
+        });
+        s.push_str(&format!(
+            "| batch {}, threads {} | {theirs:.0} | {} |\n",
+            t["batch"],
+            t["threads"],
+            ratio(ours, theirs)
+        ));
     }
     s
 }
@@ -346,5 +418,29 @@ mod tests {
         );
         let appended = splice("# B\n", "x\n");
         assert!(appended.contains(START) && appended.contains("x\n") && appended.starts_with("# B"));
+    }
+
+    #[test]
+    fn pytorch_ratios_pair_the_same_batch_and_threads() {
+        let r = json!({
+            "training": [
+                {"model": "classic", "batch": 32, "threads": 2, "images_per_s": 20000.0},
+                {"model": "classic", "batch": 32, "threads": 1, "images_per_s": 1.0},
+                {"model": "modern", "batch": 32, "threads": 2, "images_per_s": 7000.0},
+            ],
+            "inference": [{"batch": 1000, "threads": 2, "images_per_s": 60000.0}],
+            "pytorch": {
+                "torch": "2.15.0",
+                "training": [{"batch": 32, "threads": 2, "images_per_s": 4000.0}],
+                "inference": [{"batch": 1000, "threads": 2, "images_per_s": 20000.0}],
+            },
+        });
+        let md = pytorch_markdown(&r);
+        assert!(md.contains("PyTorch 2.15.0"), "{md}");
+        assert!(
+            md.contains("| batch 32, threads 2 | 4000 | 5.0x | 1.8x |"),
+            "{md}"
+        );
+        assert!(md.contains("| batch 1000, threads 2 | 20000 | 3.0x |"), "{md}");
     }
 }

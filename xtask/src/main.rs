@@ -52,6 +52,10 @@ enum Task {
         /// Training images per timed epoch (half of it at batch 1)
         #[arg(long, default_value_t = 10_000)]
         train_limit: usize,
+        /// Also measure the PyTorch baseline (benches/pytorch/lenet5_torch.py) with this
+        /// Python, which must have torch and numpy, and report the speed ratios
+        #[arg(long, value_name = "PYTHON", env = "LENET_TORCH_PYTHON")]
+        torch_python: Option<PathBuf>,
     },
 }
 
@@ -101,6 +105,7 @@ fn run(task: Task) -> Result<()> {
             data_dir,
             skip_kernels,
             train_limit,
+            torch_python,
         } => {
             let data_dir = std::fs::canonicalize(&data_dir).with_context(|| {
                 format!(
@@ -112,6 +117,7 @@ fn run(task: Task) -> Result<()> {
                 data_dir,
                 skip_kernels,
                 train_limit,
+                torch_python,
             })
         }
     }
