@@ -145,20 +145,7 @@ impl Layer for Rbf {
 /// (one running sum makes each add wait for the previous one: 84 dependent adds per
 /// class and image).
 fn squared_distance(x: &[f32], c: &[f32]) -> f32 {
-    let mut lanes = [0.0f32; 8];
-    let (xs, cs) = (x.chunks_exact(8), c.chunks_exact(8));
-    let tail: f32 = xs
-        .remainder()
-        .iter()
-        .zip(cs.remainder())
-        .map(|(&x, &c)| (x - c) * (x - c))
-        .sum();
-    for (x, c) in xs.zip(cs) {
-        for ((l, &x), &c) in lanes.iter_mut().zip(x).zip(c) {
-            *l += (x - c) * (x - c);
-        }
-    }
-    lanes.iter().sum::<f32>() + tail
+    tensor_ops::sum8_zip(x, c, |x, c| (x - c) * (x - c))
 }
 
 #[cfg(test)]

@@ -158,15 +158,34 @@ pub fn scratch(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
 /// every time, and a vector loop (a plain `iter().sum()` keeps the strict
 /// left-to-right order, one add at a time).
 pub(crate) fn sum8(v: &[f32]) -> f32 {
-    let mut acc = [0.0f32; 8];
-    let chunks = v.chunks_exact(8);
-    let tail: f32 = chunks.remainder().iter().sum();
-    for c in chunks {
-        for (a, &x) in acc.iter_mut().zip(c) {
-            *a += x;
+    sum8_zip(v, v, |x, _| x)
+}
+
+/// `sum_i f(a[i], b[i])` over the common length, in eight interleaved partial
+/// sums: lane `i % 8` takes the whole chunks of eight, the lanes are added in
+/// order, then the remainder. A dot product, or a squared distance, that
+/// vectorises and gives the same bits on every call.
+///
+/// ```
+/// let (a, b) = ([1.0f32, 2.0, 3.0], [4.0f32, 5.0, 6.0]);
+/// assert_eq!(tensor_ops::sum8_zip(&a, &b, |x, y| x * y), 32.0);
+/// ```
+#[inline]
+pub fn sum8_zip(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f32 {
+    let mut lanes = [0.0f32; 8];
+    let (a8, b8) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = a8
+        .remainder()
+        .iter()
+        .zip(b8.remainder())
+        .map(|(&x, &y)| f(x, y))
+        .sum();
+    for (a8, b8) in a8.zip(b8) {
+        for ((l, &x), &y) in lanes.iter_mut().zip(a8).zip(b8) {
+            *l += f(x, y);
         }
     }
-    acc.iter().sum::<f32>() + tail
+    lanes.iter().sum::<f32>() + tail
 }
 
 /// Element-wise square into a scratch buffer (for second-derivative passes).

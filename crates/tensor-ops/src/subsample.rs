@@ -79,21 +79,28 @@ fn accumulate(
     dcoeff.fill(0.0);
     dbias.fill(0.0);
     let ow = s.out_w();
-    // row by row, each row's products summed in 8 independent lanes (one running
-    // sum would make every add wait for the previous one: measured 5% of a
-    // training step)
+    // row by row: the row's window inputs into a buffer (a vector loop, as in the
+    // forward pass), then one 8-lane dot product with the row of `dy` (summed in
+    // place, one lane at a time with the window sums shuffled out of pairs, this
+    // was 5% of a training step)
     for_each_row_pair(s, |m, top, bottom, y_row_start| {
         let c = m % s.c;
         let dy_row = &dy[y_row_start..][..ow];
-        let (top, bottom) = window_rows(s, x, top, bottom);
-        let mut lanes = [0.0f32; 8];
-        for (j, ((&g, t), u)) in dy_row.iter().zip(top).zip(bottom).enumerate() {
-            lanes[j % 8] += g * window_input([t[0], t[1], u[0], u[1]]);
+        let (mut top, mut bottom) = window_rows(s, x, top, bottom);
+        for dy_part in dy_row.chunks(ROW_CHUNK) {
+            let mut win = [0.0f32; ROW_CHUNK];
+            let win = &mut win[..dy_part.len()];
+            for ((w, t), u) in win.iter_mut().zip(top.by_ref()).zip(bottom.by_ref()) {
+                *w = window_input([t[0], t[1], u[0], u[1]]);
+            }
+            dcoeff[c] += crate::sum8_zip(dy_part, win, |g, w| g * w);
         }
-        dcoeff[c] += lanes.iter().sum::<f32>();
         dbias[c] += crate::sum8(dy_row);
     });
 }
+
+/// Output columns whose window inputs [`accumulate`] holds at a time (on the stack).
+const ROW_CHUNK: usize = 64;
 
 #[cfg(test)]
 mod tests {
