@@ -35,6 +35,8 @@ pub const CLASSES: usize = 10;
 /// Images per forward pass of [`LeNet5::predict`] on large batches: the C1
 /// activations of 32 images (600 KB) about fill a core's L2 cache.
 pub const PREDICT_CHUNK: usize = 32;
+/// Smallest batch that [`LeNet5::train_step`] runs as two halves side by side.
+pub const SPLIT_FROM: usize = 16;
 
 /// One prediction.
 #[derive(Debug, Clone, PartialEq)]
@@ -57,8 +59,9 @@ pub struct LeNet5 {
     /// `dE/dinput` of the last backward pass that asked for it.
     input_grad: Vec<f32>,
     batch: usize,
-    /// Copies of the network for [`LeNet5::predict`]'s threads, kept so that their
-    /// buffers are reused; their parameters are refreshed on every call.
+    /// Copies of the network for [`LeNet5::predict`]'s threads and
+    /// [`LeNet5::train_step`]'s second half, kept so that their buffers are reused;
+    /// their parameters are refreshed on every call.
     replicas: Vec<LeNet5>,
 }
 
@@ -332,16 +335,11 @@ impl LeNet5 {
         let threads = rayon::current_num_threads().min(chunks);
         let mut nets = std::mem::take(&mut self.replicas);
         nets.truncate(threads);
-        for net in &mut nets {
-            let mut tensors = self.tensors();
-            net.visit_tensors_mut(|t| {
-                if let Some(from) = tensors.next() {
-                    t.value.copy_from_slice(&from.value);
-                }
-            });
-        }
         while nets.len() < threads {
             nets.push(self.replica());
+        }
+        for net in &mut nets {
+            net.copy_values_from(self);
         }
         let parts: Vec<Vec<Prediction>> = x
             .par_chunks(chunks.div_ceil(threads) * chunk)
@@ -363,6 +361,71 @@ impl LeNet5 {
                 probabilities: loss.probabilities(row),
             })
             .collect()
+    }
+
+    /// Forward and backward pass of one training batch: the loss's gradients in every
+    /// parameter's `grad` (of the batch-mean loss, as [`LeNet5::forward`] then
+    /// [`LeNet5::backward`] give them) and the batch's loss and errors.
+    ///
+    /// From [`SPLIT_FROM`] images on, the batch runs as two halves on two copies of
+    /// the network side by side (`rayon::join`), and the halves' gradients are
+    /// combined, weighted by their sizes: one synchronisation of the threads per
+    /// batch instead of one per layer. The split does not depend on the number of
+    /// threads (one thread runs the halves in turn), so neither does the result.
+    /// Afterwards the activations ([`LeNet5::output`]) are those of the first half.
+    ///
+    /// ```
+    /// use lenet_layers::{LeNet5, ModelConfig, INPUT_LEN};
+    /// let mut net = LeNet5::new(ModelConfig::classic(), 7).unwrap();
+    /// let stats = net.train_step(&vec![0.5; 32 * INPUT_LEN], &[3; 32]);
+    /// assert_eq!(stats.count, 32);
+    /// assert!(net.params().all(|p| p.grad.iter().all(|g| g.is_finite())));
+    /// ```
+    pub fn train_step(&mut self, x: &[f32], labels: &[u8]) -> BatchStats {
+        let n = labels.len();
+        assert_eq!(x.len(), n * INPUT_LEN, "one label per input image");
+        if n < SPLIT_FROM {
+            self.forward(x);
+            return self.backward(labels, false);
+        }
+        // the first half rounded up to whole groups of 8 images (the vector lanes
+        // of the convolutions)
+        let n0 = (n / 2).next_multiple_of(8).min(n);
+        let n1 = n - n0;
+        let mut other = self.replicas.pop().unwrap_or_else(|| self.replica());
+        other.copy_values_from(self);
+        let ((x0, x1), (l0, l1)) = (x.split_at(n0 * INPUT_LEN), labels.split_at(n0));
+        let (mut stats, stats1) = rayon::join(
+            || {
+                self.forward(x0);
+                self.backward(l0, false)
+            },
+            || {
+                other.forward(x1);
+                other.backward(l1, false)
+            },
+        );
+        // each half's gradient is of its own mean loss: weight them by their sizes
+        // (for equal halves this is (g0 + g1) / 2 exactly)
+        let (w0, w1, total) = (n0 as f32, n1 as f32, n as f32);
+        for (p, q) in self.params_mut().zip(other.params()) {
+            for (g, &h) in p.grad.iter_mut().zip(&q.grad) {
+                *g = (*g * w0 + h * w1) / total;
+            }
+        }
+        self.replicas.push(other);
+        stats.add(stats1);
+        stats
+    }
+
+    /// Sets every tensor's values to those of `src`, a network of the same config.
+    fn copy_values_from(&mut self, src: &LeNet5) {
+        let mut from = src.tensors();
+        self.visit_tensors_mut(|t| {
+            if let Some(from) = from.next() {
+                t.value.copy_from_slice(&from.value);
+            }
+        });
     }
 
     /// A copy of the network (layers with their parameters and scratch buffers)

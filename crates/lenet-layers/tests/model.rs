@@ -406,3 +406,44 @@ fn batched_predict_matches_forward_and_follows_new_parameters() {
         assert_eq!(got, want, "seed {seed}");
     }
 }
+
+/// `train_step` (two halves of the batch on two copies of the network, gradients
+/// combined by size) gives the gradients and loss of one forward and backward pass
+/// over the whole batch, to rounding, for equal and unequal halves; the same bits
+/// on one thread and two; and follows parameter changes between calls.
+#[test]
+fn train_step_matches_one_pass_over_the_batch() {
+    for (config, n) in [(ModelConfig::classic(), 32), (ModelConfig::modern(), 20)] {
+        let x = images(n, 5);
+        let labels: Vec<u8> = (0..n).map(|i| (i * 7 % 10) as u8).collect();
+        let mut net = LeNet5::new(config, 9).unwrap();
+        for seed in [9, 10] {
+            net.init(seed);
+            net.forward(&x);
+            let whole = net.backward(&labels, false);
+            let want: Vec<Vec<f32>> = net.params().map(|p| p.grad.clone()).collect();
+            let step = |threads: usize, net: &mut LeNet5| {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                let stats = pool.install(|| net.train_step(&x, &labels));
+                let grads: Vec<Vec<f32>> = net.params().map(|p| p.grad.clone()).collect();
+                (stats, grads)
+            };
+            let (stats, got) = step(2, &mut net);
+            assert_eq!(got, step(1, &mut net).1, "thread count changed the bits");
+            assert_eq!((stats.count, stats.errors), (whole.count, whole.errors));
+            assert!((stats.loss_sum - whole.loss_sum).abs() <= 1e-4 * whole.loss_sum.abs().max(1.0));
+            for ((g, w), p) in got.iter().zip(&want).zip(net.params()) {
+                let scale = w.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-12);
+                let worst = g.iter().zip(w).fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+                assert!(
+                    worst <= 1e-4 * scale,
+                    "{}: off by {worst:e} (largest {scale:e})",
+                    p.name
+                );
+            }
+        }
+    }
+}

@@ -255,8 +255,7 @@ impl Trainer {
             for (b, batch) in order.chunks(bs).enumerate().skip(self.progress.next_batch) {
                 let n = batch.len();
                 train.fill(batch, epoch, &mut x[..n * INPUT_LEN], &mut labels[..n]);
-                model.forward(&x[..n * INPUT_LEN]);
-                let stats = model.backward(&labels[..n], false);
+                let stats = model.train_step(&x[..n * INPUT_LEN], &labels[..n]);
                 if let Err(why) = self.progress.watch.observe(stats.loss_sum, stats.count) {
                     return Err(TrainError::Diverged {
                         epoch,
