@@ -48,7 +48,7 @@ fn spread(s: &PoolShape, coeff: &[f32], dy: &[f32], dx: &mut [f32], weight: impl
 
 /// `dcoeff[c] = sum dy * (window sum)`, `dbias[c] = sum dy`, over the batch and positions.
 pub fn weight_backward(s: &PoolShape, x: &[f32], dy: &[f32], dcoeff: &mut [f32], dbias: &mut [f32]) {
-    accumulate(s, x, dy, dcoeff, dbias, |x| x[0] + x[1] + x[2] + x[3]);
+    accumulate(s, x, dy, dcoeff, dbias, |x| x);
 }
 
 /// Gauss-Newton rule of the paper for a weight shared by many connections:
@@ -61,46 +61,42 @@ pub fn weight_backward_second(
     d2coeff: &mut [f32],
     d2bias: &mut [f32],
 ) {
-    accumulate(s, x, d2y, d2coeff, d2bias, |x| {
-        x[0] * x[0] + x[1] * x[1] + x[2] * x[2] + x[3] * x[3]
-    });
+    accumulate(s, x, d2y, d2coeff, d2bias, |x| x * x);
 }
 
+thread_local! {
+    /// One map of `dy` spread over its windows, reused between calls.
+    static SPREAD_DY: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// `dcoeff[c] += sum dy[p, q] * sum_window input(x)` written per input value:
+/// `sum_{r, s} input(x[r, s]) * dy[r / 2, s / 2]`. Map by map, `dy` is spread over
+/// its windows (the average pool's backward with factor 1), then one 8-lane dot
+/// product runs over the whole map. (Summed output row by output row, 14 or 5
+/// values at a time, this was 5% of a training step.)
 fn accumulate(
     s: &PoolShape,
     x: &[f32],
     dy: &[f32],
     dcoeff: &mut [f32],
     dbias: &mut [f32],
-    window_input: impl Fn([f32; 4]) -> f32,
+    input: impl Fn(f32) -> f32,
 ) {
     check(s, x.len(), dy.len(), dcoeff.len());
     assert_eq!(dbias.len(), s.c);
     dcoeff.fill(0.0);
     dbias.fill(0.0);
-    let ow = s.out_w();
-    // row by row: the row's window inputs into a buffer (a vector loop, as in the
-    // forward pass), then one 8-lane dot product with the row of `dy` (summed in
-    // place, one lane at a time with the window sums shuffled out of pairs, this
-    // was 5% of a training step)
-    for_each_row_pair(s, |m, top, bottom, y_row_start| {
-        let c = m % s.c;
-        let dy_row = &dy[y_row_start..][..ow];
-        let (mut top, mut bottom) = window_rows(s, x, top, bottom);
-        for dy_part in dy_row.chunks(ROW_CHUNK) {
-            let mut win = [0.0f32; ROW_CHUNK];
-            let win = &mut win[..dy_part.len()];
-            for ((w, t), u) in win.iter_mut().zip(top.by_ref()).zip(bottom.by_ref()) {
-                *w = window_input([t[0], t[1], u[0], u[1]]);
-            }
-            dcoeff[c] += crate::sum8_zip(dy_part, win, |g, w| g * w);
+    let one_map = PoolShape { batch: 1, c: 1, ..*s };
+    let (x_map, y_map) = (one_map.x_len(), one_map.y_len());
+    SPREAD_DY.with_borrow_mut(|buf| {
+        let spread_dy = crate::scratch(buf, x_map);
+        for (m, (x, dy)) in x.chunks_exact(x_map).zip(dy.chunks_exact(y_map)).enumerate() {
+            crate::pool::spread(&one_map, dy, spread_dy, |_| 1.0);
+            dcoeff[m % s.c] += crate::sum8_zip(x, spread_dy, |x, g| input(x) * g);
+            dbias[m % s.c] += crate::sum8(dy);
         }
-        dbias[c] += crate::sum8(dy_row);
     });
 }
-
-/// Output columns whose window inputs [`accumulate`] holds at a time (on the stack).
-const ROW_CHUNK: usize = 64;
 
 #[cfg(test)]
 mod tests {
