@@ -34,7 +34,9 @@ fn effective(algo: Algo, s: &FcShape) -> Algo {
 
 /// Fewest rows (images) for which [`forward`] computes the transposed product
 /// (below, the `gemm` crate does not pack `w` anyway, and the transposition back
-/// costs more than it saves: batch 1 measured slower).
+/// costs more than it saves: batch 1 measured slower). From `out_f` rows on, the
+/// packed inputs would be as large as the weights, and the direct product is kept
+/// (C5 forward at batch 256 measured slower transposed).
 const TRANSPOSED_FROM: usize = 8;
 
 thread_local! {
@@ -48,7 +50,7 @@ pub fn forward(algo: Algo, s: &FcShape, x: &[f32], w: &[f32], b: &[f32], y: &mut
     assert_eq!((x.len(), w.len(), b.len(), y.len()), (n * i, o * i, o, n * o));
     let task = |x: &[f32], y: &mut [f32]| {
         let rows = y.len() / o;
-        if rows < TRANSPOSED_FROM {
+        if !(TRANSPOSED_FROM..o).contains(&rows) {
             for y_row in y.chunks_exact_mut(o) {
                 y_row.copy_from_slice(b);
             }
