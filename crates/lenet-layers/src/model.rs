@@ -335,11 +335,11 @@ impl LeNet5 {
         let threads = rayon::current_num_threads().min(chunks);
         let mut nets = std::mem::take(&mut self.replicas);
         nets.truncate(threads);
-        while nets.len() < threads {
-            nets.push(self.replica());
-        }
         for net in &mut nets {
             net.copy_values_from(self);
+        }
+        while nets.len() < threads {
+            nets.push(self.replica());
         }
         let parts: Vec<Vec<Prediction>> = x
             .par_chunks(chunks.div_ceil(threads) * chunk)

@@ -39,11 +39,6 @@ fn effective(algo: Algo, s: &FcShape) -> Algo {
 /// (C5 forward at batch 256, 128 rows per task, measured the same either way).
 const TRANSPOSED_FROM: usize = 8;
 
-thread_local! {
-    /// The transposed output of [`forward`]'s product, reused between calls.
-    static Y_T: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
 /// `y = x w^T + b`.
 pub fn forward(algo: Algo, s: &FcShape, x: &[f32], w: &[f32], b: &[f32], y: &mut [f32]) {
     let (n, i, o) = (s.batch, s.in_f, s.out_f);
@@ -62,8 +57,7 @@ pub fn forward(algo: Algo, s: &FcShape, x: &[f32], w: &[f32], b: &[f32], y: &mut
         // call, 48,000 values for C5 (measured with `perf`: the GEMMs' share of
         // inference went from 12.8% to 7.6% of samples, of a batch-32 training
         // step from 13.4% to 11.1%)
-        Y_T.with_borrow_mut(|buf| {
-            let y_t = crate::scratch(buf, o * rows);
+        crate::with_thread_scratch(o * rows, |y_t| {
             gemm(MatRef::new(w, o, i), MatRef::new(x, rows, i).t(), 0.0, y_t, rows);
             for (r, y_row) in y.chunks_exact_mut(o).enumerate() {
                 for ((y, &bias), y_t_row) in y_row.iter_mut().zip(b).zip(y_t.chunks_exact(rows)) {

@@ -154,6 +154,18 @@ pub fn scratch(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
     &mut buf[..len]
 }
 
+thread_local! {
+    static THREAD_SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on this thread's grow-only scratch buffer, `len` values of unspecified
+/// contents, for kernels without a caller-owned workspace (the subsampling
+/// coefficient gradient, the fully connected forward pass). `f` must not call it
+/// again.
+pub(crate) fn with_thread_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    THREAD_SCRATCH.with_borrow_mut(|buf| f(scratch(buf, len)))
+}
+
 /// Sum of `v` in 8 interleaved partial sums, added at the end: the same value
 /// every time, and a vector loop (a plain `iter().sum()` keeps the strict
 /// left-to-right order, one add at a time).

@@ -64,11 +64,6 @@ pub fn weight_backward_second(
     accumulate(s, x, d2y, d2coeff, d2bias, |x| x * x);
 }
 
-thread_local! {
-    /// One map of `dy` spread over its windows, reused between calls.
-    static SPREAD_DY: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
 /// `dcoeff[c] += sum dy[p, q] * sum_window input(x)` written per input value:
 /// `sum_{r, s} input(x[r, s]) * dy[r / 2, s / 2]`. Map by map, `dy` is spread over
 /// its windows (the average pool's backward with factor 1), then one 8-lane dot
@@ -88,8 +83,7 @@ fn accumulate(
     dbias.fill(0.0);
     let one_map = PoolShape { batch: 1, c: 1, ..*s };
     let (x_map, y_map) = (one_map.x_len(), one_map.y_len());
-    SPREAD_DY.with_borrow_mut(|buf| {
-        let spread_dy = crate::scratch(buf, x_map);
+    crate::with_thread_scratch(x_map, |spread_dy| {
         for (m, (x, dy)) in x.chunks_exact(x_map).zip(dy.chunks_exact(y_map)).enumerate() {
             crate::pool::spread(&one_map, dy, spread_dy, |_| 1.0);
             dcoeff[m % s.c] += crate::sum8_zip(x, spread_dy, |x, g| input(x) * g);
