@@ -5,7 +5,7 @@
 
 use rayon::prelude::*;
 
-use crate::gemm::{gemm, MatRef};
+use crate::gemm::{gemm, gemm_packed, pack_transposed, packed_len, MatRef};
 use crate::{rows_per_task, squared, Algo};
 
 /// Geometry of a batched fully-connected layer.
@@ -39,12 +39,24 @@ fn effective(algo: Algo, s: &FcShape) -> Algo {
 /// (C5 forward at batch 256, 128 rows per task, measured the same either way).
 const TRANSPOSED_FROM: usize = 8;
 
+/// Fewest rows for which [`forward`] packs the weights itself and runs the
+/// 4 x 24 micro-kernel of [`gemm_packed`] (below, packing 48,000 weights per call
+/// costs more than the `gemm` crate's products lose).
+const PACKED_FROM: usize = 64;
+
 /// `y = x w^T + b`.
 pub fn forward(algo: Algo, s: &FcShape, x: &[f32], w: &[f32], b: &[f32], y: &mut [f32]) {
     let (n, i, o) = (s.batch, s.in_f, s.out_f);
     assert_eq!((x.len(), w.len(), b.len(), y.len()), (n * i, o * i, o, n * o));
     let task = |x: &[f32], y: &mut [f32]| {
         let rows = y.len() / o;
+        if rows >= PACKED_FROM {
+            // the weights packed once for this task's rows, then 4 x 24 register tiles
+            return crate::with_thread_scratch(packed_len(i, o), |packed| {
+                pack_transposed(w, o, i, packed);
+                gemm_packed(x, rows, i, i, packed, o, b, y, o);
+            });
+        }
         if !(TRANSPOSED_FROM..o).contains(&rows) {
             for y_row in y.chunks_exact_mut(o) {
                 y_row.copy_from_slice(b);

@@ -31,6 +31,7 @@ pub mod conv;
 pub mod fc;
 pub mod gemm;
 pub mod pool;
+mod simd;
 pub mod subsample;
 
 pub use activation::Activation;
