@@ -1,8 +1,11 @@
-//! The one matrix-multiply entry point: `C = A B + beta C` on strided `f32`
-//! matrices, checked against the slices and handed to the `gemm` crate (which
-//! picks its AVX-512 / AVX2+FMA kernel at run time, and skips packing for the
-//! small matrices LeNet's layers make). `gemm` measured faster than
-//! `matrixmultiply` on LeNet's shapes, up to 8x at batch 1: see docs/benchmarks.md.
+//! Matrix products. [`gemm()`]: `C = A B + beta C` on strided `f32` matrices, checked
+//! against the slices and handed to the `gemm` crate (which picks its AVX-512 /
+//! AVX2+FMA kernel at run time, and skips packing for the small matrices LeNet's
+//! layers make); `gemm` measured faster than `matrixmultiply` on LeNet's shapes, up
+//! to 8x at batch 1. [`gemm_packed`]: `C = A W^T + bias` with `W` packed once per
+//! call by [`pack_transposed`], a register-tile micro-kernel that beats the crate
+//! from 64 rows on (C5 forward at batch 256: 121-127 against 95-108 GFLOP/s on two
+//! threads). Measurements in docs/benchmarks.md.
 
 use crate::simd;
 

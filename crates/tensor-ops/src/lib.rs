@@ -16,7 +16,7 @@
 //! | [`subsample`] | LeNet's subsampling: sum of 4 inputs x trainable coefficient + bias |
 //! | [`fc`] | fully-connected layer |
 //! | [`activation`] | scaled tanh, tanh, sigmoid, ReLU, PReLU, ELU (+ derivatives) |
-//! | [`gemm`] | the one matrix-multiply entry point |
+//! | [`gemm`] | matrix products: the `gemm` crate's, and a register-tile micro-kernel on packed weights |
 //!
 //! Second derivatives follow the paper's diagonal Gauss-Newton rules: a linear map's
 //! input gets `sum w^2 * d2E/da2`, its weights `sum x^2 * d2E/da2`, an activation
