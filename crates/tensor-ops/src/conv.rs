@@ -191,6 +191,11 @@ impl ConnTable {
 pub struct ConvWorkspace {
     /// One image's patch matrix per task.
     cols: Vec<f32>,
+    /// The one image (shape and values) whose patch matrix `cols` holds, if it
+    /// holds exactly one: at batch 1 the weight gradient then reuses the forward
+    /// pass's patches instead of unfolding the same image again. Compared by value,
+    /// so a changed input is never taken for the cached one.
+    cols_image: Option<(ConvShape, Vec<f32>)>,
     /// One image's patch-matrix gradient per task.
     dcols: Vec<f32>,
     sq: Vec<f32>,
@@ -520,6 +525,11 @@ mod im2col {
     fn fold(s: &ConvShape, dcols: &[f32], dx_img: &mut [f32]) {
         let (hw, ow) = (s.out_hw(), s.out_w());
         dx_img.fill(0.0);
+        // C3's input gradient at batch 1: as in `unfold`, fixed sizes turn each run
+        // into a few vector adds
+        if (s.pad, s.k, ow) == (0, 5, 10) {
+            return fold_valid::<5, 10>(s, dcols, dx_img);
+        }
         for_each_run(s, |row, p, x_row, q, c0| {
             let n = q.len();
             let src = &dcols[row * hw + p * ow..][q];
@@ -528,6 +538,26 @@ mod im2col {
                 .zip(src)
                 .for_each(|(d, &g)| *d += g);
         });
+    }
+
+    /// [`fold`] without padding, for a `K x K` kernel and `OW` output columns, onto
+    /// a zeroed `dx_img`.
+    fn fold_valid<const K: usize, const OW: usize>(s: &ConvShape, dcols: &[f32], dx_img: &mut [f32]) {
+        let (oh, in_w, hw) = (s.out_h(), s.in_w, s.out_hw());
+        for i in 0..s.in_c {
+            for u in 0..K {
+                for v in 0..K {
+                    let row = (i * K + u) * K + v;
+                    let dst = &mut dx_img[(i * s.in_h + u) * in_w + v..];
+                    let src = &dcols[row * hw..(row + 1) * hw];
+                    for (p, g) in src.chunks_exact(OW).take(oh).enumerate() {
+                        for (d, &g) in dst[p * in_w..p * in_w + OW].iter_mut().zip(g) {
+                            *d += g;
+                        }
+                    }
+                }
+            }
+        }
     }
 
     pub fn forward(
@@ -574,14 +604,34 @@ mod im2col {
             }
         };
         if !parallel {
-            return task(x, scratch(&mut ws.cols, patch * hw), y);
+            task(x, scratch(&mut ws.cols, patch * hw), y);
+            return remember_cols(ws, s, x);
         }
+        ws.cols_image = None;
         let per = images_per_task(s.batch);
         let cols = scratch(&mut ws.cols, s.batch.div_ceil(per) * patch * hw);
         x.par_chunks(per * img)
             .zip(cols.par_chunks_mut(patch * hw))
             .zip(y.par_chunks_mut(per * oc * hw))
             .for_each(|((x, c), y)| task(x, c, y));
+    }
+
+    /// Records that `ws.cols` holds the patches of `x` if `x` is one image, else
+    /// that it holds no single image's.
+    fn remember_cols(ws: &mut ConvWorkspace, s: &ConvShape, x: &[f32]) {
+        if s.batch != 1 {
+            ws.cols_image = None;
+            return;
+        }
+        let (shape, image) = ws.cols_image.get_or_insert_with(|| (*s, Vec::new()));
+        *shape = *s;
+        image.clear();
+        image.extend_from_slice(x);
+    }
+
+    /// Does `ws.cols` hold the patches of the one image `x` of shape `s`?
+    fn cols_hold(ws: &ConvWorkspace, s: &ConvShape, x: &[f32]) -> bool {
+        matches!(&ws.cols_image, Some((shape, image)) if shape == s && image == x)
     }
 
     pub fn x_backward(
@@ -656,9 +706,15 @@ mod im2col {
         // patch buffer (rewriting a cached buffer costs less than keeping the whole
         // batch's patches from the forward pass, which do not fit in cache).
         let (wl, img, y_img) = (oc * patch, s.in_c * s.in_h * s.in_w, oc * hw);
-        let task = |images: std::ops::Range<usize>, cols: &mut [f32], dw: &mut [f32], db: &mut [f32]| {
+        let task = |images: std::ops::Range<usize>,
+                    cols: &mut [f32],
+                    dw: &mut [f32],
+                    db: &mut [f32],
+                    unfolded: bool| {
             for (k, n) in images.clone().enumerate() {
-                unfold(s, &x[n * img..][..img], cols);
+                if !unfolded {
+                    unfold(s, &x[n * img..][..img], cols);
+                }
                 gemm(
                     MatRef::new(&dy[n * y_img..][..y_img], oc, hw),
                     MatRef::new(cols, patch, hw).t(),
@@ -684,11 +740,14 @@ mod im2col {
             1
         };
         let per = s.batch.div_ceil(blocks);
-        let cols = scratch(&mut ws.cols, blocks * patch * hw);
         if blocks == 1 {
-            task(0..s.batch, cols, dw, db);
-            return;
+            // one image whose patches the forward pass left in `cols`: not unfolded again
+            let unfolded = cols_hold(ws, s, x);
+            task(0..s.batch, scratch(&mut ws.cols, patch * hw), dw, db, unfolded);
+            return remember_cols(ws, s, x);
         }
+        ws.cols_image = None;
+        let cols = scratch(&mut ws.cols, blocks * patch * hw);
         let parts = scratch(&mut ws.dw_parts, blocks * (wl + oc));
         parts
             .par_chunks_mut(wl + oc)
@@ -697,7 +756,7 @@ mod im2col {
             .for_each(|(t, (part, cols))| {
                 let images = (t * per).min(s.batch)..((t + 1) * per).min(s.batch);
                 let (pw, pb) = part.split_at_mut(wl);
-                task(images, cols, pw, pb);
+                task(images, cols, pw, pb, false);
             });
         let (first, rest) = parts.split_at(wl + oc);
         dw.copy_from_slice(&first[..wl]);
@@ -815,6 +874,33 @@ mod tests {
             );
             assert!(dw[9..18].iter().all(|&g| g == 0.0), "{algo:?}");
             assert!(dw[..9].iter().any(|&g| g != 0.0));
+        }
+    }
+
+    /// At batch 1 the weight gradient reuses the forward pass's patches only when
+    /// its input is the same image: another image (or the same one changed in
+    /// place) is unfolded again.
+    #[test]
+    fn weight_gradient_reuses_patches_only_of_the_same_image() {
+        let s = ConvShape::square(1, 2, 8, 3, 3);
+        let x: Vec<f32> = (0..s.x_len()).map(|i| (i as f32 * 0.37).sin()).collect();
+        let other: Vec<f32> = x.iter().map(|v| v * 2.0 - 0.5).collect();
+        let w: Vec<f32> = (0..s.w_len()).map(|i| (i as f32 * 0.11).cos()).collect();
+        let dy: Vec<f32> = (0..s.y_len()).map(|i| (i as f32 * 0.23).sin()).collect();
+        let grads = |forward_x: &[f32], backward_x: &[f32]| {
+            let mut ws = ConvWorkspace::default();
+            let mut y = vec![0.0; s.y_len()];
+            forward(Algo::Im2col, &s, None, forward_x, &w, &[0.0; 3], &mut y, &mut ws);
+            let (mut dw, mut db) = (vec![0.0; s.w_len()], vec![0.0; 3]);
+            weight_backward(Algo::Im2col, &s, None, backward_x, &dy, &mut dw, &mut db, &mut ws);
+            dw
+        };
+        let (mut want, mut db) = (vec![0.0; s.w_len()], vec![0.0; 3]);
+        naive::weight_backward(&s, None, &other, &dy, &mut want, &mut db);
+        for got in [grads(&x, &other), grads(&other, &other)] {
+            for (g, w) in got.iter().zip(&want) {
+                assert!((g - w).abs() <= 1e-4 * (1.0 + w.abs()), "{g} vs {w}");
+            }
         }
     }
 }
