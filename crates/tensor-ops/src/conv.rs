@@ -483,21 +483,31 @@ mod im2col {
         });
     }
 
-    /// [`unfold`] without padding, for a `K x K` kernel and `OW` output columns.
-    fn unfold_valid<const K: usize, const OW: usize>(s: &ConvShape, x_img: &[f32], cols: &mut [f32]) {
+    /// Calls `f(at_cols, at_x)` for every run of `OW` values of the patch matrix of
+    /// a convolution without padding and with a `K x K` kernel: `cols[at_cols..]`
+    /// (row `(i, u, v)`, output row `p`) holds `x[at_x..]` (map `i`, row `p + u`,
+    /// from column `v`). The fixed-size twin of [`for_each_run`], shared by
+    /// [`unfold_valid`] and its adjoint [`fold_valid`].
+    #[inline(always)]
+    fn for_each_valid_run<const K: usize, const OW: usize>(s: &ConvShape, mut f: impl FnMut(usize, usize)) {
         let (oh, in_w, hw) = (s.out_h(), s.in_w, s.out_hw());
         for i in 0..s.in_c {
             for u in 0..K {
                 for v in 0..K {
                     let row = (i * K + u) * K + v;
-                    let src = &x_img[(i * s.in_h + u) * in_w + v..];
-                    let dst = &mut cols[row * hw..(row + 1) * hw];
-                    for (p, d) in dst.chunks_exact_mut(OW).take(oh).enumerate() {
-                        d.copy_from_slice(&src[p * in_w..p * in_w + OW]);
+                    for p in 0..oh {
+                        f(row * hw + p * OW, (i * s.in_h + u + p) * in_w + v);
                     }
                 }
             }
         }
+    }
+
+    /// [`unfold`] without padding, for a `K x K` kernel and `OW` output columns.
+    fn unfold_valid<const K: usize, const OW: usize>(s: &ConvShape, x_img: &[f32], cols: &mut [f32]) {
+        for_each_valid_run::<K, OW>(s, |at_cols, at_x| {
+            cols[at_cols..at_cols + OW].copy_from_slice(&x_img[at_x..at_x + OW]);
+        });
     }
 
     /// `dst.copy_from_slice(src)` for the short runs of `unfold` (10 to 28 values),
@@ -543,21 +553,12 @@ mod im2col {
     /// [`fold`] without padding, for a `K x K` kernel and `OW` output columns, onto
     /// a zeroed `dx_img`.
     fn fold_valid<const K: usize, const OW: usize>(s: &ConvShape, dcols: &[f32], dx_img: &mut [f32]) {
-        let (oh, in_w, hw) = (s.out_h(), s.in_w, s.out_hw());
-        for i in 0..s.in_c {
-            for u in 0..K {
-                for v in 0..K {
-                    let row = (i * K + u) * K + v;
-                    let dst = &mut dx_img[(i * s.in_h + u) * in_w + v..];
-                    let src = &dcols[row * hw..(row + 1) * hw];
-                    for (p, g) in src.chunks_exact(OW).take(oh).enumerate() {
-                        for (d, &g) in dst[p * in_w..p * in_w + OW].iter_mut().zip(g) {
-                            *d += g;
-                        }
-                    }
-                }
+        for_each_valid_run::<K, OW>(s, |at_cols, at_x| {
+            let src = &dcols[at_cols..at_cols + OW];
+            for (d, &g) in dx_img[at_x..at_x + OW].iter_mut().zip(src) {
+                *d += g;
             }
-        }
+        });
     }
 
     pub fn forward(

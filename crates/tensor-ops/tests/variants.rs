@@ -40,6 +40,34 @@ fn assert_close(what: &str, got: &[f32], want: &[f32]) -> Result<(), TestCaseErr
     Ok(())
 }
 
+/// What [`conv_passes`] returns, in order.
+const PASSES: [&str; 7] = ["y", "dx", "dw", "db", "d2x", "d2w", "d2b"];
+
+/// Every pass of a convolution with one variant, on one workspace (so that each
+/// pass sees what the earlier ones left in it, as in a training step).
+fn conv_passes(
+    algo: Algo,
+    s: &ConvShape,
+    t: Option<&ConnTable>,
+    x: &[f32],
+    w: &[f32],
+    b: &[f32],
+    dy: &[f32],
+) -> [Vec<f32>; 7] {
+    let mut ws = ConvWorkspace::default();
+    let mut y = vec![0.0; s.y_len()];
+    conv::forward(algo, s, t, x, w, b, &mut y, &mut ws);
+    let mut dx = vec![0.0; s.x_len()];
+    conv::x_backward(algo, s, t, w, dy, &mut dx, &mut ws);
+    let (mut dw, mut db) = (vec![0.0; s.w_len()], vec![0.0; s.out_c]);
+    conv::weight_backward(algo, s, t, x, dy, &mut dw, &mut db, &mut ws);
+    let mut d2x = vec![0.0; s.x_len()];
+    conv::x_backward_second(algo, s, t, w, dy, &mut d2x, &mut ws);
+    let (mut d2w, mut d2b) = (vec![0.0; s.w_len()], vec![0.0; s.out_c]);
+    conv::weight_backward_second(algo, s, t, x, dy, &mut d2w, &mut d2b, &mut ws);
+    [y, dx, dw, db, d2x, d2w, d2b]
+}
+
 fn shape_and_table() -> impl Strategy<Value = (ConvShape, Option<ConnTable>, u64)> {
     (
         // batch: up to two and a half groups of the lanes kernel (8 images)
@@ -94,24 +122,10 @@ proptest! {
         if let Some(t) = t { t.mask_weights(&mut w); }
         let b = values(s.out_c, seed ^ 2);
         let dy = values(s.y_len(), seed ^ 3);
-        let run = |algo: Algo| {
-            let mut ws = ConvWorkspace::default();
-            let mut y = vec![0.0; s.y_len()];
-            conv::forward(algo, &s, t, &x, &w, &b, &mut y, &mut ws);
-            let mut dx = vec![0.0; s.x_len()];
-            conv::x_backward(algo, &s, t, &w, &dy, &mut dx, &mut ws);
-            let (mut dw, mut db) = (vec![0.0; s.w_len()], vec![0.0; s.out_c]);
-            conv::weight_backward(algo, &s, t, &x, &dy, &mut dw, &mut db, &mut ws);
-            let mut d2x = vec![0.0; s.x_len()];
-            conv::x_backward_second(algo, &s, t, &w, &dy, &mut d2x, &mut ws);
-            let (mut d2w, mut d2b) = (vec![0.0; s.w_len()], vec![0.0; s.out_c]);
-            conv::weight_backward_second(algo, &s, t, &x, &dy, &mut d2w, &mut d2b, &mut ws);
-            [y, dx, dw, db, d2x, d2w, d2b]
-        };
-        let naive = run(Algo::Naive);
+        let naive = conv_passes(Algo::Naive, &s, t, &x, &w, &b, &dy);
         for algo in [Algo::Im2col, Algo::Parallel] {
-            let fast = run(algo);
-            for (name, (f, n)) in ["y", "dx", "dw", "db", "d2x", "d2w", "d2b"].iter().zip(fast.iter().zip(&naive)) {
+            let fast = conv_passes(algo, &s, t, &x, &w, &b, &dy);
+            for (name, (f, n)) in PASSES.iter().zip(fast.iter().zip(&naive)) {
                 assert_close(&format!("{algo:?} {name} {s:?}"), f, n)?;
             }
         }
@@ -231,21 +245,9 @@ fn lenet_shapes_match_naive() {
             values(out_c, 6),
             values(s.y_len(), 7),
         );
-        let run = |algo: Algo| {
-            let mut ws = ConvWorkspace::default();
-            let mut y = vec![0.0; s.y_len()];
-            conv::forward(algo, &s, None, &x, &w, &b, &mut y, &mut ws);
-            let mut dx = vec![0.0; s.x_len()];
-            conv::x_backward(algo, &s, None, &w, &dy, &mut dx, &mut ws);
-            let (mut dw, mut db) = (vec![0.0; s.w_len()], vec![0.0; out_c]);
-            conv::weight_backward(algo, &s, None, &x, &dy, &mut dw, &mut db, &mut ws);
-            [y, dx, dw, db]
-        };
-        let naive = run(Algo::Naive);
-        for (name, (f, n)) in ["y", "dx", "dw", "db"]
-            .iter()
-            .zip(run(Algo::Im2col).iter().zip(&naive))
-        {
+        let naive = conv_passes(Algo::Naive, &s, None, &x, &w, &b, &dy);
+        let fast = conv_passes(Algo::Im2col, &s, None, &x, &w, &b, &dy);
+        for (name, (f, n)) in PASSES.iter().zip(fast.iter().zip(&naive)) {
             assert_close(&format!("{name} {s:?}"), f, n).unwrap();
         }
     }
