@@ -34,14 +34,15 @@ fn effective(algo: Algo, s: &FcShape) -> Algo {
 
 /// Fewest rows (images) for which [`forward`] computes the transposed product
 /// (below, the `gemm` crate does not pack `w` anyway, and the transposition back
-/// costs more than it saves: batch 1 measured slower). From `out_f` rows on, the
-/// packed inputs would be as large as the weights, and the direct product is kept
-/// (C5 forward at batch 256, 128 rows per task, measured the same either way).
+/// costs more than it saves: batch 1 measured slower). From `out_f` rows on (up to
+/// [`PACKED_FROM`]), the packed inputs would be as large as the weights, and the
+/// direct product is kept.
 const TRANSPOSED_FROM: usize = 8;
 
 /// Fewest rows for which [`forward`] packs the weights itself and runs the
 /// 4 x 24 micro-kernel of [`gemm_packed`] (below, packing 48,000 weights per call
-/// costs more than the `gemm` crate's products lose).
+/// costs more than the `gemm` crate's products lose; C5 at 64 rows measured 61-79
+/// against 58-76 GFLOP/s, at 128 rows 68-82 against 53-57, one core).
 const PACKED_FROM: usize = 64;
 
 /// `y = x w^T + b`.

@@ -141,6 +141,9 @@ pub fn packed_len(k: usize, n: usize) -> usize {
 pub fn pack_transposed(w: &[f32], n: usize, k: usize, packed: &mut [f32]) {
     const L: usize = simd::L;
     assert_eq!((w.len(), packed.len()), (n * k, packed_len(k, n)));
+    if packed.is_empty() {
+        return;
+    }
     let whole = k - k % L;
     for (p, panel) in packed.chunks_exact_mut(PANEL * k).enumerate() {
         let j0 = p * PANEL;
@@ -203,9 +206,16 @@ pub fn gemm_packed(
     if m == 0 || n == 0 {
         return;
     }
-    assert!(k >= 1 && lda >= k && ldc >= n, "gemm_packed: bad strides");
-    assert!((m - 1) * lda + k <= a.len(), "gemm_packed: A too small");
+    assert!(lda >= k && ldc >= n, "gemm_packed: bad strides");
     assert!((m - 1) * ldc + n <= c.len(), "gemm_packed: C too small");
+    if k == 0 {
+        // an empty sum: the bias alone
+        for c_row in c.chunks_mut(ldc).take(m) {
+            c_row[..n].copy_from_slice(bias);
+        }
+        return;
+    }
+    assert!((m - 1) * lda + k <= a.len(), "gemm_packed: A too small");
     // rows outside: a tile's 4 rows of `a` (k values each) stay in L1 while the
     // panels stream from L2
     for r0 in (0..m).step_by(TILE_ROWS) {
@@ -292,7 +302,14 @@ mod tests {
     #[test]
     fn packed_product_matches_naive_for_every_edge() {
         // rows not a multiple of the tile, columns not of the panel, k not of 8
-        for (m, k, n) in [(1, 1, 1), (5, 9, 25), (7, 16, 48), (4, 13, 84), (9, 400, 120)] {
+        for (m, k, n) in [
+            (1, 1, 1),
+            (5, 9, 25),
+            (7, 16, 48),
+            (4, 13, 84),
+            (9, 400, 120),
+            (3, 0, 5),
+        ] {
             let a: Vec<f32> = (0..m * k)
                 .map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0)
                 .collect();
