@@ -745,7 +745,10 @@ mod im2col {
             // one image whose patches the forward pass left in `cols`: not unfolded again
             let unfolded = cols_hold(ws, s, x);
             task(0..s.batch, scratch(&mut ws.cols, patch * hw), dw, db, unfolded);
-            return remember_cols(ws, s, x);
+            if !unfolded {
+                remember_cols(ws, s, x);
+            }
+            return;
         }
         ws.cols_image = None;
         let cols = scratch(&mut ws.cols, blocks * patch * hw);

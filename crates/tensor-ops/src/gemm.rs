@@ -147,7 +147,8 @@ pub fn pack_transposed(w: &[f32], n: usize, k: usize, packed: &mut [f32]) {
     let whole = k - k % L;
     for (p, panel) in packed.chunks_exact_mut(PANEL * k).enumerate() {
         let j0 = p * PANEL;
-        if j0 + PANEL <= n {
+        let whole_panel = j0 + PANEL <= n;
+        if whole_panel {
             // a whole panel: 8 inputs at a time, one 8 x 8 register transpose for
             // each group of 8 columns of b (rows of w), 8 rows of the panel written
             // together
@@ -163,7 +164,7 @@ pub fn pack_transposed(w: &[f32], n: usize, k: usize, packed: &mut [f32]) {
             }
         }
         // the rest value by value: the last inputs, or the last columns then zeros
-        let from = if j0 + PANEL <= n { whole } else { 0 };
+        let from = if whole_panel { whole } else { 0 };
         for i in from..k {
             for j in 0..PANEL {
                 panel[i * PANEL + j] = if j0 + j < n { w[(j0 + j) * k + i] } else { 0.0 };
