@@ -234,10 +234,19 @@ fn parallel_results_do_not_depend_on_the_thread_count() {
 
 /// LeNet's own C1 and C3 shapes, which random shapes seldom hit: the im2col path
 /// has loops specialised to them (`unfold` and `fold` with 28 and 10 output
-/// columns), checked here against the naive loops at batch 1 and 3.
+/// columns), checked here against the naive loops at batch 1 and 3, and the lanes
+/// kernel of the parallel variant has its own compiled 5 x 5 kernel row, checked at
+/// batch 9 (a full group of 8 images and a padded one).
 #[test]
 fn lenet_shapes_match_naive() {
-    for (batch, in_c, size, out_c) in [(1, 1, 32, 6), (1, 6, 14, 16), (3, 6, 14, 16)] {
+    let shapes = [
+        (1, 1, 32, 6),
+        (1, 6, 14, 16),
+        (3, 6, 14, 16),
+        (9, 1, 32, 6),
+        (9, 6, 14, 16),
+    ];
+    for (batch, in_c, size, out_c) in shapes {
         let s = ConvShape::square(batch, in_c, size, out_c, 5);
         let (x, w, b, dy) = (
             values(s.x_len(), 4),
@@ -246,9 +255,11 @@ fn lenet_shapes_match_naive() {
             values(s.y_len(), 7),
         );
         let naive = conv_passes(Algo::Naive, &s, None, &x, &w, &b, &dy);
-        let fast = conv_passes(Algo::Im2col, &s, None, &x, &w, &b, &dy);
-        for (name, (f, n)) in PASSES.iter().zip(fast.iter().zip(&naive)) {
-            assert_close(&format!("{name} {s:?}"), f, n).unwrap();
+        for algo in [Algo::Im2col, Algo::Parallel] {
+            let fast = conv_passes(algo, &s, None, &x, &w, &b, &dy);
+            for (name, (f, n)) in PASSES.iter().zip(fast.iter().zip(&naive)) {
+                assert_close(&format!("{name} {algo:?} {s:?}"), f, n).unwrap();
+            }
         }
     }
 }

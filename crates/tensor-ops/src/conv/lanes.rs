@@ -288,16 +288,59 @@ fn strip<const Q: usize>(
         for u in g.live_taps(p) {
             let x_row = &x[(i * xm.h + p + u) * xm.w + q0..][..Q + k - 1];
             let w_row = &w[((o * xm.c + i) * k + u) * k..][..k];
-            for (v, &wv) in w_row.iter().enumerate() {
-                let wv = reg::splat(wv);
-                for (a, xv) in acc.iter_mut().zip(&x_row[v..v + Q]) {
-                    *a = reg::mul_add(wv, xv.get(), *a);
-                }
+            match <&[f32; LENET_K]>::try_from(w_row) {
+                Ok(w_row) => kernel_row::<Q, LENET_K>(w_row, x_row, &mut acc),
+                Err(_) => kernel_row_any(w_row, x_row, &mut acc),
             }
         }
     }
     for (o, a) in out.iter_mut().zip(acc) {
         o.set(a);
+    }
+}
+
+/// The kernel size that has its own compiled [`kernel_row`]: LeNet-5's 5 x 5.
+const LENET_K: usize = 5;
+
+/// One kernel row's taps into a strip of outputs: `acc[j] += sum_v w_row[v] *
+/// x_row[j + v]`, for a kernel size known at compile time.
+///
+/// Input-stationary: the `K` weights stay in registers, and each of the `Q + K - 1`
+/// input values is loaded once and multiplied into the (up to `K`) outputs it
+/// feeds. (The output-stationary loop of [`kernel_row_any`] loads each input `K`
+/// times; unrolled at a known `K`, the compiler tries to keep the inputs shared
+/// between taps in registers instead, runs out of them and spills accumulators.
+/// Measured in one process, alternating, one thread, batch 32: C1 forward 34.5 ->
+/// 47.0 GFLOP/s, C3 forward 39.9 -> 56.7, C3 input gradient 20.9 -> 29.0.)
+/// Each output still adds its taps in the order of `v`, so the sums are the
+/// same as [`kernel_row_any`]'s, bit for bit.
+#[inline(always)]
+fn kernel_row<const Q: usize, const K: usize>(w_row: &[f32; K], x_row: &[V], acc: &mut [reg::R; Q]) {
+    let w: [reg::R; K] = std::array::from_fn(|v| reg::splat(w_row[v]));
+    let x_row = &x_row[..Q + K - 1];
+    // fixed trip counts and a test the compiler folds once it has unrolled both
+    // loops: the accumulators stay in registers (a loop over the range of taps
+    // that each input feeds is not unrolled, and indexes them in memory: 2x slower)
+    for j in 0..Q + K - 1 {
+        let xv = x_row[j].get();
+        for v in 0..K {
+            // the outputs this input feeds: acc[j - v] for 0 <= j - v < Q
+            if j >= v && j - v < Q {
+                acc[j - v] = reg::mul_add(w[v], xv, acc[j - v]);
+            }
+        }
+    }
+}
+
+/// [`kernel_row`] for any kernel size: output-stationary, one broadcast weight at
+/// a time into all `Q` outputs.
+#[inline(always)]
+fn kernel_row_any<const Q: usize>(w_row: &[f32], x_row: &[V], acc: &mut [reg::R; Q]) {
+    for (v, &wv) in w_row.iter().enumerate() {
+        let wv = reg::splat(wv);
+        for (a, xv) in acc.iter_mut().zip(&x_row[v..v + Q]) {
+            *a = reg::mul_add(wv, xv.get(), *a);
+        }
     }
 }
 
