@@ -234,9 +234,10 @@ fn parallel_results_do_not_depend_on_the_thread_count() {
 
 /// LeNet's own C1 and C3 shapes, which random shapes seldom hit: the im2col path
 /// has loops specialised to them (`unfold` and `fold` with 28 and 10 output
-/// columns), checked here against the naive loops at batch 1 and 3, and the lanes
-/// kernel of the parallel variant has its own compiled 5 x 5 kernel row, checked at
-/// batch 9 (a full group of 8 images and a padded one).
+/// columns), checked here against the naive loops at batch 1 and 3; the lanes
+/// kernel of the parallel variant has its own compiled 5 x 5 kernel row and pairs
+/// output maps in the weight gradient (C1: 3 pairs, C3 without the table: 8),
+/// checked at batch 9 (a full group of 8 images and a padded one).
 #[test]
 fn lenet_shapes_match_naive() {
     let shapes = [

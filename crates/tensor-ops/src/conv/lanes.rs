@@ -209,7 +209,8 @@ impl Valid {
 }
 
 /// Calls `f::<W>(args)` for the run-time strip width `W` in `1..=MAX_STRIP` (each
-/// width is its own compiled kernel, with its accumulators in registers).
+/// width is its own compiled kernel, with its accumulators in registers);
+/// `f::<_, M>(args)` passes further generic arguments after `W`.
 macro_rules! with_width {
     ($width:expr, $f:ident $(::<_, $($g:tt),+>)? ($($arg:expr),*)) => {
         match $width {
@@ -266,10 +267,10 @@ fn strips(len: usize, max: usize) -> impl Iterator<Item = std::ops::Range<usize>
     (0..n).map(move |j| j * len / n..(j + 1) * len / n)
 }
 
-/// Widest strip of output values: its accumulators, one broadcast weight and the
-/// input values the compiler keeps for the next taps fit in AVX2's 16 vector
-/// registers (at 14, accumulators spilled to the stack; 8 leaves FMA latency
-/// exposed).
+/// Widest strip of output values: its 10 accumulators, a 5 x 5 kernel row's 5
+/// weights and one input value fill AVX2's 16 vector registers ([`kernel_row`];
+/// with the older output-stationary loop, strips of 14 spilled accumulators to the
+/// stack, and 8 left FMA latency exposed).
 const MAX_STRIP: usize = 10;
 
 /// `Q` consecutive outputs `y[o, p, q0..q0+Q]` of [`conv_valid`].
