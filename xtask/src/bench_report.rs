@@ -311,18 +311,73 @@ fn markdown(r: &Value) -> String {
         s.push_str(&pytorch_markdown(r));
     }
     if let Some(k) = r["kernels"].as_array().filter(|k| !k.is_empty()) {
-        s.push_str("\n| kernel bench (criterion --quick) | median | GFLOP/s |\n|---|---|---|\n");
-        for b in k {
-            let ns = b["median_ns"].as_f64().unwrap_or(0.0);
-            let gf = b["gflops"]
-                .as_f64()
-                .map(|g| format!("{g:.1}"))
-                .unwrap_or_default();
+        s.push_str(&kernels_markdown(k));
+    }
+    s
+}
+
+/// The kernel variants this report sets side by side, in column order.
+const VARIANTS: [&str; 3] = ["naive", "im2col", "parallel"];
+
+/// The criterion medians as tables: benchmarks named `layer/batchN/pass/variant`
+/// one row per layer, batch and pass, the variants side by side with the
+/// parallel / naive ratio; every other benchmark (pooling, activations, the FMA
+/// peak) in a list of its own. `k` is sorted by id, as [`criterion_medians`]
+/// returns it, so a row's variants are neighbours.
+fn kernels_markdown(k: &[Value]) -> String {
+    let cell = |b: &Value| {
+        let ns = b["median_ns"].as_f64().unwrap_or(f64::NAN);
+        match b["gflops"].as_f64() {
+            Some(g) => format!("{:.1} µs ({g:.1})", ns / 1000.0),
+            None => format!("{:.1} µs", ns / 1000.0),
+        }
+    };
+    // (layer/batch/pass, [median per variant])
+    let mut rows: Vec<(String, [Option<&Value>; 3])> = Vec::new();
+    let mut others = Vec::new();
+    for b in k {
+        let id = b["id"].as_str().unwrap_or("?");
+        let variant = id.rsplit_once('/').and_then(|(row, v)| {
+            let col = VARIANTS.iter().position(|&name| name == v)?;
+            Some((row, col))
+        });
+        match variant {
+            Some((row, col)) => {
+                if rows.last().is_none_or(|(r, _)| r != row) {
+                    rows.push((row.to_string(), [None; 3]));
+                }
+                if let Some((_, cells)) = rows.last_mut() {
+                    cells[col] = Some(b);
+                }
+            }
+            None => others.push(b),
+        }
+    }
+    let mut s = String::from(
+        "\nKernel benches (`cargo bench -p tensor-ops --bench kernels -- --quick`): criterion medians, \
+         GFLOP/s in brackets (2 FLOPs per multiply-add, C3 counting its 60 connected pairs; \
+         backward = both backward passes):\n\n\
+         | kernel | naive | im2col | parallel | parallel / naive |\n|---|---|---|---|---|\n",
+    );
+    for (row, cells) in &rows {
+        let ns = |c: Option<&Value>| c.and_then(|b| b["median_ns"].as_f64());
+        let ratio = match (ns(cells[0]), ns(cells[2])) {
+            (Some(naive), Some(par)) if par > 0.0 => format!("{:.0}x", naive / par),
+            _ => String::new(),
+        };
+        let [naive, im2col, par] = cells.map(|c| c.map(cell).unwrap_or_default());
+        s.push_str(&format!("| {row} | {naive} | {im2col} | {par} | {ratio} |\n"));
+    }
+    if !others.is_empty() {
+        s.push_str(
+            "\n| other kernel benches | median (throughput: GFLOP/s for peak, \
+             billions of input values per second for the S2-shaped kernels) |\n|---|---|\n",
+        );
+        for b in others {
             s.push_str(&format!(
-                "| {} | {:.1} µs | {} |\n",
+                "| {} | {} |\n",
                 b["id"].as_str().unwrap_or("?"),
-                ns / 1000.0,
-                gf
+                cell(b)
             ));
         }
     }
@@ -418,6 +473,26 @@ mod tests {
         );
         let appended = splice("# B\n", "x\n");
         assert!(appended.contains(START) && appended.contains("x\n") && appended.starts_with("# B"));
+    }
+
+    #[test]
+    fn kernel_variants_sit_side_by_side_with_their_ratio() {
+        let k = [
+            json!({"id": "c3/batch32/forward/im2col", "median_ns": 300000.0, "gflops": 32.0}),
+            json!({"id": "c3/batch32/forward/naive", "median_ns": 14000000.0, "gflops": 0.7}),
+            json!({"id": "c3/batch32/forward/parallel", "median_ns": 100000.0, "gflops": 96.0}),
+            json!({"id": "peak/fma_1_thread", "median_ns": 1000.0, "gflops": 90.0}),
+            json!({"id": "s2/batch32/avg_forward", "median_ns": 60000.0}),
+        ];
+        let md = kernels_markdown(&k);
+        assert!(
+            md.contains(
+                "| c3/batch32/forward | 14000.0 µs (0.7) | 300.0 µs (32.0) | 100.0 µs (96.0) | 140x |"
+            ),
+            "{md}"
+        );
+        assert!(md.contains("| peak/fma_1_thread | 1.0 µs (90.0) |"), "{md}");
+        assert!(md.contains("| s2/batch32/avg_forward | 60.0 µs |"), "{md}");
     }
 
     #[test]
