@@ -60,6 +60,35 @@ pub(crate) fn window_rows<'a>(
     (x[top..][..w].chunks_exact(2), x[bottom..][..w].chunks_exact(2))
 }
 
+/// Do the 2x2 windows tile each map exactly (no odd last row or column)? Then a
+/// map's windows, row after row, are the consecutive pairs of its row-pair sums
+/// ([`window_sums_of`]).
+pub(crate) fn even_sizes(s: &PoolShape) -> bool {
+    s.h % 2 == 0 && s.w % 2 == 0
+}
+
+/// The 2x2 window sums of `input(x)` over one map `x [H, W]` of [`even_sizes`],
+/// into `sums [H/2 * W/2]`, in two long runs (output rows of 14 or 5 values are too
+/// short to vectorise): the pairs of rows added into `vsum [H/2, W]`, then the
+/// consecutive pairs of `vsum`.
+pub(crate) fn window_sums_of(
+    w: usize,
+    x: &[f32],
+    input: impl Fn(f32) -> f32,
+    vsum: &mut [f32],
+    sums: &mut [f32],
+) {
+    for (v_row, rows) in vsum.chunks_exact_mut(w).zip(x.chunks_exact(2 * w)) {
+        let (top, bottom) = rows.split_at(w);
+        for ((v, &t), &u) in v_row.iter_mut().zip(top).zip(bottom) {
+            *v = input(t) + input(u);
+        }
+    }
+    for (s, pair) in sums.iter_mut().zip(vsum.chunks_exact(2)) {
+        *s = pair[0] + pair[1];
+    }
+}
+
 /// An odd last row or column is dropped by the 2x2 windows: it gets no gradient.
 /// (The rest of `dx` is overwritten by the backward kernels.)
 fn zero_dropped_edge(s: &PoolShape, dx: &mut [f32]) {

@@ -6,7 +6,7 @@
 //!
 //! Shapes as in [`crate::pool`]; `coeff` and `bias` are `[C]`.
 
-use crate::pool::{for_each_row_pair, window_rows, PoolShape};
+use crate::pool::{even_sizes, for_each_row_pair, window_rows, window_sums_of, PoolShape};
 
 fn check(s: &PoolShape, x: usize, y: usize, coeff: usize) {
     assert_eq!(
@@ -20,7 +20,7 @@ fn check(s: &PoolShape, x: usize, y: usize, coeff: usize) {
 pub fn forward(s: &PoolShape, x: &[f32], coeff: &[f32], bias: &[f32], y: &mut [f32]) {
     check(s, x.len(), y.len(), coeff.len());
     assert_eq!(bias.len(), s.c);
-    if s.h % 2 == 0 && s.w % 2 == 0 {
+    if even_sizes(s) {
         return forward_even(s, x, coeff, bias, y);
     }
     // output row p of map m reads input rows 2p and 2p + 1 in pairs of columns
@@ -106,7 +106,7 @@ fn accumulate(
     assert_eq!(dbias.len(), s.c);
     dcoeff.fill(0.0);
     dbias.fill(0.0);
-    if s.h % 2 == 0 && s.w % 2 == 0 {
+    if even_sizes(s) {
         // even sizes (as `forward_even`): each map's window sums of input(x) in
         // long runs, then one 8-lane dot product with dy (measured against the
         // spread below: S2 at batch 32 52 -> 36 and 47 -> 39 µs, S4 27 -> 20 µs,
@@ -130,21 +130,6 @@ fn accumulate(
             dbias[m % s.c] += crate::sum8(dy);
         }
     });
-}
-
-/// The 2x2 window sums of one map `x [H, W]` (even sizes) of `input(x)`, into
-/// `sums [H/2 * W/2]`: the pairs of rows added into `vsum [H/2, W]`, then the
-/// consecutive pairs of `vsum` (the windows of the whole map, row after row).
-fn window_sums_of(w: usize, x: &[f32], input: impl Fn(f32) -> f32, vsum: &mut [f32], sums: &mut [f32]) {
-    for (v_row, rows) in vsum.chunks_exact_mut(w).zip(x.chunks_exact(2 * w)) {
-        let (top, bottom) = rows.split_at(w);
-        for ((v, &t), &u) in v_row.iter_mut().zip(top).zip(bottom) {
-            *v = input(t) + input(u);
-        }
-    }
-    for (s, pair) in sums.iter_mut().zip(vsum.chunks_exact(2)) {
-        *s = pair[0] + pair[1];
-    }
 }
 
 #[cfg(test)]
