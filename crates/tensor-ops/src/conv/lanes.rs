@@ -292,8 +292,9 @@ fn strip<const Q: usize>(
     let mut acc = [reg::splat(bias); Q];
     // zero padding at either end of this strip's input values: the first and last
     // strips of a full convolution's rows (K - 1 zeros each at K = 5) skip their
-    // taps. A skipped product is `w * 0`, and adding a zero leaves a sum that
-    // starts at +0 unchanged, so the sums are the same bits either way.
+    // taps. A skipped product is `w * 0`, a signed zero, and adding it leaves every
+    // sum but a negative zero unchanged (the input gradient's sums start at +0 and
+    // cannot become -0 short of an underflow): the same bits either way.
     let width = Q + k - 1;
     let dead_left = g.live_cols.0.saturating_sub(q0).min(width);
     let dead_right = (q0 + width).saturating_sub(g.live_cols.1).min(width);
