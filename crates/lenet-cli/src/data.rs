@@ -87,14 +87,12 @@ impl TrainData for MnistData<'_> {
         if epoch > 0 && !matches!(self.distortion, Distortion::None) {
             // each image draws its distortion from its own seed: any split of the
             // batch over the threads gives the same images
-            let per_image = self.spec.size * self.spec.size;
-            let background = self.spec.norm.apply(0);
-            x.par_chunks_mut(DISTORT_PER_TASK * per_image)
+            let (size, background) = (self.spec.size, self.spec.norm.apply(0));
+            x.par_chunks_mut(DISTORT_PER_TASK * size * size)
                 .zip(indices.par_chunks(DISTORT_PER_TASK))
                 .for_each(|(x, indices)| {
-                    let size = self.spec.size;
                     self.distortion
-                        .apply(x, size, background, indices, epoch, self.seed);
+                        .apply(x, size, background, indices, epoch, self.seed)
                 });
         }
     }
