@@ -6,7 +6,8 @@
 //! and collect their medians; time one training epoch on a subset for `classic` and
 //! `modern` at batch 1, 32 and 256 with 1 and 2 threads (images/s from the run's
 //! metrics.json, seconds per 60,000-image epoch derived from it); time inference
-//! over the 10,000 test images at batch 1 and 1000; read the peak resident memory of
+//! over the 10,000 test images at batch 1 and 1000 (`lenet eval`, after its one
+//! untimed warm-up batch); read the peak resident memory of
 //! a training run from the kernel (getrusage of the waited child); with
 //! `--torch-python`, run the PyTorch baseline (`benches/pytorch/lenet5_torch.py`)
 //! on the same machine in the same sitting and report lenet's speed as ratios to it.
@@ -294,7 +295,9 @@ fn markdown(r: &Value) -> String {
             t["seconds_per_60k_epoch"].as_f64().unwrap_or(0.0)
         ));
     }
-    s.push_str("\n| inference (classic, 10,000 test images) | images/s |\n|---|---|\n");
+    s.push_str(
+        "\n| inference (classic, 10,000 test images, after one warm-up batch) | images/s |\n|---|---|\n",
+    );
     for i in r["inference"].as_array().into_iter().flatten() {
         s.push_str(&format!(
             "| batch {}, threads {} | {:.0} |\n",
