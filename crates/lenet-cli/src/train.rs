@@ -65,12 +65,12 @@ pub struct TrainArgs {
     /// Momentum (momentum optimizer; with sdlm, SDLM with momentum) [default: 0.9 for momentum, 0 for sdlm]
     #[arg(long)]
     pub momentum: Option<f32>,
-    /// SDLM's mu, added to each h_kk. The paper's 0.02 diverges from the fan-in
-    /// init (the lower layers' h_kk are ~1e-5, so mu alone sets their step); 1.0 gave
-    /// 1.07% test error over seeds 1-10, 0.5 1.18% (the default until the tenth
-    /// session); see docs/results.md
-    #[arg(long, default_value_t = 1.0)]
-    pub mu: f32,
+    /// SDLM's mu, added to each h_kk: one number, or steps by epoch "EPOCH=MU,..." like
+    /// --schedule's. The paper's 0.02 diverges from the fan-in init (the lower layers'
+    /// h_kk are ~1e-5, so mu alone sets their step); 1.0 gave 1.07% test error over
+    /// seeds 1-10, 0.5 1.18% (the default until the tenth session); see docs/results.md
+    #[arg(long, default_value = "1.0")]
+    pub mu: String,
     /// How SDLM turns h_kk into steps: per-parameter (the paper, eps/(mu+h_kk)) |
     /// tensor-sum (the NumPy original's bug: one rate eps/(mu+sum h) per tensor)
     #[arg(long, default_value = "per-parameter")]
@@ -199,7 +199,7 @@ impl TrainArgs {
         let (method, default_lr, default_schedule) = match self.optimizer.as_str() {
             "sdlm" => (
                 Method::Sdlm {
-                    mu: finite_pos("--mu", self.mu)?,
+                    mu: parse_mu(&self.mu)?,
                     momentum: momentum(0.0)?,
                     samples: self.hessian_samples.max(1),
                     mode: match self.hessian_mode.as_str() {
@@ -260,6 +260,21 @@ fn parse_init(text: &str) -> Result<Init> {
         _ => bail!("unknown --init {text:?} (fan-in, torch, normal:STD)"),
     };
     Ok(init)
+}
+
+/// Parses `--mu`: one number ("1.0") or steps by epoch ("1=1.0,9=0.02").
+fn parse_mu(text: &str) -> Result<Schedule> {
+    if text.contains('=') {
+        return parse_steps(text).context("--mu");
+    }
+    let mu: f32 = text
+        .trim()
+        .parse()
+        .with_context(|| format!("--mu {text:?} is neither a number nor EPOCH=MU steps"))?;
+    if !(mu.is_finite() && mu > 0.0) {
+        bail!("--mu must be a positive finite number, not {mu}");
+    }
+    Ok(Schedule::constant(mu))
 }
 
 /// Parses "1=5e-4,3=2e-4" into a schedule.

@@ -29,7 +29,8 @@ pub enum Method {
     Momentum { momentum: f32 },
     /// `v = momentum * v + g / (mu + h); w -= eps * v` (momentum 0: the paper).
     Sdlm {
-        mu: f32,
+        /// mu by epoch (the paper: 0.02 throughout).
+        mu: Schedule,
         momentum: f32,
         /// Patterns used to re-estimate `h` before each epoch (the paper: 500).
         samples: usize,
@@ -41,7 +42,7 @@ impl Method {
     /// The paper's SDLM: mu = 0.02, h from 500 patterns, no momentum.
     pub fn sdlm() -> Self {
         Method::Sdlm {
-            mu: 0.02,
+            mu: Schedule::constant(0.02),
             momentum: 0.0,
             samples: 500,
             mode: HessianMode::PerParameter,
@@ -77,7 +78,7 @@ impl OptimizerConfig {
                 momentum,
                 samples,
                 ..
-            } if momentum_ok(*momentum) && mu.is_finite() && *mu > 0.0 && *samples > 0 => Ok(()),
+            } if momentum_ok(*momentum) && mu.validate().is_ok() && *samples > 0 => Ok(()),
             other => Err(format!(
                 "invalid optimizer settings {other:?}: momentum must be in [0, 1), mu > 0, samples > 0"
             )),
@@ -163,13 +164,14 @@ impl Optimizer {
         self.rate
     }
 
-    /// Fixes the per-parameter steps for `epoch` (1-based) from the schedule and `h`.
+    /// Fixes the per-parameter steps for `epoch` (1-based) from the schedules and `h`.
     pub fn begin_epoch(&mut self, epoch: usize) {
         self.rate = self.config.schedule.rate(epoch);
         for (t, rates) in self.rates.iter_mut().enumerate() {
             match &self.config.method {
                 Method::Sgd | Method::Momentum { .. } => rates.fill(1.0),
                 Method::Sdlm { mu, mode, .. } => {
+                    let mu = mu.rate(epoch);
                     let head = match mode {
                         HessianMode::PerParameter => t,
                         HessianMode::TensorSum => self.layer_head[t],

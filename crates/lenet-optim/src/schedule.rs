@@ -1,10 +1,10 @@
-//! Global learning-rate schedules: piecewise constant in the epoch.
+//! Schedules piecewise constant in the epoch: the global learning rate, and SDLM's mu.
 
 use serde::{Deserialize, Serialize};
 
-/// A piecewise-constant learning rate: `steps[k] = (first_epoch, rate)`, epochs
-/// counted from 1, sorted by epoch; the rate of the last step at or before an
-/// epoch applies.
+/// A piecewise-constant value by epoch (a learning rate, or SDLM's mu):
+/// `steps[k] = (first_epoch, value)`, epochs counted from 1, sorted by epoch; the
+/// value of the last step at or before an epoch applies.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Schedule {
     pub steps: Vec<(usize, f32)>,
@@ -19,7 +19,7 @@ impl Schedule {
         }
     }
 
-    /// One rate for every epoch.
+    /// One value for every epoch.
     pub fn constant(rate: f32) -> Self {
         Schedule {
             steps: vec![(1, rate)],
@@ -38,7 +38,7 @@ impl Schedule {
         self
     }
 
-    /// The rate of `epoch` (1-based).
+    /// The value (rate) of `epoch` (1-based).
     pub fn rate(&self, epoch: usize) -> f32 {
         self.steps
             .iter()
@@ -48,13 +48,13 @@ impl Schedule {
             .map_or(0.0, |s| s.1)
     }
 
-    /// Are all rates finite and positive, and the steps sorted?
+    /// Are all values finite and positive, and the steps sorted?
     pub fn validate(&self) -> Result<(), String> {
         if self.steps.is_empty() {
             return Err("the schedule has no steps".into());
         }
         if let Some((_, r)) = self.steps.iter().find(|(_, r)| !(r.is_finite() && *r > 0.0)) {
-            return Err(format!("learning rate {r} is not a positive finite number"));
+            return Err(format!("schedule value {r} is not a positive finite number"));
         }
         if self.steps.windows(2).any(|w| w[0].0 >= w[1].0) {
             return Err("schedule steps are not in increasing epoch order".into());

@@ -21,12 +21,12 @@ fn model_and_hessian() -> (LeNet5, Vec<Vec<f32>>) {
     (model, h)
 }
 
-/// `(before - after)` of every value after one SDLM step in `mode`.
-fn sdlm_steps(mode: HessianMode) -> (Vec<String>, Vec<Vec<f32>>, Vec<Vec<f32>>) {
+/// `(before - after)` of every value after one SDLM step in `mode`, in `epoch`.
+fn sdlm_steps(mode: HessianMode, mu: Schedule, epoch: usize) -> (Vec<String>, Vec<Vec<f32>>, Vec<Vec<f32>>) {
     let (mut model, h) = model_and_hessian();
     let config = OptimizerConfig {
         method: Method::Sdlm {
-            mu: MU,
+            mu,
             momentum: 0.0,
             samples: 500,
             mode,
@@ -35,7 +35,7 @@ fn sdlm_steps(mode: HessianMode) -> (Vec<String>, Vec<Vec<f32>>, Vec<Vec<f32>>) 
     };
     let mut opt = Optimizer::new(config, &model);
     opt.set_hessian(h.clone());
-    opt.begin_epoch(1);
+    opt.begin_epoch(epoch);
     let before: Vec<Vec<f32>> = model.params().map(|p| p.value.clone()).collect();
     opt.step(&mut model);
     let names = model.params().map(|p| p.name.clone()).collect();
@@ -51,23 +51,41 @@ fn close(a: f32, b: f32) -> bool {
     (a - b).abs() <= 1e-4 * b.abs().max(1e-6)
 }
 
-#[test]
-fn sdlm_steps_each_parameter_by_eps_over_mu_plus_its_h() {
-    let (names, steps, h) = sdlm_steps(HessianMode::PerParameter);
+/// Every connected parameter stepped by `EPS / (mu + h)`.
+fn assert_per_parameter_steps(mu: f32, (names, steps, h): (Vec<String>, Vec<Vec<f32>>, Vec<Vec<f32>>)) {
     for ((name, step), h) in names.iter().zip(&steps).zip(&h) {
         for (i, (&s, &h)) in step.iter().zip(h).enumerate().filter(|(_, (_, &h))| h != 0.0) {
             assert!(
-                close(s, EPS / (MU + h)),
-                "{name}[{i}]: step {s}, expected {}",
-                EPS / (MU + h)
+                close(s, EPS / (mu + h)),
+                "{name}[{i}]: step {s}, expected {} (mu {mu})",
+                EPS / (mu + h)
             );
         }
     }
 }
 
 #[test]
+fn sdlm_steps_each_parameter_by_eps_over_mu_plus_its_h() {
+    assert_per_parameter_steps(
+        MU,
+        sdlm_steps(HessianMode::PerParameter, Schedule::constant(MU), 1),
+    );
+}
+
+#[test]
+fn sdlm_takes_each_epochs_mu_from_its_schedule() {
+    let mu = Schedule {
+        steps: vec![(1, MU), (3, 0.02)],
+    };
+    for (epoch, expected_mu) in [(1, MU), (2, MU), (3, 0.02), (7, 0.02)] {
+        let steps = sdlm_steps(HessianMode::PerParameter, mu.clone(), epoch);
+        assert_per_parameter_steps(expected_mu, steps);
+    }
+}
+
+#[test]
 fn tensor_sum_gives_a_layer_one_rate_from_its_weights() {
-    let (names, steps, h) = sdlm_steps(HessianMode::TensorSum);
+    let (names, steps, h) = sdlm_steps(HessianMode::TensorSum, Schedule::constant(MU), 1);
     for (t, name) in names.iter().enumerate() {
         let layer = name.split('.').next().unwrap();
         // the layer's first tensor (weight or coeff) sets the rate of all its tensors
