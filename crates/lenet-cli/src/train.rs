@@ -182,15 +182,6 @@ impl TrainArgs {
 
     /// The optimizer these flags describe.
     pub fn optimizer_config(&self) -> Result<OptimizerConfig> {
-        let finite_pos = |name: &str, v: f32| {
-            if v.is_finite() && v > 0.0 {
-                Ok(v)
-            } else {
-                Err(anyhow::anyhow!(
-                    "{name} must be a positive finite number, not {v}"
-                ))
-            }
-        };
         let momentum = |default: f32| -> Result<f32> {
             let m = self.momentum.unwrap_or(default);
             if !(m.is_finite() && (0.0..1.0).contains(&m)) {
@@ -223,7 +214,7 @@ impl TrainArgs {
             "sgd" => (Method::Sgd, 0.01, "constant"),
             other => bail!("unknown optimizer {other:?} (sdlm, momentum, sgd)"),
         };
-        let lr = finite_pos("--lr", self.lr.unwrap_or(default_lr))?;
+        let lr = positive_finite("--lr", self.lr.unwrap_or(default_lr))?;
         let schedule = match self.schedule.as_deref().unwrap_or(default_schedule) {
             "paper" => Schedule::paper().scaled(lr / 5e-4),
             "constant" => Schedule::constant(lr),
@@ -273,10 +264,15 @@ fn parse_mu(text: &str) -> Result<Schedule> {
         .trim()
         .parse()
         .with_context(|| format!("--mu {text:?} is neither a number nor EPOCH=MU steps"))?;
-    if !(mu.is_finite() && mu > 0.0) {
-        bail!("--mu must be a positive finite number, not {mu}");
+    Ok(Schedule::constant(positive_finite("--mu", mu)?))
+}
+
+/// `v` if it is a positive finite number, else an error naming the flag.
+fn positive_finite(name: &str, v: f32) -> Result<f32> {
+    if !(v.is_finite() && v > 0.0) {
+        bail!("{name} must be a positive finite number, not {v}");
     }
-    Ok(Schedule::constant(mu))
+    Ok(v)
 }
 
 /// Parses "1=5e-4,3=2e-4" into a schedule.
