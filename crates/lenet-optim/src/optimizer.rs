@@ -166,12 +166,12 @@ impl Optimizer {
 
     /// Fixes the per-parameter steps for `epoch` (1-based) from the schedules and `h`.
     pub fn begin_epoch(&mut self, epoch: usize) {
-        self.rate = self.config.schedule.rate(epoch);
+        self.rate = self.config.schedule.at(epoch);
         for (t, rates) in self.rates.iter_mut().enumerate() {
             match &self.config.method {
                 Method::Sgd | Method::Momentum { .. } => rates.fill(1.0),
                 Method::Sdlm { mu, mode, .. } => {
-                    let mu = mu.rate(epoch);
+                    let mu = mu.at(epoch);
                     let head = match mode {
                         HessianMode::PerParameter => t,
                         HessianMode::TensorSum => self.layer_head[t],

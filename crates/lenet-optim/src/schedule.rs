@@ -20,26 +20,26 @@ impl Schedule {
     }
 
     /// One value for every epoch.
-    pub fn constant(rate: f32) -> Self {
+    pub fn constant(value: f32) -> Self {
         Schedule {
-            steps: vec![(1, rate)],
+            steps: vec![(1, value)],
         }
     }
 
-    /// The same shape with every rate multiplied by `factor`.
+    /// The same shape with every value multiplied by `factor`.
     ///
     /// ```
     /// let s = lenet_optim::Schedule::paper().scaled(2.0);
-    /// assert_eq!(s.rate(1), 1e-3);
-    /// assert_eq!(s.rate(20), 2e-5);
+    /// assert_eq!(s.at(1), 1e-3);
+    /// assert_eq!(s.at(20), 2e-5);
     /// ```
     pub fn scaled(mut self, factor: f32) -> Self {
         self.steps.iter_mut().for_each(|(_, r)| *r *= factor);
         self
     }
 
-    /// The value (rate) of `epoch` (1-based).
-    pub fn rate(&self, epoch: usize) -> f32 {
+    /// The value of `epoch` (1-based): a rate, or a mu.
+    pub fn at(&self, epoch: usize) -> f32 {
         self.steps
             .iter()
             .take_while(|(e, _)| *e <= epoch)
@@ -70,7 +70,7 @@ mod tests {
     #[test]
     fn paper_schedule() {
         let s = Schedule::paper();
-        let rates: Vec<f32> = (1..=14).map(|e| s.rate(e)).collect();
+        let rates: Vec<f32> = (1..=14).map(|e| s.at(e)).collect();
         assert_eq!(
             rates,
             vec![5e-4, 5e-4, 2e-4, 2e-4, 2e-4, 1e-4, 1e-4, 1e-4, 5e-5, 5e-5, 5e-5, 5e-5, 1e-5, 1e-5]
