@@ -141,6 +141,31 @@ impl Dataset {
         self
     }
 
+    /// Splits off the last `n` images, e.g. as a validation set held out of training:
+    /// returns (the first `len() - n`, the last `n`). At least one image must remain.
+    ///
+    /// ```
+    /// let ds = mnist_io::Dataset::from_parts(vec![0; 5 * 4], vec![0, 1, 2, 3, 4], 2, 2).unwrap();
+    /// let (train, valid) = ds.split_last(2).unwrap();
+    /// assert_eq!((train.labels(), valid.labels()), (&[0, 1, 2][..], &[3, 4][..]));
+    /// ```
+    pub fn split_last(mut self, n: usize) -> Result<(Self, Self)> {
+        if n >= self.len() {
+            return Err(MnistError::InvalidArgument(format!(
+                "holding out {n} of {} images leaves none to train on",
+                self.len()
+            )));
+        }
+        let keep = self.len() - n;
+        let last = Dataset {
+            pixels: self.pixels.split_off(keep * self.rows * self.cols),
+            labels: self.labels.split_off(keep),
+            rows: self.rows,
+            cols: self.cols,
+        };
+        Ok((self, last))
+    }
+
     /// A new dataset of the images at `indices`, in that order.
     pub fn subset(&self, indices: &[usize]) -> Result<Self> {
         if let Some(&bad) = indices.iter().find(|&&i| i >= self.len()) {
@@ -257,6 +282,14 @@ mod tests {
         assert_eq!(sub.labels(), &[4, 0]);
         assert_eq!(sub.image(0), ds.image(4));
         assert!(ds.subset(&[5]).is_err());
+        let (kept, held) = ds.clone().split_last(2).unwrap();
+        assert_eq!((kept.labels(), held.labels()), (&[0, 1, 2][..], &[3, 4][..]));
+        assert_eq!(held.image(0), ds.image(3));
+        assert_eq!(kept.pixels().len() + held.pixels().len(), ds.pixels().len());
+        let (all, none) = ds.clone().split_last(0).unwrap();
+        assert_eq!((all.len(), none.len()), (5, 0));
+        let err = ds.split_last(5).unwrap_err();
+        assert!(err.to_string().contains("leaves none to train on"), "{err}");
     }
 
     #[test]
