@@ -44,13 +44,20 @@ fn err(e: impl std::fmt::Display) -> anyhow::Error {
     anyhow!("drawing: {e}")
 }
 
-/// Train and test error (%) per epoch, like the NumPy original's figure.
+/// Train, validation (when held out) and test error (%) per epoch, like the NumPy
+/// original's figure.
 pub fn error_rate_chart(path: &Path, history: &[EpochMetrics]) -> Result<()> {
     render(path, 800, 500, |area| {
         let epochs = history.len().max(1) as f64;
         let top = history
             .iter()
-            .flat_map(|m| [m.train_error, m.test_error.unwrap_or(0.0)])
+            .flat_map(|m| {
+                [
+                    m.train_error,
+                    m.valid_error.unwrap_or(0.0),
+                    m.test_error.unwrap_or(0.0),
+                ]
+            })
             .fold(0.0f64, f64::max)
             * 100.0;
         let mut chart = ChartBuilder::on(area)
@@ -67,30 +74,37 @@ pub fn error_rate_chart(path: &Path, history: &[EpochMetrics]) -> Result<()> {
             .label_style(("sans-serif", 14))
             .draw()
             .map_err(err)?;
-        let train: Vec<(f64, f64)> = history
-            .iter()
-            .map(|m| (m.epoch as f64, 100.0 * m.train_error))
-            .collect();
-        let test: Vec<(f64, f64)> = history
-            .iter()
-            .filter_map(|m| m.test_error.map(|e| (m.epoch as f64, 100.0 * e)))
-            .collect();
-        chart
-            .draw_series(LineSeries::new(train.clone(), BLUE.stroke_width(2)))
-            .map_err(err)?
-            .label("training error")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE.stroke_width(2)));
-        chart
-            .draw_series(train.iter().map(|&p| Circle::new(p, 3, BLUE.filled())))
-            .map_err(err)?;
-        chart
-            .draw_series(LineSeries::new(test.clone(), RED.stroke_width(2)))
-            .map_err(err)?
-            .label("test error")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED.stroke_width(2)));
-        chart
-            .draw_series(test.iter().map(|&p| Circle::new(p, 3, RED.filled())))
-            .map_err(err)?;
+        let percent = |e: Option<f64>, m: &EpochMetrics| e.map(|e| (m.epoch as f64, 100.0 * e));
+        let curves = [
+            (
+                "training error",
+                BLUE,
+                history
+                    .iter()
+                    .filter_map(|m| percent(Some(m.train_error), m))
+                    .collect::<Vec<_>>(),
+            ),
+            (
+                "validation error",
+                GREEN,
+                history.iter().filter_map(|m| percent(m.valid_error, m)).collect(),
+            ),
+            (
+                "test error",
+                RED,
+                history.iter().filter_map(|m| percent(m.test_error, m)).collect(),
+            ),
+        ];
+        for (label, color, points) in curves.into_iter().filter(|c| !c.2.is_empty()) {
+            chart
+                .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
+                .map_err(err)?
+                .label(label)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+            chart
+                .draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled())))
+                .map_err(err)?;
+        }
         chart
             .configure_series_labels()
             .background_style(WHITE.mix(0.8))

@@ -53,6 +53,8 @@ pub fn write_metrics(out: &Path, history: &[EpochMetrics]) -> Result<()> {
         epoch: usize,
         train_loss: f64,
         train_error: f64,
+        valid_error: Option<f64>,
+        valid_loss: Option<f64>,
         test_error: Option<f64>,
         test_loss: Option<f64>,
         seconds: f64,
@@ -65,6 +67,8 @@ pub fn write_metrics(out: &Path, history: &[EpochMetrics]) -> Result<()> {
             epoch: m.epoch,
             train_loss: m.train_loss,
             train_error: m.train_error,
+            valid_error: m.valid_error,
+            valid_loss: m.valid_loss,
             test_error: m.test_error,
             test_loss: m.test_loss,
             seconds: m.seconds,
@@ -73,12 +77,15 @@ pub fn write_metrics(out: &Path, history: &[EpochMetrics]) -> Result<()> {
         })
         .collect();
     write_json(&out.join("metrics.json"), &rows)?;
-    let mut csv = String::from("epoch,train_loss,train_error,test_loss,test_error,seconds,images_per_s,lr\n");
+    // validation columns last, so the older columns keep their places
+    let mut csv = String::from(
+        "epoch,train_loss,train_error,test_loss,test_error,seconds,images_per_s,lr,valid_loss,valid_error\n",
+    );
     for r in &rows {
         let opt = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
         let _ = writeln!(
             csv,
-            "{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{}",
             r.epoch,
             r.train_loss,
             r.train_error,
@@ -86,7 +93,9 @@ pub fn write_metrics(out: &Path, history: &[EpochMetrics]) -> Result<()> {
             opt(r.test_error),
             r.seconds,
             r.images_per_s,
-            r.lr
+            r.lr,
+            opt(r.valid_loss),
+            opt(r.valid_error)
         );
     }
     let path = out.join("metrics.csv");

@@ -11,8 +11,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use lenet_layers::{model_file, Activation, Algo, Init, LeNet5, Loss, ModelConfig, Output, Pooling};
 use lenet_optim::checkpoint::{self, Checkpoint};
 use lenet_optim::{
-    Control, EpochMetrics, HessianMode, Method, Observer, Optimizer, OptimizerConfig, Outcome, Progress,
-    Schedule, TrainConfig, Trainer,
+    Control, EpochMetrics, EvalSets, HessianMode, Method, Observer, Optimizer, OptimizerConfig, Outcome,
+    Progress, Schedule, TrainConfig, TrainData, Trainer,
 };
 use mnist_io::{Distortion, TrainTest};
 use serde::{Deserialize, Serialize};
@@ -104,6 +104,12 @@ pub struct TrainArgs {
     /// Train on the first N training images only
     #[arg(long)]
     pub limit: Option<usize>,
+    /// Hold out the last N of the 60,000 training images, never trained on, and report
+    /// the error on them after each epoch: for choosing settings without the test set
+    /// (--limit then counts from the first image of the rest)
+    #[arg(long, default_value_t = 0)]
+    #[serde(default)]
+    pub validation: usize,
     /// Directory with MNIST (fetched there when missing)
     #[arg(long, env = "LENET_DATA_DIR", default_value = mnist_io::DEFAULT_DATA_DIR)]
     pub data_dir: PathBuf,
@@ -362,12 +368,20 @@ fn train(args: TrainArgs) -> Result<()> {
 
     let data = load_or_fetch(&args.data_dir, args.quiet)?;
     let TrainTest { train, test } = data;
+    let (train, valid) = train
+        .split_last(args.validation)
+        .map_err(|e| anyhow::anyhow!("--validation {}: {e}", args.validation))?;
     let train = match args.limit {
         Some(n) => train.limit(n),
         None => train,
     };
     let train_data = MnistData::train(&train, args.seed, distortion)?;
+    let valid_data = MnistData::eval(&valid)?;
     let test_data = MnistData::eval(&test)?;
+    let eval = EvalSets {
+        valid: (!valid.is_empty()).then_some(&valid_data as &dyn TrainData),
+        test: Some(&test_data),
+    };
 
     let run_config = serde_json::to_string(&args)?;
     let (mut model, mut trainer) = match resume {
@@ -420,7 +434,7 @@ fn train(args: TrainArgs) -> Result<()> {
         error: None,
         verbose: args.verbose,
     };
-    let outcome = trainer.run(&mut model, &train_data, Some(&test_data), &mut observer);
+    let outcome = trainer.run(&mut model, &train_data, eval, &mut observer);
     if let Some(bar) = observer.bar.take() {
         bar.finish_and_clear();
     }
@@ -516,8 +530,12 @@ impl Observer for CliObserver {
             bar.finish_and_clear();
         }
         if !self.quiet {
+            let valid = m
+                .valid_error
+                .map(|e| format!("validation error {:.2}%, ", 100.0 * e))
+                .unwrap_or_default();
             println!(
-                "epoch {:>2}: train loss {:.4}, train error {:.2}%, test error {:.2}%, {:.1} s ({:.0} img/s), lr {:.2e}",
+                "epoch {:>2}: train loss {:.4}, train error {:.2}%, {valid}test error {:.2}%, {:.1} s ({:.0} img/s), lr {:.2e}",
                 m.epoch,
                 m.train_loss,
                 100.0 * m.train_error,

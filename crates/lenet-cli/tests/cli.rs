@@ -29,6 +29,9 @@ fn trained_run() -> Option<(PathBuf, PathBuf)> {
             // mu by epoch, so that resuming from epoch 1 must restore the steps too
             "--mu",
             "1=1.0,2=0.5",
+            // and a validation split, which the resumed run must hold out again
+            "--validation",
+            "500",
             "--threads",
             "2",
             "--data-dir",
@@ -39,6 +42,7 @@ fn trained_run() -> Option<(PathBuf, PathBuf)> {
         let (stdout, stderr) = text(&out);
         assert!(out.status.success(), "train failed: {stdout}\n{stderr}");
         assert!(stdout.contains("epoch  2"), "{stdout}");
+        assert!(stdout.contains("validation error"), "{stdout}");
         dir
     });
     Some((dir.clone(), data))
@@ -66,25 +70,53 @@ fn train_writes_every_file() {
         "epoch",
         "train_loss",
         "train_error",
+        "valid_error",
         "test_error",
         "seconds",
         "images_per_s",
     ] {
         assert!(epochs[1].get(key).is_some(), "metrics.json lacks {key}");
     }
-    // two epochs on 2,000 images already classify most test digits
+    // two epochs on 2,000 images already classify most test digits, and most of
+    // the 500 held-out training images
     assert!(epochs[1]["test_error"].as_f64().unwrap() < 0.25, "{metrics}");
+    let valid_error = epochs[1]["valid_error"].as_f64().unwrap();
+    assert!(valid_error < 0.25, "{metrics}");
+    // an error rate on 500 images is a multiple of 1/500
+    assert!(
+        (valid_error * 500.0 - (valid_error * 500.0).round()).abs() < 1e-9,
+        "{metrics}"
+    );
     let config: serde_json::Value =
         serde_json::from_slice(&std::fs::read(run.join("config.json")).unwrap()).unwrap();
     assert_eq!(config["seed"], 3);
     assert!(config["crate_version"].is_string());
-    assert_eq!(
-        std::fs::read_to_string(run.join("metrics.csv"))
-            .unwrap()
-            .lines()
-            .count(),
-        3
-    );
+    let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 3);
+    assert!(lines[0].ends_with(",valid_loss,valid_error"), "{csv}");
+    let last: f64 = lines[2].rsplit(',').next().unwrap().parse().unwrap();
+    assert_eq!(last, valid_error);
+}
+
+#[test]
+fn a_validation_split_that_leaves_nothing_to_train_on_is_refused() {
+    let Some(data) = data_dir() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let out = lenet(&[
+        "train",
+        "--validation",
+        "60000",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--out",
+        tmp.path().join("o").to_str().unwrap(),
+    ]);
+    assert_clean_failure(&out, "holding out 60000 of 60000 images leaves none to train on");
+    assert!(text(&out).1.contains("--validation 60000"), "{}", text(&out).1);
+    // nothing but the output directory itself was written
+    let written: Vec<_> = std::fs::read_dir(tmp.path().join("o")).unwrap().collect();
+    assert!(written.is_empty(), "{written:?}");
 }
 
 #[test]
@@ -323,6 +355,7 @@ fn absurd_training_flags_are_refused() {
         (vec!["--model", "lenet7"], "preset"),
         (vec!["--distort", "wobbly"], "distortion"),
         (vec!["--limit", "0"], "limit"),
+        (vec!["--validation=-5"], "--validation"),
         (vec!["--init", "normal:-1"], "standard deviation"),
         (vec!["--init", "xavier"], "--init"),
         (vec!["--hessian-mode", "blockwise"], "--hessian-mode"),

@@ -19,8 +19,9 @@ use crate::optimizer::{Optimizer, OptimizerConfig, OptimizerState};
 use crate::trainer::{Progress, TrainConfig, Trainer};
 
 const MAGIC: &[u8; 8] = b"LENET5CK";
-/// Current format version (3: SDLM's mu is a schedule by epoch).
-pub const VERSION: u32 = 3;
+/// Current format version (3: SDLM's mu is a schedule by epoch; 4: each epoch's
+/// metrics hold the validation loss and error).
+pub const VERSION: u32 = 4;
 const HEADER_LEN: usize = 8 + 4 + 8 + 4;
 /// Largest payload accepted (a LeNet-5 checkpoint is well under 1 MB).
 pub const MAX_PAYLOAD: u64 = 64 << 20;

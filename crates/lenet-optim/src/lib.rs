@@ -20,6 +20,6 @@ pub use data::TrainData;
 pub use optimizer::{HessianMode, Method, Optimizer, OptimizerConfig, OptimizerState};
 pub use schedule::Schedule;
 pub use trainer::{
-    evaluate, Control, EpochMetrics, LossWatch, Observer, Outcome, Progress, Silent, TrainConfig, TrainError,
-    Trainer,
+    evaluate, Control, EpochMetrics, EvalSets, LossWatch, Observer, Outcome, Progress, Silent, TrainConfig,
+    TrainError, Trainer,
 };

@@ -51,6 +51,10 @@ pub struct EpochMetrics {
     pub train_loss: f64,
     /// Fraction of training patterns misclassified during the epoch.
     pub train_error: f64,
+    /// Loss and error on the images held out of training ([`EvalSets::valid`]).
+    pub valid_loss: Option<f64>,
+    pub valid_error: Option<f64>,
+    /// Loss and error on the test set ([`EvalSets::test`]).
     pub test_loss: Option<f64>,
     pub test_error: Option<f64>,
     /// Training time of the epoch (Hessian estimate, forward, backward, updates; not evaluation).
@@ -58,6 +62,17 @@ pub struct EpochMetrics {
     pub images_per_s: f64,
     /// Global learning rate (epsilon) of the epoch.
     pub lr: f32,
+}
+
+/// What the trainer evaluates after each epoch, undistorted and in order.
+///
+/// `valid` is for choosing settings (epochs, schedules) without looking at the test
+/// set: images held out of the training data, never trained on. `test` is for
+/// reporting.
+#[derive(Clone, Copy, Default)]
+pub struct EvalSets<'a> {
+    pub valid: Option<&'a dyn TrainData>,
+    pub test: Option<&'a dyn TrainData>,
 }
 
 /// Where a run is; saved in checkpoints so it can resume exactly.
@@ -221,7 +236,7 @@ impl Trainer {
         &mut self,
         model: &mut LeNet5,
         train: &dyn TrainData,
-        test: Option<&dyn TrainData>,
+        eval: EvalSets,
         observer: &mut dyn Observer,
     ) -> Result<Outcome, TrainError> {
         if train.is_empty() {
@@ -278,11 +293,17 @@ impl Trainer {
             }
             let p = &self.progress;
             let seconds = seconds_before + started.elapsed().as_secs_f64();
-            let test_stats = test.map(|t| evaluate(model, t, self.config.eval_batch));
+            let eval_on = |model: &mut LeNet5, data: Option<&dyn TrainData>| {
+                data.map(|d| evaluate(model, d, self.config.eval_batch))
+            };
+            let valid_stats = eval_on(model, eval.valid);
+            let test_stats = eval_on(model, eval.test);
             let metrics = EpochMetrics {
                 epoch,
                 train_loss: p.loss_sum / p.count.max(1) as f64,
                 train_error: p.errors as f64 / p.count.max(1) as f64,
+                valid_loss: valid_stats.map(|s| s.mean_loss()),
+                valid_error: valid_stats.map(|s| s.error_rate()),
                 test_loss: test_stats.map(|s| s.mean_loss()),
                 test_error: test_stats.map(|s| s.error_rate()),
                 seconds,
