@@ -29,7 +29,8 @@ fn trained_run() -> Option<(PathBuf, PathBuf)> {
             // mu by epoch, so that resuming from epoch 1 must restore the steps too
             "--mu",
             "1=1.0,2=0.5",
-            // and a validation split, which the resumed run must hold out again
+            // and a validation split, which the resumed run must hold out again (its
+            // metrics are compared)
             "--validation",
             "500",
             "--threads",
@@ -265,6 +266,27 @@ fn resume_from_a_checkpoint_gives_the_same_model() {
             == std::fs::read(run.join("model.safetensors")).unwrap(),
         "resumed run ended with a different model"
     );
+    // the resumed run holds out the same images: its metrics (but for the timings)
+    // are the original's
+    let metrics = |dir: &Path| -> Vec<serde_json::Value> {
+        let all: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("metrics.json")).unwrap()).unwrap();
+        all.as_array().unwrap().clone()
+    };
+    let (a, b) = (metrics(&run), metrics(&resumed));
+    assert_eq!(a.len(), b.len());
+    for (a, b) in a.iter().zip(&b) {
+        for key in [
+            "train_loss",
+            "train_error",
+            "valid_loss",
+            "valid_error",
+            "test_error",
+        ] {
+            assert!(a[key].is_number(), "{key}: {a}");
+            assert_eq!(a[key], b[key], "{key}");
+        }
+    }
 }
 
 #[test]
