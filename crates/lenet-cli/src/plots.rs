@@ -86,7 +86,7 @@ pub fn error_rate_chart(path: &Path, history: &[EpochMetrics]) -> Result<()> {
             ),
             (
                 "validation error",
-                GREEN,
+                RGBColor(0, 150, 0),
                 history.iter().filter_map(|m| percent(m.valid_error, m)).collect(),
             ),
             (
