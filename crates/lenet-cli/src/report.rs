@@ -48,40 +48,12 @@ pub fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
 
 /// `metrics.csv` and `metrics.json` (one row / object per epoch).
 pub fn write_metrics(out: &Path, history: &[EpochMetrics]) -> Result<()> {
-    #[derive(Serialize)]
-    struct Row {
-        epoch: usize,
-        train_loss: f64,
-        train_error: f64,
-        valid_error: Option<f64>,
-        valid_loss: Option<f64>,
-        test_error: Option<f64>,
-        test_loss: Option<f64>,
-        seconds: f64,
-        images_per_s: f64,
-        lr: f32,
-    }
-    let rows: Vec<Row> = history
-        .iter()
-        .map(|m| Row {
-            epoch: m.epoch,
-            train_loss: m.train_loss,
-            train_error: m.train_error,
-            valid_error: m.valid_error,
-            valid_loss: m.valid_loss,
-            test_error: m.test_error,
-            test_loss: m.test_loss,
-            seconds: m.seconds,
-            images_per_s: m.images_per_s,
-            lr: m.lr,
-        })
-        .collect();
-    write_json(&out.join("metrics.json"), &rows)?;
+    write_json(&out.join("metrics.json"), &history)?;
     // validation columns last, so the older columns keep their places
     let mut csv = String::from(
         "epoch,train_loss,train_error,test_loss,test_error,seconds,images_per_s,lr,valid_loss,valid_error\n",
     );
-    for r in &rows {
+    for r in history {
         let opt = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
         let _ = writeln!(
             csv,
