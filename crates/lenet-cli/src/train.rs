@@ -14,7 +14,7 @@ use lenet_optim::{
     Control, EpochMetrics, EvalSets, HessianMode, Method, Observer, Optimizer, OptimizerConfig, Outcome,
     Progress, Schedule, TrainConfig, TrainData, Trainer,
 };
-use mnist_io::{Distortion, TrainTest};
+use mnist_io::{Distortion, MnistError, TrainTest};
 use serde::{Deserialize, Serialize};
 
 use crate::data::MnistData;
@@ -356,6 +356,19 @@ fn train(args: TrainArgs) -> Result<()> {
         bail!("--limit must be at least 1");
     }
 
+    let data = load_or_fetch(&args.data_dir, args.quiet)?;
+    let TrainTest { train, test } = data;
+    let (train, valid) = train.split_last(args.validation).map_err(|e| match e {
+        MnistError::InvalidArgument(why) => anyhow::anyhow!("--validation {}: {why}", args.validation),
+        e => anyhow::Error::new(e),
+    })?;
+    let train = match args.limit {
+        Some(n) => train.limit(n),
+        None => train,
+    };
+
+    // The output directory is made once the arguments that need the data (the
+    // --validation split) have been checked, so a refused run leaves nothing behind.
     let out = args
         .out
         .clone()
@@ -366,15 +379,6 @@ fn train(args: TrainArgs) -> Result<()> {
     model_file::remove_stale_temps(&out)
         .with_context(|| format!("cleaning temporary files in {}", out.display()))?;
 
-    let data = load_or_fetch(&args.data_dir, args.quiet)?;
-    let TrainTest { train, test } = data;
-    let (train, valid) = train
-        .split_last(args.validation)
-        .map_err(|e| anyhow::anyhow!("--validation {}: {e}", args.validation))?;
-    let train = match args.limit {
-        Some(n) => train.limit(n),
-        None => train,
-    };
     let train_data = MnistData::train(&train, args.seed, distortion)?;
     let valid_data = MnistData::eval(&valid)?;
     let test_data = MnistData::eval(&test)?;
