@@ -44,7 +44,8 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 1.0)]
     pub map_j: f32,
     /// Initial weights: fan-in (the paper's uniform +-2.4/F) | torch (uniform +-1/sqrt(F)) |
-    /// normal:STD (the NumPy original: normal:0.1) [default: the preset's]
+    /// eblearn (torch's weights, biases 0, subsampling coefficients 0.5) | normal:STD (the
+    /// NumPy original: normal:0.1) [default: the preset's]
     #[arg(long)]
     #[serde(default)]
     pub init: Option<String>,
@@ -242,11 +243,12 @@ fn per_parameter() -> String {
     "per-parameter".into()
 }
 
-/// Parses `fan-in`, `torch` or `normal:STD`.
+/// Parses `fan-in`, `torch`, `eblearn` or `normal:STD`.
 fn parse_init(text: &str) -> Result<Init> {
     let init = match text.split_once(':') {
         None if text == "fan-in" => Init::FanIn { scale: 2.4 },
         None if text == "torch" => Init::Torch,
+        None if text == "eblearn" => Init::Eblearn,
         Some(("normal", std)) => {
             let std: f32 = std
                 .parse()
@@ -256,7 +258,7 @@ fn parse_init(text: &str) -> Result<Init> {
             }
             Init::Normal { std }
         }
-        _ => bail!("unknown --init {text:?} (fan-in, torch, normal:STD)"),
+        _ => bail!("unknown --init {text:?} (fan-in, torch, eblearn, normal:STD)"),
     };
     Ok(init)
 }

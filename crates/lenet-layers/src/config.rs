@@ -40,6 +40,10 @@ pub enum Init {
     FanIn { scale: f32 },
     /// PyTorch's default for conv and linear layers: uniform in `(-1/sqrt(F), 1/sqrt(F))`.
     Torch,
+    /// eblearn's (the C++ port of the authors' Lush library; its MNIST LeNet-5 demo
+    /// calls `forget_param_linear(1, 0.5)`): weights uniform in `(-1/sqrt(F), 1/sqrt(F))`
+    /// as [`Init::Torch`], biases 0, subsampling coefficients `1/sqrt(4) = 0.5`.
+    Eblearn,
     /// Normal with mean 0 and this standard deviation (the NumPy original: 0.1).
     Normal { std: f32 },
 }

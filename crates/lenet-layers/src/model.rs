@@ -21,7 +21,7 @@ use crate::conv::Conv;
 use crate::fc::FullyConnected;
 use crate::layer::Layer;
 use crate::loss::BatchStats;
-use crate::param::Param;
+use crate::param::{Param, ParamRole};
 use crate::pool::{AvgPool, MaxPool, Subsampling};
 use crate::rbf::Rbf;
 use crate::ModelError;
@@ -139,10 +139,20 @@ impl LeNet5 {
                 .map(|(p, param)| (0..param.len()).map(|i| layer.fan_in(p, i)).collect())
                 .collect();
             for (param, fan_in) in layer.params_mut().iter_mut().zip(fan_ins) {
+                let role = param.role();
                 for (v, f) in param.value.iter_mut().zip(fan_in) {
                     *v = match init {
                         Init::FanIn { scale } => rng.random_range(-1.0f32..1.0) * scale / f as f32,
                         Init::Torch => rng.random_range(-1.0f32..1.0) / (f as f32).sqrt(),
+                        Init::Eblearn => {
+                            // drawn for every value, so the weights are Torch's for the same seed
+                            let r = rng.random_range(-1.0f32..1.0);
+                            match role {
+                                ParamRole::Weight => r / (f as f32).sqrt(),
+                                ParamRole::Bias => 0.0,
+                                ParamRole::Coeff => 1.0 / (f as f32).sqrt(),
+                            }
+                        }
                         Init::Normal { std } => std * standard_normal(&mut rng),
                     };
                 }

@@ -48,4 +48,30 @@ impl Param {
     pub fn is_empty(&self) -> bool {
         self.value.is_empty()
     }
+
+    /// What the tensor is, by its name's last part (`.bias`, `.coeff`, else a weight).
+    ///
+    /// ```
+    /// use lenet_layers::{Param, ParamRole};
+    /// assert_eq!(Param::zeros("s2.coeff", &[6]).role(), ParamRole::Coeff);
+    /// assert_eq!(Param::zeros("c3.weight", &[16, 6, 5, 5]).role(), ParamRole::Weight);
+    /// ```
+    pub fn role(&self) -> ParamRole {
+        match self.name.rsplit('.').next() {
+            Some("bias") => ParamRole::Bias,
+            Some("coeff") => ParamRole::Coeff,
+            _ => ParamRole::Weight,
+        }
+    }
+}
+
+/// The part a parameter tensor plays in its layer (some init rules treat them apart).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParamRole {
+    /// Connection weights.
+    Weight,
+    /// Per-unit biases.
+    Bias,
+    /// Subsampling coefficients: one multiplier per map.
+    Coeff,
 }

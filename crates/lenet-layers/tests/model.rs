@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use lenet_layers::model_file::{self, from_bytes, to_bytes};
-use lenet_layers::{Algo, LeNet5, ModelConfig, ModelError, INPUT_LEN};
+use lenet_layers::{Algo, Init, LeNet5, ModelConfig, ModelError, ParamRole, INPUT_LEN};
 use safetensors::{Dtype, SafeTensors};
 
 fn images(n: usize, seed: u32) -> Vec<f32> {
@@ -197,6 +197,34 @@ fn init_follows_the_fan_in_rule() {
         model.params().zip(same.params()).all(|(a, b)| a.value == b.value),
         "same seed, same init"
     );
+}
+
+#[test]
+fn eblearn_init_is_torchs_weights_with_zero_biases_and_half_coefficients() {
+    let with = |init| {
+        let config = ModelConfig {
+            init,
+            ..ModelConfig::classic()
+        };
+        LeNet5::new(config, 3).unwrap()
+    };
+    let (eblearn, torch) = (with(Init::Eblearn), with(Init::Torch));
+    let mut roles = Vec::new();
+    for (e, t) in eblearn.params().zip(torch.params()) {
+        match e.role() {
+            ParamRole::Weight => assert_eq!(e.value, t.value, "{}", e.name),
+            ParamRole::Bias => assert!(e.value.iter().all(|&v| v == 0.0), "{}", e.name),
+            ParamRole::Coeff => assert!(e.value.iter().all(|&v| v == 0.5), "{}", e.name),
+        }
+        roles.push((e.name.as_str(), e.role()));
+    }
+    assert!(roles.contains(&("s4.coeff", ParamRole::Coeff)));
+    assert!(roles.contains(&("f6.bias", ParamRole::Bias)));
+    assert!(roles.contains(&("c3.weight", ParamRole::Weight)));
+    // Torch's biases are not zero: the test above compares something
+    assert!(torch
+        .params()
+        .any(|p| p.role() == ParamRole::Bias && p.value.iter().any(|&v| v != 0.0)));
 }
 
 #[test]
