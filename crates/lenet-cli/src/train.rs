@@ -556,10 +556,10 @@ impl Observer for CliObserver {
             for (p, h) in model.params().zip(h) {
                 let mean = h.iter().map(|&v| v as f64).sum::<f64>() / h.len().max(1) as f64;
                 let max = h.iter().fold(0.0f32, |m, &v| m.max(v));
-                let grad_rms =
+                let w_rms =
                     (p.value.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / p.len() as f64).sqrt();
                 println!(
-                    "    {:10} h mean {mean:.3e} max {max:.3e}  |w| rms {grad_rms:.3e}",
+                    "    {:10} h mean {mean:.3e} max {max:.3e}  |w| rms {w_rms:.3e}",
                     p.name
                 );
             }
