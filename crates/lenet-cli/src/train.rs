@@ -580,3 +580,20 @@ impl Observer for CliObserver {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn init_names_parse_and_bad_ones_are_refused() {
+        assert_eq!(parse_init("fan-in").unwrap(), Init::FanIn { scale: 2.4 });
+        assert_eq!(parse_init("torch").unwrap(), Init::Torch);
+        assert_eq!(parse_init("eblearn").unwrap(), Init::Eblearn);
+        assert_eq!(parse_init("normal:0.1").unwrap(), Init::Normal { std: 0.1 });
+        for bad in ["lush", "normal:", "normal:-1", "normal:nan", "eblearn:1"] {
+            let e = parse_init(bad).unwrap_err().to_string();
+            assert!(e.contains(bad), "{bad}: {e}");
+        }
+    }
+}
