@@ -358,28 +358,40 @@ fn train(args: TrainArgs) -> Result<()> {
         bail!("--limit must be at least 1");
     }
 
-    let data = load_or_fetch(&args.data_dir, args.quiet)?;
-    let TrainTest { train, test } = data;
-    let (train, valid) = train.split_last(args.validation).map_err(|e| match e {
-        MnistError::InvalidArgument(why) => anyhow::anyhow!("--validation {}: {why}", args.validation),
-        e => anyhow::Error::new(e),
-    })?;
-    let train = match args.limit {
-        Some(n) => train.limit(n),
-        None => train,
-    };
-
-    // The output directory is made once the arguments that need the data (the
-    // --validation split) have been checked, so a refused run leaves nothing behind.
+    // The output directory first: an unwritable one fails before any download.
     let out = args
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from("runs").join(report::timestamp()));
+    let made_out = !out.exists();
     std::fs::create_dir_all(&out).with_context(|| format!("creating output directory {}", out.display()))?;
     report::check_writable(&out)?;
     // a run killed while writing leaves a temporary file; the real files are whole
     model_file::remove_stale_temps(&out)
         .with_context(|| format!("cleaning temporary files in {}", out.display()))?;
+
+    let data = load_or_fetch(&args.data_dir, args.quiet).and_then(|TrainTest { train, test }| {
+        let (train, valid) = train.split_last(args.validation).map_err(|e| match e {
+            MnistError::InvalidArgument(why) => anyhow::anyhow!("--validation {}: {why}", args.validation),
+            e => anyhow::Error::new(e),
+        })?;
+        Ok((train, valid, test))
+    });
+    let (train, valid, test) = match data {
+        Ok(data) => data,
+        Err(e) => {
+            // a run refused before it wrote anything leaves no empty directory behind
+            // (`remove_dir` only removes an empty one)
+            if made_out {
+                let _ = std::fs::remove_dir(&out);
+            }
+            return Err(e);
+        }
+    };
+    let train = match args.limit {
+        Some(n) => train.limit(n),
+        None => train,
+    };
 
     let train_data = MnistData::train(&train, args.seed, distortion)?;
     let valid_data = MnistData::eval(&valid)?;
