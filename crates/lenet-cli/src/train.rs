@@ -243,6 +243,17 @@ fn per_parameter() -> String {
     "per-parameter".into()
 }
 
+/// Removes the directory when dropped if it is still empty: the output directory a
+/// run made, when the run ends (refused or failed) before writing anything into it.
+struct RemoveIfEmpty(PathBuf);
+
+impl Drop for RemoveIfEmpty {
+    fn drop(&mut self) {
+        // `remove_dir` refuses a directory that holds anything: a run's files stay
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
 /// Parses `fan-in`, `torch`, `eblearn` or `normal:STD`.
 fn parse_init(text: &str) -> Result<Init> {
     let init = match text.split_once(':') {
@@ -365,29 +376,18 @@ fn train(args: TrainArgs) -> Result<()> {
         .unwrap_or_else(|| PathBuf::from("runs").join(report::timestamp()));
     let made_out = !out.exists();
     std::fs::create_dir_all(&out).with_context(|| format!("creating output directory {}", out.display()))?;
+    // a run refused before it wrote anything leaves no empty directory behind
+    let _remove_if_empty = made_out.then(|| RemoveIfEmpty(out.clone()));
     report::check_writable(&out)?;
     // a run killed while writing leaves a temporary file; the real files are whole
     model_file::remove_stale_temps(&out)
         .with_context(|| format!("cleaning temporary files in {}", out.display()))?;
 
-    let data = load_or_fetch(&args.data_dir, args.quiet).and_then(|TrainTest { train, test }| {
-        let (train, valid) = train.split_last(args.validation).map_err(|e| match e {
-            MnistError::InvalidArgument(why) => anyhow::anyhow!("--validation {}: {why}", args.validation),
-            e => anyhow::Error::new(e),
-        })?;
-        Ok((train, valid, test))
-    });
-    let (train, valid, test) = match data {
-        Ok(data) => data,
-        Err(e) => {
-            // a run refused before it wrote anything leaves no empty directory behind
-            // (`remove_dir` only removes an empty one)
-            if made_out {
-                let _ = std::fs::remove_dir(&out);
-            }
-            return Err(e);
-        }
-    };
+    let TrainTest { train, test } = load_or_fetch(&args.data_dir, args.quiet)?;
+    let (train, valid) = train.split_last(args.validation).map_err(|e| match e {
+        MnistError::InvalidArgument(why) => anyhow::anyhow!("--validation {}: {why}", args.validation),
+        e => anyhow::Error::new(e),
+    })?;
     let train = match args.limit {
         Some(n) => train.limit(n),
         None => train,

@@ -116,7 +116,7 @@ fn a_validation_split_that_leaves_nothing_to_train_on_is_refused() {
     assert_clean_failure(&out, "holding out 60000 of 60000 images leaves none to train on");
     let stderr = text(&out).1;
     assert!(stderr.contains("--validation 60000: holding out"), "{stderr}");
-    // the split is checked before anything is written: not even the output directory
+    // nothing was written, and the output directory the run made is gone again
     assert!(!tmp.path().join("o").exists());
 }
 
