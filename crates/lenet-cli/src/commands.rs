@@ -128,6 +128,8 @@ struct EvalReport {
     images_per_s: f64,
     batch_size: usize,
     threads: usize,
+    /// The instruction set the kernels ran on.
+    isa: tensor_ops::Isa,
 }
 
 pub fn eval(args: EvalArgs) -> Result<()> {
@@ -174,6 +176,7 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         images_per_s: n as f64 / seconds.max(1e-9),
         batch_size: args.batch_size,
         threads: rayon::current_num_threads(),
+        isa: tensor_ops::isa(),
     };
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
@@ -184,8 +187,8 @@ pub fn eval(args: EvalArgs) -> Result<()> {
             100.0 * report.error_rate
         );
         println!(
-            "inference: {:.0} images/s (batch {}, {} threads)",
-            report.images_per_s, report.batch_size, report.threads
+            "inference: {:.0} images/s (batch {}, {} threads, {})",
+            report.images_per_s, report.batch_size, report.threads, report.isa
         );
         println!("\nper class accuracy:");
         for (c, a) in report.per_class.iter().enumerate() {

@@ -21,10 +21,7 @@ pub fn fill_inputs(spec: &InputSpec, ds: &Dataset, indices: &[usize], x: &mut [f
         // the whole batch at once, for its error message
         return spec.fill(ds, indices, x);
     }
-    let per_task = indices
-        .len()
-        .div_ceil(rayon::current_num_threads())
-        .max(FILL_PER_TASK);
+    let per_task = tensor_ops::threads::per_thread(indices.len(), FILL_PER_TASK);
     x.par_chunks_mut(per_task * per_image)
         .zip(indices.par_chunks(per_task))
         .try_for_each(|(x, indices)| spec.fill(ds, indices, x))

@@ -41,6 +41,12 @@ enum Command {
     Export(commands::ExportArgs),
     /// A page to draw digits on and watch the network read them, and its JSON API
     Serve(serve::ServeArgs),
+    /// The build and the machine: version, instruction set in use, threads
+    Info {
+        /// One JSON object instead of text
+        #[arg(long)]
+        json: bool,
+    },
     /// Load a dataset, check it, and print what it holds
     Data {
         /// Directory with the four IDX files (raw or .gz)
@@ -87,7 +93,49 @@ pub fn on_pool<R: Send>(work: impl FnOnce() -> R + Send) -> R {
     rayon::scope(|_| work())
 }
 
+/// What `lenet info` prints, and what runs record of the machine that made them.
+#[derive(serde::Serialize)]
+pub struct Platform {
+    pub version: &'static str,
+    /// The instruction set the kernels use (`LENET_SIMD` or the best supported).
+    pub isa: tensor_ops::Isa,
+    /// Every instruction set this CPU supports.
+    pub supported: Vec<tensor_ops::Isa>,
+    /// Threads of the pool: the `--threads` given, else one per core.
+    pub threads: usize,
+    pub cpu: String,
+}
+
+impl Platform {
+    pub fn now() -> Self {
+        let cpu = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|c| {
+                c.lines()
+                    .find(|l| l.starts_with("model name"))
+                    .and_then(|l| l.split(':').nth(1))
+                    .map(|m| m.trim().to_string())
+            })
+            .unwrap_or_else(|| std::env::consts::ARCH.to_string());
+        Platform {
+            version: env!("CARGO_PKG_VERSION"),
+            isa: tensor_ops::isa(),
+            supported: tensor_ops::Isa::supported(),
+            threads: rayon::current_num_threads(),
+            cpu,
+        }
+    }
+}
+
+/// Picks the kernels' instruction set from `LENET_SIMD` (unset: the best this CPU
+/// has), refusing a name that is unknown or that the CPU lacks.
+fn choose_isa() -> Result<()> {
+    let isa = tensor_ops::Isa::from_env().context("LENET_SIMD")?;
+    tensor_ops::set_isa(isa).context("LENET_SIMD")
+}
+
 fn run(cli: Cli) -> Result<()> {
+    choose_isa()?;
     match cli.command {
         Command::Train(args) => train::run(*args),
         Command::Eval(args) => commands::eval(args),
@@ -95,6 +143,30 @@ fn run(cli: Cli) -> Result<()> {
         Command::Inspect(args) => commands::inspect(args),
         Command::Export(args) => commands::export(args),
         Command::Serve(args) => serve::serve(args),
+        Command::Info { json } => {
+            let p = Platform::now();
+            if json {
+                println!("{}", serde_json::to_string(&p)?);
+                return Ok(());
+            }
+            let names = |v: &[tensor_ops::Isa]| v.iter().map(|i| i.name()).collect::<Vec<_>>().join(", ");
+            println!("lenet {}", p.version);
+            println!(
+                "instruction set: {} ({} f32 lanes per register)",
+                p.isa,
+                p.isa.lanes()
+            );
+            println!(
+                "supported here:  {} (force one with LENET_SIMD=NAME)",
+                names(&p.supported)
+            );
+            println!(
+                "threads:         {} (one per core; --threads N to change)",
+                p.threads
+            );
+            println!("cpu:             {}", p.cpu);
+            Ok(())
+        }
         Command::Data { data_dir, dataset } => {
             let data = TrainTest::load(&data_dir, dataset).context("loading the dataset")?;
             let checksums = match verify_dir(&data_dir, dataset) {

@@ -14,6 +14,9 @@ use crate::train::TrainArgs;
 #[derive(Serialize)]
 pub struct RunRecord<'a> {
     pub crate_version: &'static str,
+    /// The instruction set the kernels ran on, and the CPU.
+    pub isa: tensor_ops::Isa,
+    pub cpu: String,
     pub args: &'a TrainArgs,
     pub model: &'a ModelConfig,
     pub optimizer: &'a OptimizerConfig,
@@ -28,6 +31,8 @@ impl<'a> RunRecord<'a> {
     pub fn new(args: &'a TrainArgs, model: &'a LeNet5, trainer: &'a Trainer, train_images: usize) -> Self {
         RunRecord {
             crate_version: env!("CARGO_PKG_VERSION"),
+            isa: tensor_ops::isa(),
+            cpu: crate::Platform::now().cpu,
             args,
             model: model.config(),
             optimizer: trainer.optimizer.config(),

@@ -431,13 +431,14 @@ fn train(args: TrainArgs) -> Result<()> {
     }
     if !args.quiet {
         println!(
-            "training {} ({} parameters) on {} images, {} epochs, batch {}, {} threads -> {}",
+            "training {} ({} parameters) on {} images, {} epochs, batch {}, {} threads, {} -> {}",
             model.config().preset,
             model.trainable_params(),
             train.len(),
             args.epochs,
             args.batch_size,
             rayon::current_num_threads(),
+            tensor_ops::isa(),
             out.display()
         );
     }
@@ -526,7 +527,7 @@ impl Observer for CliObserver {
 
     fn batch_end(&mut self, p: &Progress, _batches: usize) -> Control {
         if let Some(bar) = &self.bar {
-            if p.next_batch % 64 == 0 {
+            if p.next_batch.is_multiple_of(64) {
                 bar.set_position(p.next_batch as u64);
                 bar.set_message(format!(
                     "{:.0} img/s, loss {:.4}, train error {:.2}%",

@@ -35,8 +35,6 @@ pub const CLASSES: usize = 10;
 /// Images per forward pass of [`LeNet5::predict`] on large batches: the C1
 /// activations of 32 images (600 KB) about fill a core's L2 cache.
 pub const PREDICT_CHUNK: usize = 32;
-/// Smallest batch that [`LeNet5::train_step`] runs as two halves side by side.
-pub const SPLIT_FROM: usize = 16;
 
 /// One prediction.
 #[derive(Debug, Clone, PartialEq)]
@@ -342,7 +340,7 @@ impl LeNet5 {
         if chunks <= 1 {
             return self.predict_pass(x);
         }
-        let threads = rayon::current_num_threads().min(chunks);
+        let threads = tensor_ops::threads::threads().min(chunks);
         let mut nets = std::mem::take(&mut self.replicas);
         nets.truncate(threads);
         for net in &mut nets {
@@ -377,7 +375,8 @@ impl LeNet5 {
     /// parameter's `grad` (of the batch-mean loss, as [`LeNet5::forward`] then
     /// [`LeNet5::backward`] give them) and the batch's loss and errors.
     ///
-    /// From [`SPLIT_FROM`] images on, the batch runs as two halves on two copies of
+    /// From 16 images on ([`tensor_ops::threads::batch_halves`] decides), the
+    /// batch runs as two halves on two copies of
     /// the network side by side (`rayon::join`), and the halves' gradients are
     /// combined, weighted by their sizes: one synchronisation of the threads per
     /// batch instead of one per layer. The split does not depend on the number of
@@ -394,13 +393,10 @@ impl LeNet5 {
     pub fn train_step(&mut self, x: &[f32], labels: &[u8]) -> BatchStats {
         let n = labels.len();
         assert_eq!(x.len(), n * INPUT_LEN, "one label per input image");
-        if n < SPLIT_FROM {
+        let Some(n0) = tensor_ops::threads::batch_halves(n) else {
             self.forward(x);
             return self.backward(labels, false);
-        }
-        // the first half rounded up to whole groups of 8 images (the vector lanes
-        // of the convolutions)
-        let n0 = (n / 2).next_multiple_of(8).min(n);
+        };
         let n1 = n - n0;
         let mut other = self.replicas.pop().unwrap_or_else(|| self.replica());
         other.copy_values_from(self);

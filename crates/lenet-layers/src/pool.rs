@@ -31,11 +31,10 @@ fn split_batch(
 /// A kernel that sums a per-map gradient pair (coefficient, bias) over a batch.
 type MapGradients = fn(&PoolShape, &[f32], &[f32], &mut [f32], &mut [f32]);
 
-/// `f(shape, x, dy, dcoeff, dbias)` over the batch: with the parallel kernels and
-/// at least [`HALVES_FROM`] images, on two fixed halves of the batch side by side
-/// (the second half's sums in `scratch`), added in order, so that the result does
-/// not depend on the thread count. (Serial, these sums were 5% of a batch-256
-/// step with the other core idle.)
+/// `f(shape, x, dy, dcoeff, dbias)` over the batch: where
+/// [`tensor_ops::threads::sums_in_halves`] says so, on two fixed halves of the
+/// batch side by side (the second half's sums in `scratch`), added in order, so
+/// that the result does not depend on the thread count.
 fn map_gradients(
     algo: Algo,
     s: PoolShape,
@@ -44,7 +43,7 @@ fn map_gradients(
     scratch: &mut Vec<f32>,
     f: MapGradients,
 ) {
-    if algo != Algo::Parallel || s.batch < HALVES_FROM {
+    if !tensor_ops::threads::sums_in_halves(algo, s.batch) {
         return f(&s, x, dy, dcoeff, dbias);
     }
     let first = s.batch / 2;
@@ -59,10 +58,6 @@ fn map_gradients(
     dcoeff.iter_mut().zip(c2).for_each(|(g, h)| *g += *h);
     dbias.iter_mut().zip(b2).for_each(|(g, h)| *g += *h);
 }
-
-/// Smallest batch whose map gradients are split in two (below, a task costs more
-/// to hand out than it saves).
-const HALVES_FROM: usize = 16;
 
 /// Per-sample geometry shared by the three pooling layers.
 macro_rules! pool_geometry {

@@ -45,7 +45,7 @@ impl Dataset {
         labels_path: &Path,
     ) -> Result<Self> {
         let per_image = rows * cols;
-        if per_image == 0 || pixels.len() % per_image != 0 {
+        if per_image == 0 || !pixels.len().is_multiple_of(per_image) {
             return Err(MnistError::BadDimensions {
                 path: images_path.into(),
                 what: format!(

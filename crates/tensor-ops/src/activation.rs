@@ -6,7 +6,12 @@
 //!
 //! `tanh` is evaluated by [`tanh_fast`], a branch-free rational approximation
 //! that compiles to vector instructions (the activations run ~490M times per
-//! epoch; a scalar libm call per value would dominate).
+//! epoch; a scalar libm call per value would dominate). Its polynomials use fused
+//! multiply-adds on AVX2 and AVX-512 (the same bits on both, and the same as
+//! [`tanh_fast`] and [`Activation::apply`]); the portable path multiplies and adds
+//! separately.
+
+use crate::simd::{with_isa, Simd};
 
 /// An activation function.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -41,8 +46,14 @@ pub const SCALED_TANH_S: f32 = 2.0 / 3.0;
 /// assert!((t - 0.5f32.tanh()).abs() < 1e-7);
 /// ```
 #[inline(always)]
-#[allow(clippy::excessive_precision)] // coefficients as published
 pub fn tanh_fast(x: f32) -> f32 {
+    tanh_with(x, f32::mul_add)
+}
+
+/// [`tanh_fast`] with `mul_add(a, b, c)` for its multiply-adds.
+#[inline(always)]
+#[allow(clippy::excessive_precision)] // coefficients as published
+fn tanh_with(x: f32, mul_add: impl Fn(f32, f32, f32) -> f32) -> f32 {
     const CLAMP: f32 = 7.905_311;
     const A1: f32 = 4.893_524_6e-3;
     const A3: f32 = 6.372_619_3e-4;
@@ -57,38 +68,35 @@ pub fn tanh_fast(x: f32) -> f32 {
     const B6: f32 = 1.198_258_4e-6;
     let x = x.clamp(-CLAMP, CLAMP);
     let x2 = x * x;
-    // Horner's rule, one fused multiply-add per step where the CPU has them
+    // Horner's rule, one multiply-add per step
     let h = |acc: f32, c: f32| mul_add(acc, x2, c);
     let p = [A11, A9, A7, A5, A3, A1].into_iter().fold(A13, h) * x;
     let q = [B4, B2, B0].into_iter().fold(B6, h);
     p / q
 }
 
-/// `a * b + c`: one fused multiply-add where the build targets FMA (half the
-/// instructions of the tanh), else a multiply and an add (`f32::mul_add` without
-/// hardware FMA is a slow library call).
-#[inline(always)]
-fn mul_add(a: f32, b: f32, c: f32) -> f32 {
-    #[cfg(target_feature = "fma")]
-    return a.mul_add(b, c);
-    #[cfg(not(target_feature = "fma"))]
-    return a * b + c;
-}
-
-#[inline(always)]
-fn sigmoid(a: f32) -> f32 {
-    // 1 / (1 + e^-a) = (1 + tanh(a/2)) / 2, vectorisable through tanh_fast
-    0.5 + 0.5 * tanh_fast(0.5 * a)
-}
-
 impl Activation {
-    /// `f(a)` for one value.
+    /// `f(a)` for one value (fused multiply-adds in the tanh: the values of the
+    /// AVX2 and AVX-512 kernels).
     #[inline(always)]
     pub fn apply(self, a: f32) -> f32 {
+        self.apply_with(a, f32::mul_add)
+    }
+
+    /// `f(a)` with token `s`'s multiply-adds in the tanh.
+    #[inline(always)]
+    fn apply_on<S: Simd>(self, s: S, a: f32) -> f32 {
+        self.apply_with(a, |a, b, c| s.mul_add1(a, b, c))
+    }
+
+    #[inline(always)]
+    fn apply_with(self, a: f32, mul_add: impl Fn(f32, f32, f32) -> f32 + Copy) -> f32 {
+        let tanh = |x: f32| tanh_with(x, mul_add);
         match self {
-            Activation::ScaledTanh => SCALED_TANH_A * tanh_fast(SCALED_TANH_S * a),
-            Activation::Tanh => tanh_fast(a),
-            Activation::Sigmoid => sigmoid(a),
+            Activation::ScaledTanh => SCALED_TANH_A * tanh(SCALED_TANH_S * a),
+            Activation::Tanh => tanh(a),
+            // 1 / (1 + e^-a) = (1 + tanh(a/2)) / 2, vectorisable through the tanh
+            Activation::Sigmoid => 0.5 + 0.5 * tanh(0.5 * a),
             Activation::Relu => a.max(0.0),
             Activation::Prelu { alpha } => {
                 if a > 0.0 {
@@ -143,17 +151,24 @@ impl Activation {
     /// `y = f(a)` element-wise.
     pub fn forward(self, a: &[f32], y: &mut [f32]) {
         assert_eq!(a.len(), y.len());
+        with_isa!(s => self.forward_on(s, a, y))
+    }
+
+    #[inline(always)]
+    fn forward_on<S: Simd>(self, s: S, a: &[f32], y: &mut [f32]) {
         // One loop per variant so that each compiles to its own vector loop.
         macro_rules! map {
             ($f:expr) => {
-                y.iter_mut().zip(a).for_each(|(y, &a)| *y = $f(a))
+                y.iter_mut()
+                    .zip(a)
+                    .for_each(|(y, &a)| *y = $f.apply_on(s, a))
             };
         }
         match self {
-            Activation::ScaledTanh => map!(|a| Activation::ScaledTanh.apply(a)),
-            Activation::Tanh => map!(tanh_fast),
-            Activation::Sigmoid => map!(sigmoid),
-            other => map!(|a| other.apply(a)),
+            Activation::ScaledTanh => map!(Activation::ScaledTanh),
+            Activation::Tanh => map!(Activation::Tanh),
+            Activation::Sigmoid => map!(Activation::Sigmoid),
+            other => map!(other),
         }
     }
 
@@ -167,8 +182,13 @@ impl Activation {
         self.chain(a, y, d2y, d2a, |d| d * d);
     }
 
-    fn chain(self, a: &[f32], y: &[f32], g: &[f32], out: &mut [f32], power: impl Fn(f32) -> f32) {
+    fn chain(self, a: &[f32], y: &[f32], g: &[f32], out: &mut [f32], power: impl Fn(f32) -> f32 + Copy) {
         assert!(a.len() == y.len() && y.len() == g.len() && g.len() == out.len());
+        with_isa!(_s => self.chain_loops(a, y, g, out, power))
+    }
+
+    #[inline(always)]
+    fn chain_loops(self, a: &[f32], y: &[f32], g: &[f32], out: &mut [f32], power: impl Fn(f32) -> f32) {
         // One loop per variant (as in `forward`): with the `match` inside the loop
         // the compiler keeps it scalar.
         macro_rules! map {

@@ -36,6 +36,13 @@ use crate::{scratch, squared, Algo};
 
 mod lanes;
 
+/// Images per group of the lanes kernel (the parallel variant's direct
+/// convolution): one value of 16 images per AVX-512 register, two AVX2 registers.
+pub const LANES_GROUP: usize = lanes::L;
+/// Fewest images for which the parallel variant uses the lanes kernel (half a
+/// group); below, im2col + GEMM.
+pub const LANES_MIN_BATCH: usize = lanes::MIN_BATCH;
+
 /// Geometry of a batched stride-1 convolution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConvShape {
@@ -428,7 +435,7 @@ mod im2col {
 
     /// Number of images per parallel task: the batch split evenly over the threads.
     fn images_per_task(batch: usize) -> usize {
-        batch.div_ceil(rayon::current_num_threads()).max(1)
+        crate::threads::per_thread(batch, 1)
     }
 
     /// Is the convolution a fully-connected layer in disguise (C5: the kernel covers

@@ -6,6 +6,7 @@
 use rayon::prelude::*;
 
 use crate::gemm::{gemm, gemm_packed, pack_transposed, packed_len, MatRef};
+use crate::simd::with_isa;
 use crate::{rows_per_task, squared, Algo};
 
 /// Geometry of a batched fully-connected layer.
@@ -106,11 +107,12 @@ pub fn x_backward(algo: Algo, s: &FcShape, w: &[f32], dy: &[f32], dx: &mut [f32]
             // one sample (batch 1, the paper's per-pattern updates): a sum of the
             // weight rows scaled by dy, without the `gemm` crate's set-up for a
             // one-row product (its small-matrix driver was 2-3% of a batch-1 step)
-            dx.fill(0.0);
-            for (&g, w_row) in dy.iter().zip(w.chunks_exact(i)) {
-                dx.iter_mut().zip(w_row).for_each(|(d, &wv)| *d += g * wv);
-            }
-            return;
+            return with_isa!(_s => {
+                dx.fill(0.0);
+                for (&g, w_row) in dy.iter().zip(w.chunks_exact(i)) {
+                    dx.iter_mut().zip(w_row).for_each(|(d, &wv)| *d += g * wv);
+                }
+            });
         }
         gemm(MatRef::new(dy, dy.len() / o, o), MatRef::new(w, o, i), 0.0, dx, i);
     };
@@ -143,11 +145,12 @@ pub fn weight_backward(algo: Algo, s: &FcShape, x: &[f32], dy: &[f32], dw: &mut 
         if n == 1 {
             // one sample: dW is the outer product dy^T x, row by row (through the
             // `gemm` crate, a product with k = 1 took 6% of a batch-1 step)
-            for ((dw_row, g_b), &g) in dw.chunks_exact_mut(i).zip(db.iter_mut()).zip(&dy[o0..o0 + m]) {
-                dw_row.iter_mut().zip(x).for_each(|(d, &xv)| *d = g * xv);
-                *g_b = g;
-            }
-            return;
+            return with_isa!(_s => {
+                for ((dw_row, g_b), &g) in dw.chunks_exact_mut(i).zip(db.iter_mut()).zip(&dy[o0..o0 + m]) {
+                    dw_row.iter_mut().zip(x).for_each(|(d, &xv)| *d = g * xv);
+                    *g_b = g;
+                }
+            });
         }
         let dy_t = MatRef {
             data: &dy[o0..],

@@ -1,13 +1,21 @@
 //! Matrix products. [`gemm()`]: `C = A B + beta C` on strided `f32` matrices, checked
-//! against the slices and handed to the `gemm` crate (which picks its AVX-512 /
-//! AVX2+FMA kernel at run time, and skips packing for the small matrices LeNet's
-//! layers make); `gemm` measured faster than `matrixmultiply` on LeNet's shapes, up
-//! to 8x at batch 1. [`gemm_packed`]: `C = A W^T + bias` with `W` packed once per
-//! call by [`pack_transposed`], a register-tile micro-kernel that beats the crate
-//! from 64 rows on (C5 forward at batch 256: 121-127 against 95-108 GFLOP/s on two
-//! threads). Measurements in docs/benchmarks.md.
+//! against the slices and handed to the `gemm` crate (which skips packing for the
+//! small matrices LeNet's layers make); `gemm` measured faster than
+//! `matrixmultiply` on LeNet's shapes, up to 8x at batch 1. [`gemm_packed`]:
+//! `C = A W^T + bias` with `W` packed once per call by [`pack_transposed`], a
+//! register-tile micro-kernel that beats the crate from 64 rows on (C5 forward at
+//! batch 256: 121-127 against 95-108 GFLOP/s on two threads). Measurements in
+//! docs/benchmarks.md.
+//!
+//! **Same bits on every CPU with FMA.** The `gemm` crate picks its kernel at run
+//! time; it is built without its AVX-512 kernels (the workspace leaves out its
+//! `x86-v4` feature), so an AVX2 and an AVX-512 machine run the same AVX2+FMA
+//! code. Its blocking of the inner dimension depends on the CPU's cache sizes
+//! only above 512 terms, so [`gemm()`] hands it at most [`MAX_K`] terms at a time
+//! and adds the blocks itself, in order. [`gemm_packed`] sums each value in one
+//! chain of multiply-adds in order of `k`, whatever the register width.
 
-use crate::simd;
+use crate::simd::{with_isa, Simd};
 
 /// A strided view of a matrix in a slice: element `(r, c)` is `data[r * rs + c * cs]`.
 #[derive(Clone, Copy)]
@@ -56,8 +64,34 @@ fn last_index(rows: usize, cols: usize, rs: usize, cs: usize) -> usize {
 /// assert_eq!(c, [5.0, 11.0, 11.0, 25.0]); // A A^T
 /// ```
 pub fn gemm(a: MatRef, b: MatRef, beta: f32, c: &mut [f32], ldc: usize) {
-    gemm_strided(a, b, beta, c, (ldc, 1));
+    let k = a.cols;
+    if k <= MAX_K {
+        return gemm_strided(a, b, beta, c, (ldc, 1));
+    }
+    // the inner dimension in blocks of MAX_K, the first scaling C by beta, the
+    // others adding to it
+    for (j, k0) in (0..k).step_by(MAX_K).enumerate() {
+        let kb = (k - k0).min(MAX_K);
+        let a_block = MatRef {
+            data: &a.data[k0 * a.cs..],
+            cols: kb,
+            ..a
+        };
+        let b_block = MatRef {
+            data: &b.data[k0 * b.rs..],
+            rows: kb,
+            ..b
+        };
+        gemm_strided(a_block, b_block, if j == 0 { beta } else { 1.0 }, c, (ldc, 1));
+    }
 }
+
+/// Most terms of one sum that [`gemm()`] gives the `gemm` crate in one call: up to
+/// 512 it never splits the sum by the CPU's cache sizes (`gemm-common`'s
+/// `kernel_params`: a block of `max(512, L1-derived).min(k)`), so its results do
+/// not depend on the CPU. (LeNet's largest, C1's weight gradient at batch 1, sums
+/// 784 terms.)
+pub const MAX_K: usize = 512;
 
 /// `c = a * b + beta * c` where `c`'s element `(r, j)` is `c[r * c_strides.0 + j * c_strides.1]`.
 /// (Row-major or transposed forms of one product measured the same speed: the
@@ -111,13 +145,21 @@ fn gemm_strided(a: MatRef, b: MatRef, beta: f32, c: &mut [f32], c_strides: (usiz
 }
 
 /// Columns per panel of a [packed](pack_transposed) right-hand operand: three
-/// 8-lane registers.
-pub const PANEL: usize = 3 * simd::L;
-/// Rows of the left operand per micro-tile: 4 rows x 3 registers = 12 accumulators,
-/// 4 broadcasts and 3 loads per 12 FMAs. (A 6 x 16 tile, 8 loads per 12 FMAs,
-/// measured 53-74 GFLOP/s on one core against 75-88 for this one, on
-/// 256 x 400 x 120.)
-const TILE_ROWS: usize = 4;
+/// AVX-512 registers, or two passes of three AVX2 registers.
+pub const PANEL: usize = 48;
+
+/// Rows of the left operand per micro-tile for registers of `w` lanes: with AVX2,
+/// 4 rows x 3 registers = 12 accumulators, 4 broadcasts and 3 loads per 12 FMAs
+/// (a 6 x 16 tile, 8 loads per 12 FMAs, measured 53-74 GFLOP/s on one core
+/// against 75-88 for this one, on 256 x 400 x 120); AVX-512's 32 registers hold
+/// 8 rows x 3 registers.
+const fn tile_rows(w: usize) -> usize {
+    if w >= 16 {
+        8
+    } else {
+        4
+    }
+}
 
 /// Values in the packed form of a `k x n` right-hand operand: whole panels.
 pub fn packed_len(k: usize, n: usize) -> usize {
@@ -139,11 +181,16 @@ pub fn packed_len(k: usize, n: usize) -> usize {
 /// assert!(packed[2..PANEL].iter().all(|&v| v == 0.0)); // padding
 /// ```
 pub fn pack_transposed(w: &[f32], n: usize, k: usize, packed: &mut [f32]) {
-    const L: usize = simd::L;
     assert_eq!((w.len(), packed.len()), (n * k, packed_len(k, n)));
     if packed.is_empty() {
         return;
     }
+    with_isa!(s => pack_transposed_on(s, w, n, k, packed))
+}
+
+#[inline(always)]
+fn pack_transposed_on<S: Simd>(s: S, w: &[f32], n: usize, k: usize, packed: &mut [f32]) {
+    const L: usize = 8;
     let whole = k - k % L;
     for (p, panel) in packed.chunks_exact_mut(PANEL * k).enumerate() {
         let j0 = p * PANEL;
@@ -156,9 +203,10 @@ pub fn pack_transposed(w: &[f32], n: usize, k: usize, packed: &mut [f32]) {
             for i0 in (0..whole).step_by(L) {
                 let out = &mut panel[i0 * PANEL..(i0 + L) * PANEL];
                 for g in 0..PANEL / L {
-                    let block = std::array::from_fn(|j| simd::load(&rows[(g * L + j) * k + i0..]));
-                    for (i, r) in simd::transpose(block).into_iter().enumerate() {
-                        simd::store(r, &mut out[i * PANEL + g * L..]);
+                    let block =
+                        std::array::from_fn(|j| std::array::from_fn(|v| rows[(g * L + j) * k + i0 + v]));
+                    for (i, r) in s.transpose8(block).into_iter().enumerate() {
+                        out[i * PANEL + g * L..][..L].copy_from_slice(&r);
                     }
                 }
             }
@@ -177,9 +225,10 @@ pub fn pack_transposed(w: &[f32], n: usize, k: usize, packed: &mut [f32]) {
 /// stride `lda`), `b` [packed](pack_transposed) from `n` columns, `bias` of `n`
 /// values added to every row, `c` row-major with row stride `ldc`.
 ///
-/// The micro-kernel keeps a 4 x 24 tile of `c` in 12 registers while `k` steps
-/// stream past (4 broadcast values of `a`, 3 loads of `b`, 12 FMAs each); each
-/// value of `c` is one chain of FMAs in order of `k`, then the bias.
+/// The micro-kernel keeps a tile of `c` in registers (AVX2: 4 rows x 24 columns in
+/// 12 registers; AVX-512: 8 x 48 in 24) while `k` steps stream past (a broadcast
+/// value of `a` per row, 3 loads of `b`, 3 FMAs per row); each value of `c` is
+/// one chain of multiply-adds in order of `k`, then the bias.
 ///
 /// ```
 /// use tensor_ops::gemm::{gemm_packed, pack_transposed, packed_len};
@@ -217,51 +266,85 @@ pub fn gemm_packed(
         return;
     }
     assert!((m - 1) * lda + k <= a.len(), "gemm_packed: A too small");
-    // rows outside: a tile's 4 rows of `a` (k values each) stay in L1 while the
+    with_isa!(s => gemm_packed_on(s, (a, m, k, lda), packed, bias, (c, ldc)))
+}
+
+/// [`gemm_packed`] with token `s`, its arguments checked.
+#[inline(always)]
+fn gemm_packed_on<S: Simd>(
+    s: S,
+    (a, m, k, lda): (&[f32], usize, usize, usize),
+    packed: &[f32],
+    bias: &[f32],
+    (c, ldc): (&mut [f32], usize),
+) {
+    let n = bias.len();
+    let tile_rows = tile_rows(S::W);
+    // columns per pass over a panel: three registers
+    let pass = 3 * S::W;
+    // rows outside: a tile's rows of `a` (k values each) stay in L1 while the
     // panels stream from L2
-    for r0 in (0..m).step_by(TILE_ROWS) {
-        let rows = (m - r0).min(TILE_ROWS);
+    for r0 in (0..m).step_by(tile_rows) {
+        let rows = (m - r0).min(tile_rows);
         let a = &a[r0 * lda..];
         for (p, panel) in packed.chunks_exact(PANEL * k).enumerate() {
-            let (c0, cols) = (p * PANEL, (n - p * PANEL).min(PANEL));
-            let bias = &bias[c0..c0 + cols];
-            let c = &mut c[r0 * ldc + c0..];
-            match rows {
-                4 => tile::<4>(a, lda, k, panel, bias, c, ldc),
-                3 => tile::<3>(a, lda, k, panel, bias, c, ldc),
-                2 => tile::<2>(a, lda, k, panel, bias, c, ldc),
-                _ => tile::<1>(a, lda, k, panel, bias, c, ldc),
+            // the panel's live columns in passes of three registers (or fewer,
+            // for the last columns)
+            for c0 in (p * PANEL..n.min((p + 1) * PANEL)).step_by(pass) {
+                let cols = (n - c0).min(pass);
+                let at = (panel, c0 - p * PANEL);
+                let (bias, c) = (&bias[c0..c0 + cols], &mut c[r0 * ldc + c0..]);
+                macro_rules! regs {
+                    ($r:literal) => {
+                        match cols.div_ceil(S::W) {
+                            3 => tile::<S, $r, 3>(s, (a, lda, k), at, bias, (c, ldc)),
+                            2 => tile::<S, $r, 2>(s, (a, lda, k), at, bias, (c, ldc)),
+                            _ => tile::<S, $r, 1>(s, (a, lda, k), at, bias, (c, ldc)),
+                        }
+                    };
+                }
+                match rows {
+                    8 => regs!(8),
+                    7 => regs!(7),
+                    6 => regs!(6),
+                    5 => regs!(5),
+                    4 => regs!(4),
+                    3 => regs!(3),
+                    2 => regs!(2),
+                    _ => regs!(1),
+                }
             }
         }
     }
 }
 
-/// One `R x cols` tile: `c[r][j] = bias[j] + sum_i a[r][i] * panel[i][j]`.
+/// One `R x cols` tile in `V` registers per row: `c[r][j] = bias[j] + sum_i
+/// a[r][i] * panel[i][off + j]`.
 #[inline(always)]
-fn tile<const R: usize>(
-    a: &[f32],
-    lda: usize,
-    k: usize,
-    panel: &[f32],
+fn tile<S: Simd, const R: usize, const V: usize>(
+    s: S,
+    (a, lda, k): (&[f32], usize, usize),
+    (panel, off): (&[f32], usize),
     bias: &[f32],
-    c: &mut [f32],
-    ldc: usize,
+    (c, ldc): (&mut [f32], usize),
 ) {
-    const V: usize = PANEL / simd::L;
+    let w = S::W;
     let a_rows: [&[f32]; R] = std::array::from_fn(|r| &a[r * lda..][..k]);
     let panel = &panel[..k * PANEL];
-    let mut acc = [[simd::splat(0.0); V]; R];
-    // one step of k: three loads of b, R broadcasts of a, 3R FMAs
-    let step = |acc: &mut [[simd::R; V]; R], i: usize| {
+    assert!(off + V * w <= PANEL);
+    let mut acc = [[s.splat(0.0); V]; R];
+    // one step of k: V loads of b, R broadcasts of a, V R multiply-adds
+    let step = |acc: &mut [[S::R; V]; R], i: usize| {
         // SAFETY: i < k, every row of `a_rows` holds k values and `panel` k rows
-        // of PANEL (sliced above); unchecked, the loop is its FMAs and loads only
-        // (with the checks: 61 against 78 GFLOP/s on one core)
-        let b_row = unsafe { panel.get_unchecked(i * PANEL..(i + 1) * PANEL) };
-        let b: [simd::R; V] = std::array::from_fn(|v| simd::load(&b_row[v * simd::L..]));
+        // of PANEL (sliced above), off + V w <= PANEL (asserted); unchecked, the
+        // loop is its FMAs and loads only (with the checks: 61 against 78 GFLOP/s
+        // on one core)
+        let b_row = unsafe { panel.get_unchecked(i * PANEL + off..i * PANEL + off + V * w) };
+        let b: [S::R; V] = std::array::from_fn(|v| s.load(&b_row[v * w..]));
         for (acc_r, a_r) in acc.iter_mut().zip(&a_rows) {
-            let x = simd::splat(unsafe { *a_r.get_unchecked(i) });
+            let x = s.splat(unsafe { *a_r.get_unchecked(i) });
             for (acc_rv, &b_v) in acc_r.iter_mut().zip(&b) {
-                *acc_rv = simd::mul_add(x, b_v, *acc_rv);
+                *acc_rv = s.mul_add(x, b_v, *acc_rv);
             }
         }
     };
@@ -274,13 +357,13 @@ fn tile<const R: usize>(
         step(&mut acc, k - 1);
     }
     let cols = bias.len();
-    if cols == PANEL {
-        // a whole panel: bias added and stored a register at a time
-        let bias: [simd::R; V] = std::array::from_fn(|v| simd::load(&bias[v * simd::L..]));
+    if cols == V * w {
+        // whole registers: bias added and stored a register at a time
+        let bias: [S::R; V] = std::array::from_fn(|v| s.load(&bias[v * w..]));
         for (r, acc_r) in acc.iter().enumerate() {
-            let c_row = &mut c[r * ldc..][..PANEL];
+            let c_row = &mut c[r * ldc..][..cols];
             for (v, (&acc_rv, &b_v)) in acc_r.iter().zip(&bias).enumerate() {
-                simd::store(simd::add(acc_rv, b_v), &mut c_row[v * simd::L..]);
+                s.store(s.add(acc_rv, b_v), &mut c_row[v * w..]);
             }
         }
         return;
@@ -288,7 +371,7 @@ fn tile<const R: usize>(
     for (r, acc_r) in acc.iter().enumerate() {
         let mut out = [0.0f32; PANEL];
         for (v, &acc_rv) in acc_r.iter().enumerate() {
-            simd::store(acc_rv, &mut out[v * simd::L..]);
+            s.store(acc_rv, &mut out[v * w..]);
         }
         for ((c, o), b) in c[r * ldc..][..cols].iter_mut().zip(out).zip(bias) {
             *c = o + b;

@@ -23,6 +23,11 @@
 //! multiplies by `f'(a)^2`. For linear kernels these are the first-derivative
 //! kernels applied to squared operands, so they share one implementation.
 //!
+//! Three decisions are made in one place each: the algorithm in each concept's
+//! dispatch (`match algo`), the instruction set in [`simd`](crate::isa) (chosen at
+//! run time: AVX-512, AVX2+FMA or portable), and how work is split over threads
+//! in [`threads`].
+//!
 //! This crate knows nothing of layers, models, files or datasets. Shape mismatches
 //! between slices and the shapes given are programming errors and panic.
 
@@ -33,12 +38,17 @@ pub mod gemm;
 pub mod pool;
 mod simd;
 pub mod subsample;
+pub mod threads;
 
 pub use activation::Activation;
 pub use conv::{ConnTable, ConvShape, ConvWorkspace};
+pub use simd::{isa, set_isa, Isa, IsaError};
+pub use threads::over_images;
+pub(crate) use threads::{rows_per_task, GEMM_SPLIT};
 
 /// Which implementation a kernel uses. All give the same results up to float
-/// rounding (tested to 1e-5 relative); `Parallel` is the fastest.
+/// rounding (tested to 1e-5 relative); `Parallel` is the fastest. Every variant
+/// runs on the instruction set chosen at run time ([`isa`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Algo {
@@ -46,10 +56,11 @@ pub enum Algo {
     Naive,
     /// Unfold patches (im2col), one matrix multiply for the whole batch; one thread.
     Im2col,
-    /// The fastest kernel per shape, split across rayon threads: for convolutions at
-    /// batch >= 8 a direct kernel with eight images in the vector lanes
-    /// (`conv/lanes.rs`), otherwise im2col + GEMM with the batch (or the output
-    /// channels) split.
+    /// The fastest kernel per shape, split across rayon threads ([`threads`]): for
+    /// convolutions at batch >= 8 a direct kernel with sixteen images in the
+    /// vector lanes (`conv/lanes.rs`), otherwise im2col + GEMM with the batch (or
+    /// the output channels) split. Which algorithm runs depends on the shape
+    /// alone, never on the CPU or the thread count.
     #[default]
     Parallel,
 }
@@ -78,66 +89,6 @@ impl std::str::FromStr for Algo {
     }
 }
 
-/// Into how many tasks the parallel variants split a GEMM's work (samples, output
-/// units, or the images whose weight gradients are summed): a fixed number, never
-/// the thread count. A GEMM's summation order can depend on its shape (the `gemm`
-/// crate picks kernels by shape), so blocks sized by the thread count would make
-/// results depend on it; with a fixed split the parallel variants are bit-identical
-/// on any number of threads. Two halves keep every GEMM as large as possible on the
-/// 2-core machines this is tuned for (finer fixed blocks measured up to 2x slower:
-/// C3's weight gradient in blocks of 3 maps, C5 in blocks of 8 samples). Per-image
-/// work (convolution forward and input gradient) is split by image and uses every
-/// thread.
-pub(crate) const GEMM_SPLIT: usize = 2;
-
-/// Rows per task when `rows` rows are split into [`GEMM_SPLIT`] tasks.
-pub(crate) fn rows_per_task(rows: usize) -> usize {
-    rows.div_ceil(GEMM_SPLIT).max(1)
-}
-
-/// Runs a per-image kernel over a batch: `f(images, out)` computes the outputs of
-/// the images in `images` into `out` (their `out_per_image` values each). With
-/// [`Algo::Parallel`] and enough work, the batch is cut into one task of whole
-/// images per thread; otherwise `f` sees the whole batch at once. Images are
-/// independent, so the results are the same for every split.
-///
-/// This is the one place where element-wise layers (activations, pooling,
-/// subsampling) decide to use threads.
-///
-/// ```
-/// use tensor_ops::{over_images, Algo};
-/// let x = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0];
-/// let mut y = [0.0f32; 6];
-/// // 3 images of 2 values: y = 2x
-/// over_images(Algo::Parallel, 3, &mut y, 2, |images, out| {
-///     let x = &x[images.start * 2..images.end * 2];
-///     out.iter_mut().zip(x).for_each(|(o, &v)| *o = 2.0 * v);
-/// });
-/// assert_eq!(y, [2.0, 4.0, 6.0, 8.0, 10.0, 12.0]);
-/// ```
-pub fn over_images<F>(algo: Algo, batch: usize, out: &mut [f32], out_per_image: usize, f: F)
-where
-    F: Fn(std::ops::Range<usize>, &mut [f32]) + Sync,
-{
-    use rayon::prelude::*;
-    assert_eq!(out.len(), batch * out_per_image, "over_images: output length");
-    let threads = rayon::current_num_threads();
-    // below this many values a task costs more to hand out than to compute
-    const MIN_PER_TASK: usize = 4096;
-    let parallel = algo == Algo::Parallel && threads > 1 && out.len() >= 2 * MIN_PER_TASK;
-    if !parallel || out_per_image == 0 {
-        f(0..batch, out);
-        return;
-    }
-    let per_task = batch.div_ceil(threads).max(MIN_PER_TASK.div_ceil(out_per_image));
-    out.par_chunks_mut(per_task * out_per_image)
-        .enumerate()
-        .for_each(|(t, chunk)| {
-            let first = t * per_task;
-            f(first..first + chunk.len() / out_per_image, chunk)
-        });
-}
-
 /// Grows a scratch buffer to at least `len` values (never shrinks, so a buffer
 /// sized once is reused without allocating) and returns its first `len`. Values
 /// already in the buffer are kept: callers overwrite what they use.
@@ -163,6 +114,7 @@ thread_local! {
 /// contents, for kernels without a caller-owned workspace (the subsampling
 /// coefficient gradient, the fully connected forward pass). `f` must not call it
 /// again.
+#[inline(always)]
 pub(crate) fn with_thread_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
     THREAD_SCRATCH.with_borrow_mut(|buf| f(scratch(buf, len)))
 }
@@ -170,6 +122,7 @@ pub(crate) fn with_thread_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R
 /// Sum of `v` in 8 interleaved partial sums, added at the end: the same value
 /// every time, and a vector loop (a plain `iter().sum()` keeps the strict
 /// left-to-right order, one add at a time).
+#[inline(always)]
 pub(crate) fn sum8(v: &[f32]) -> f32 {
     sum8_zip(v, v, |x, _| x)
 }
@@ -183,7 +136,7 @@ pub(crate) fn sum8(v: &[f32]) -> f32 {
 /// let (a, b) = ([1.0f32, 2.0, 3.0], [4.0f32, 5.0, 6.0]);
 /// assert_eq!(tensor_ops::sum8_zip(&a, &b, |x, y| x * y), 32.0);
 /// ```
-#[inline]
+#[inline(always)]
 pub fn sum8_zip(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f32 {
     let mut lanes = [0.0f32; 8];
     let (a8, b8) = (a.chunks_exact(8), b.chunks_exact(8));
@@ -202,6 +155,7 @@ pub fn sum8_zip(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f32 {
 }
 
 /// Element-wise square into a scratch buffer (for second-derivative passes).
+#[inline(always)]
 pub(crate) fn squared<'a>(buf: &'a mut Vec<f32>, v: &[f32]) -> &'a [f32] {
     let out = scratch(buf, v.len());
     for (o, &x) in out.iter_mut().zip(v) {

@@ -5,6 +5,8 @@
 //! - max: `y = max(...)`, with the winner's position (0..4, row-major in the window)
 //!   kept in `argmax` for the backward pass.
 
+use crate::simd::with_isa;
+
 /// Geometry of a 2x2, stride-2 pooling.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolShape {
@@ -38,6 +40,7 @@ impl PoolShape {
 /// `p`. The kernels then walk the rows in pairs of columns, a form that vectorises
 /// (one window at a time through four computed indices ran 2.4x slower for
 /// average pooling, 3.8x for max pooling: kernel bench, batch 256).
+#[inline(always)]
 pub(crate) fn for_each_row_pair(s: &PoolShape, mut f: impl FnMut(usize, usize, usize, usize)) {
     let (oh, ow) = (s.out_h(), s.out_w());
     for m in 0..s.maps() {
@@ -50,6 +53,7 @@ pub(crate) fn for_each_row_pair(s: &PoolShape, mut f: impl FnMut(usize, usize, u
 
 /// The two input rows of output row `(top, bottom)` as pairs of columns, the
 /// window of output column `q` being `top[q]` and `bottom[q]`.
+#[inline(always)]
 pub(crate) fn window_rows<'a>(
     s: &PoolShape,
     x: &'a [f32],
@@ -64,13 +68,14 @@ pub(crate) fn window_rows<'a>(
 /// map's windows, row after row, are the consecutive pairs of its row-pair sums
 /// ([`window_sums_of`]).
 pub(crate) fn even_sizes(s: &PoolShape) -> bool {
-    s.h % 2 == 0 && s.w % 2 == 0
+    s.h.is_multiple_of(2) && s.w.is_multiple_of(2)
 }
 
 /// The 2x2 window sums of `input(x)` over one map `x [H, W]` of [`even_sizes`],
 /// into `sums [H/2 * W/2]`, in two long runs (output rows of 14 or 5 values are too
 /// short to vectorise): the pairs of rows added into `vsum [H/2, W]`, then the
 /// consecutive pairs of `vsum`.
+#[inline(always)]
 pub(crate) fn window_sums_of(
     w: usize,
     x: &[f32],
@@ -91,6 +96,7 @@ pub(crate) fn window_sums_of(
 
 /// An odd last row or column is dropped by the 2x2 windows: it gets no gradient.
 /// (The rest of `dx` is overwritten by the backward kernels.)
+#[inline(always)]
 fn zero_dropped_edge(s: &PoolShape, dx: &mut [f32]) {
     if s.h % 2 == 1 || s.w % 2 == 1 {
         dx.fill(0.0);
@@ -107,31 +113,39 @@ fn check(s: &PoolShape, x: usize, y: usize) {
 
 /// Average pooling forward.
 pub fn avg_forward(s: &PoolShape, x: &[f32], y: &mut [f32]) {
-    check(s, x.len(), y.len());
-    for_each_row_pair(s, |_, top, bottom, out| {
-        let (top, bottom) = window_rows(s, x, top, bottom);
-        for ((y, t), u) in y[out..][..s.out_w()].iter_mut().zip(top).zip(bottom) {
-            *y = 0.25 * (t[0] + t[1] + u[0] + u[1]);
-        }
-    });
+    with_isa!(_s => {
+        check(s, x.len(), y.len());
+        for_each_row_pair(s, |_, top, bottom, out| {
+            let (top, bottom) = window_rows(s, x, top, bottom);
+            for ((y, t), u) in y[out..][..s.out_w()].iter_mut().zip(top).zip(bottom) {
+                *y = 0.25 * (t[0] + t[1] + u[0] + u[1]);
+            }
+        });
+    })
 }
 
 /// Average pooling backward: each input of a window gets a quarter of its gradient.
 pub fn avg_x_backward(s: &PoolShape, dy: &[f32], dx: &mut [f32]) {
-    avg_spread(s, dy, dx, 0.25);
+    with_isa!(_s => {
+        avg_spread(s, dy, dx, 0.25);
+    })
 }
 
 /// Average pooling second derivatives: the weights 1/4 enter squared, 1/16.
 pub fn avg_x_backward_second(s: &PoolShape, d2y: &[f32], d2x: &mut [f32]) {
-    avg_spread(s, d2y, d2x, 0.0625);
+    with_isa!(_s => {
+        avg_spread(s, d2y, d2x, 0.0625);
+    })
 }
 
+#[inline(always)]
 fn avg_spread(s: &PoolShape, dy: &[f32], dx: &mut [f32], factor: f32) {
     spread(s, dy, dx, |_| factor);
 }
 
 /// `dx = factor(map) * dy` for each of a window's four inputs (average pooling,
 /// LeNet's subsampling).
+#[inline(always)]
 pub(crate) fn spread(s: &PoolShape, dy: &[f32], dx: &mut [f32], factor: impl Fn(usize) -> f32) {
     check(s, dx.len(), dy.len());
     zero_dropped_edge(s, dx);
@@ -150,43 +164,47 @@ pub(crate) fn spread(s: &PoolShape, dy: &[f32], dx: &mut [f32], factor: impl Fn(
 /// Max pooling forward; `argmax[o]` records which of the 4 inputs won (first on
 /// ties; 0, 1 the top row, 2, 3 the bottom one).
 pub fn max_forward(s: &PoolShape, x: &[f32], y: &mut [f32], argmax: &mut [u8]) {
-    check(s, x.len(), y.len());
-    assert_eq!(argmax.len(), y.len());
-    let ow = s.out_w();
-    for_each_row_pair(s, |_, top, bottom, out| {
-        let (top, bottom) = window_rows(s, x, top, bottom);
-        let outs = y[out..][..ow].iter_mut().zip(&mut argmax[out..][..ow]);
-        for ((y, a), (t, u)) in outs.zip(top.zip(bottom)) {
-            // the running maximum as selects rather than branches (it vectorises)
-            let (mut best, mut at) = (t[0], 0u8);
-            for (k, v) in [(1, t[1]), (2, u[0]), (3, u[1])] {
-                let wins = v > best;
-                best = if wins { v } else { best };
-                at = if wins { k } else { at };
+    with_isa!(_s => {
+        check(s, x.len(), y.len());
+        assert_eq!(argmax.len(), y.len());
+        let ow = s.out_w();
+        for_each_row_pair(s, |_, top, bottom, out| {
+            let (top, bottom) = window_rows(s, x, top, bottom);
+            let outs = y[out..][..ow].iter_mut().zip(&mut argmax[out..][..ow]);
+            for ((y, a), (t, u)) in outs.zip(top.zip(bottom)) {
+                // the running maximum as selects rather than branches (it vectorises)
+                let (mut best, mut at) = (t[0], 0u8);
+                for (k, v) in [(1, t[1]), (2, u[0]), (3, u[1])] {
+                    let wins = v > best;
+                    best = if wins { v } else { best };
+                    at = if wins { k } else { at };
+                }
+                *y = best;
+                *a = at;
             }
-            *y = best;
-            *a = at;
-        }
-    });
+        });
+    })
 }
 
 /// Max pooling backward: the gradient goes to the window's winner only. The same
 /// routing serves second derivatives (the winner's weight is 1, and 1^2 = 1).
 pub fn max_x_backward(s: &PoolShape, argmax: &[u8], dy: &[f32], dx: &mut [f32]) {
-    check(s, dx.len(), dy.len());
-    assert_eq!(argmax.len(), dy.len());
-    zero_dropped_edge(s, dx);
-    let ow = s.out_w();
-    for_each_row_pair(s, |_, top, bottom, out| {
-        // one input row at a time, the winner's gradient selected, not branched to
-        for (row, first) in [(top, 0), (bottom, 2)] {
-            let grads = dy[out..][..ow].iter().zip(&argmax[out..][..ow]);
-            for (d, (&g, &a)) in dx[row..][..2 * ow].chunks_exact_mut(2).zip(grads) {
-                d[0] = if a == first { g } else { 0.0 };
-                d[1] = if a == first + 1 { g } else { 0.0 };
+    with_isa!(_s => {
+        check(s, dx.len(), dy.len());
+        assert_eq!(argmax.len(), dy.len());
+        zero_dropped_edge(s, dx);
+        let ow = s.out_w();
+        for_each_row_pair(s, |_, top, bottom, out| {
+            // one input row at a time, the winner's gradient selected, not branched to
+            for (row, first) in [(top, 0), (bottom, 2)] {
+                let grads = dy[out..][..ow].iter().zip(&argmax[out..][..ow]);
+                for (d, (&g, &a)) in dx[row..][..2 * ow].chunks_exact_mut(2).zip(grads) {
+                    d[0] = if a == first { g } else { 0.0 };
+                    d[1] = if a == first + 1 { g } else { 0.0 };
+                }
             }
-        }
-    });
+        });
+    })
 }
 
 #[cfg(test)]

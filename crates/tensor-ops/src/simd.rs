@@ -1,48 +1,323 @@
-//! One 8-lane `f32` register: AVX + FMA intrinsics when the build targets them
-//! (`.cargo/config.toml` builds for the native CPU), a plain array otherwise. Both
-//! compute the same fused multiply-adds, so results do not depend on which is used.
-//! Used by the kernels that are written register by register: the lanes
-//! convolution (`conv/lanes.rs`) and the packed GEMM micro-kernel (`gemm.rs`).
-//! (Written with plain arrays only, the compiler keeps wide strips of accumulators
-//! in memory: C3 at batch 32 ran at 6.6 GFLOP/s forward instead of 49.8.)
+//! The instruction set, chosen at run time: the one place that knows which vector
+//! registers the CPU has.
+//!
+//! The kernels that are written register by register (the lanes convolution,
+//! `conv/lanes.rs`, and the packed GEMM micro-kernel, `gemm.rs`) are generic over a
+//! [`Simd`] token; the element-wise kernels are plain loops that the compiler
+//! vectorises. [`with_isa!`] runs a kernel body under the [`Isa`] in use: for
+//! AVX-512 and AVX2 it compiles the body inside a `#[target_feature]` function, so
+//! that the body (inlined into it) is compiled for that instruction set, whatever
+//! the build's `target-cpu`; the portable body is the build's own code.
+//!
+//! **Same results on every instruction set.** Every kernel adds in an order set by
+//! its source, never by the register width (a wider register holds more images or
+//! more output columns, never more terms of one sum), and rounds each
+//! multiply-add once (FMA) on both AVX2 and AVX-512, so those two give the same
+//! bits. The portable path has no FMA to count on (a software `fmaf` per lane would
+//! cost ~20x), so it multiplies and adds in two roundings: the same sums in the
+//! same order, but not the same low bits.
+//!
+//! The choice is made once (the best the CPU has), can be forced with the
+//! environment variable `LENET_SIMD` (`portable`, `avx2`, `avx512`) or
+//! [`set_isa`], and is read by every kernel call.
 
-/// Lanes per register.
-pub const L: usize = 8;
+use std::sync::atomic::{AtomicU8, Ordering};
 
-#[cfg(all(target_arch = "x86_64", target_feature = "avx", target_feature = "fma"))]
-pub mod avx {
+/// An instruction set the kernels can run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Isa {
+    /// Plain Rust, vectorised by the compiler for the build's target (SSE2 on a
+    /// default x86-64 build); separate multiplies and adds.
+    Portable,
+    /// x86-64 AVX2 with FMA: 8 `f32` lanes.
+    Avx2,
+    /// x86-64 AVX-512F (with AVX2 and FMA): 16 `f32` lanes.
+    Avx512,
+}
+
+/// Why an instruction set cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IsaError {
+    /// The name is not one of `portable`, `avx2`, `avx512`.
+    #[error("unknown instruction set {0:?} (portable, avx2, avx512)")]
+    Unknown(String),
+    /// This CPU (or architecture) lacks the instructions.
+    #[error("this CPU does not support {0} (it supports: {1})")]
+    Unsupported(&'static str, String),
+}
+
+impl Isa {
+    /// Every instruction set, slowest first.
+    pub const ALL: [Isa; 3] = [Isa::Portable, Isa::Avx2, Isa::Avx512];
+
+    /// The name used by `LENET_SIMD` and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Portable => "portable",
+            Isa::Avx2 => "avx2",
+            Isa::Avx512 => "avx512",
+        }
+    }
+
+    /// `f32` values per vector register.
+    pub fn lanes(self) -> usize {
+        match self {
+            Isa::Portable | Isa::Avx2 => 8,
+            Isa::Avx512 => 16,
+        }
+    }
+
+    /// Does this CPU have the instructions?
+    pub fn is_supported(self) -> bool {
+        match self {
+            Isa::Portable => true,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => Isa::Avx2.is_supported() && is_x86_feature_detected!("avx512f"),
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => false,
+        }
+    }
+
+    /// The instruction sets this CPU supports, slowest first.
+    pub fn supported() -> Vec<Isa> {
+        Isa::ALL.into_iter().filter(|i| i.is_supported()).collect()
+    }
+
+    /// The fastest instruction set this CPU supports.
+    pub fn best() -> Isa {
+        Isa::supported().pop().unwrap_or(Isa::Portable)
+    }
+
+    /// The instruction set `LENET_SIMD` asks for, if set (an error if it names
+    /// an unknown or unsupported one), else [`Isa::best`].
+    ///
+    /// ```
+    /// // with LENET_SIMD unset or valid, this is what the kernels use
+    /// let isa = tensor_ops::Isa::from_env().unwrap_or(tensor_ops::Isa::best());
+    /// assert!(isa.is_supported());
+    /// ```
+    pub fn from_env() -> Result<Isa, IsaError> {
+        match std::env::var("LENET_SIMD") {
+            Ok(name) if !name.is_empty() => name.parse::<Isa>()?.check(),
+            _ => Ok(Isa::best()),
+        }
+    }
+
+    fn check(self) -> Result<Isa, IsaError> {
+        if self.is_supported() {
+            return Ok(self);
+        }
+        let names: Vec<&str> = Isa::supported().iter().map(|i| i.name()).collect();
+        Err(IsaError::Unsupported(self.name(), names.join(", ")))
+    }
+}
+
+impl std::fmt::Display for Isa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Isa {
+    type Err = IsaError;
+    fn from_str(s: &str) -> Result<Isa, IsaError> {
+        Isa::ALL
+            .into_iter()
+            .find(|i| i.name() == s)
+            .ok_or_else(|| IsaError::Unknown(s.to_string()))
+    }
+}
+
+/// 0: not chosen yet; else 1 + the index in `Isa::ALL`.
+static ACTIVE: AtomicU8 = AtomicU8::new(0);
+
+/// The instruction set the kernels use: chosen on first use from `LENET_SIMD`
+/// ([`Isa::from_env`]; an unusable value falls back to [`Isa::best`], so a
+/// program that wants to refuse it calls `from_env` itself), or set by [`set_isa`].
+pub fn isa() -> Isa {
+    match ACTIVE.load(Ordering::Relaxed) {
+        0 => {
+            let isa = Isa::from_env().unwrap_or_else(|_| Isa::best());
+            ACTIVE.store(isa as u8 + 1, Ordering::Relaxed);
+            isa
+        }
+        n => Isa::ALL[usize::from(n - 1)],
+    }
+}
+
+/// Makes every later kernel call use `isa`, if the CPU supports it. (For tests
+/// and benchmarks that compare instruction sets in one process; results change
+/// with it only in the portable path's low bits.)
+///
+/// ```
+/// use tensor_ops::{isa, set_isa, Isa};
+/// let before = isa();
+/// set_isa(Isa::Portable).unwrap();
+/// assert_eq!(isa(), Isa::Portable);
+/// set_isa(before).unwrap();
+/// ```
+pub fn set_isa(isa: Isa) -> Result<(), IsaError> {
+    let isa = isa.check()?;
+    ACTIVE.store(isa as u8 + 1, Ordering::Relaxed);
+    Ok(())
+}
+
+/// Runs `$body` with `$s` bound to the [`Simd`] token of the instruction set in
+/// use ([`isa`]), compiled for that instruction set. Everything the body calls
+/// that should be compiled for it must be `#[inline(always)]`.
+macro_rules! with_isa {
+    ($s:ident => $body:expr) => {{
+        #[allow(unused_imports)]
+        use $crate::simd::Simd as _;
+        match $crate::simd::isa() {
+            #[cfg(target_arch = "x86_64")]
+            $crate::simd::Isa::Avx512 => {
+                let $s = $crate::simd::x86::Avx512::assume();
+                // SAFETY: `isa()` returns only instruction sets the CPU supports
+                unsafe {
+                    $crate::simd::x86::Avx512::vectorize(
+                        #[inline(always)]
+                        || $body,
+                    )
+                }
+            }
+            #[cfg(target_arch = "x86_64")]
+            $crate::simd::Isa::Avx2 => {
+                let $s = $crate::simd::x86::Avx2::assume();
+                // SAFETY: as above
+                unsafe {
+                    $crate::simd::x86::Avx2::vectorize(
+                        #[inline(always)]
+                        || $body,
+                    )
+                }
+            }
+            _ => {
+                let $s = $crate::simd::Portable;
+                $body
+            }
+        }
+    }};
+}
+pub(crate) use with_isa;
+
+/// The vector operations the register-level kernels are written in. `W` lanes
+/// per register; every operation acts lane by lane, so a kernel's result for one
+/// lane never depends on `W`.
+pub(crate) trait Simd: Copy + Send + Sync {
+    /// Lanes per register: 8 or 16.
+    const W: usize;
+    /// One register of `W` values.
+    type R: Copy;
+    fn splat(self, v: f32) -> Self::R;
+    /// The first `W` values of `v`.
+    fn load(self, v: &[f32]) -> Self::R;
+    /// Into the first `W` values of `v`.
+    fn store(self, r: Self::R, v: &mut [f32]);
+    /// `a * b + c`: rounded once on AVX2 and AVX-512, twice on the portable path.
+    fn mul_add(self, a: Self::R, b: Self::R, c: Self::R) -> Self::R;
+    fn add(self, a: Self::R, b: Self::R) -> Self::R;
+    /// Scalar `a * b + c`, rounded as [`Simd::mul_add`] rounds it.
+    fn mul_add1(self, a: f32, b: f32, c: f32) -> f32;
+    /// The 8x8 transpose of rows of 8 values: `out[i][j] = rows[j][i]`.
+    fn transpose8(self, rows: [[f32; 8]; 8]) -> [[f32; 8]; 8];
+}
+
+/// The portable token: plain arrays of 8, separate multiplies and adds.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Portable;
+
+impl Simd for Portable {
+    const W: usize = 8;
+    type R = [f32; 8];
+    #[inline(always)]
+    fn splat(self, v: f32) -> [f32; 8] {
+        [v; 8]
+    }
+    #[inline(always)]
+    fn load(self, v: &[f32]) -> [f32; 8] {
+        std::array::from_fn(|l| v[l])
+    }
+    #[inline(always)]
+    fn store(self, r: [f32; 8], v: &mut [f32]) {
+        v[..8].copy_from_slice(&r)
+    }
+    #[inline(always)]
+    fn mul_add(self, a: [f32; 8], b: [f32; 8], c: [f32; 8]) -> [f32; 8] {
+        std::array::from_fn(|l| a[l] * b[l] + c[l])
+    }
+    #[inline(always)]
+    fn add(self, a: [f32; 8], b: [f32; 8]) -> [f32; 8] {
+        std::array::from_fn(|l| a[l] + b[l])
+    }
+    #[inline(always)]
+    fn mul_add1(self, a: f32, b: f32, c: f32) -> f32 {
+        a * b + c
+    }
+    #[inline(always)]
+    fn transpose8(self, rows: [[f32; 8]; 8]) -> [[f32; 8]; 8] {
+        std::array::from_fn(|i| std::array::from_fn(|j| rows[j][i]))
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod x86 {
+    //! AVX2 and AVX-512 tokens. A token exists only where its instructions do
+    //! ([`super::isa`] returns only supported sets), which is what makes the
+    //! intrinsics below sound to call.
+    use super::Simd;
     use std::arch::x86_64::*;
-    pub type R = __m256;
-    // SAFETY (every function): the build enables AVX and FMA (the cfg above), and
-    // each pointer is that of a slice of 8 values.
-    #[inline(always)]
-    pub fn splat(v: f32) -> R {
-        unsafe { _mm256_set1_ps(v) }
+
+    /// AVX2 + FMA: `__m256`, 8 lanes.
+    #[derive(Clone, Copy, Debug)]
+    pub struct Avx2(());
+    /// AVX-512F: `__m512`, 16 lanes.
+    #[derive(Clone, Copy, Debug)]
+    pub struct Avx512(());
+
+    impl Avx2 {
+        /// The token, for code that has checked (through `isa()`) that the CPU
+        /// has AVX2 and FMA.
+        #[inline(always)]
+        pub fn assume() -> Self {
+            Avx2(())
+        }
+        /// Runs `f` compiled with AVX2 and FMA.
+        ///
+        /// # Safety
+        /// The CPU must support AVX2 and FMA.
+        #[target_feature(enable = "avx,avx2,fma")]
+        pub unsafe fn vectorize<T>(f: impl FnOnce() -> T) -> T {
+            f()
+        }
     }
-    #[inline(always)]
-    pub fn load(v: &[f32]) -> R {
-        let v = &v[..8];
-        unsafe { _mm256_loadu_ps(v.as_ptr()) }
+
+    impl Avx512 {
+        /// The token, for code that has checked that the CPU has AVX-512F.
+        #[inline(always)]
+        pub fn assume() -> Self {
+            Avx512(())
+        }
+        /// Runs `f` compiled with AVX-512F (and AVX2, FMA).
+        ///
+        /// # Safety
+        /// The CPU must support AVX-512F, AVX2 and FMA.
+        #[target_feature(enable = "avx,avx2,fma,avx512f")]
+        pub unsafe fn vectorize<T>(f: impl FnOnce() -> T) -> T {
+            f()
+        }
     }
+
+    /// The 8x8 transpose on AVX registers (both tokens have AVX).
     #[inline(always)]
-    pub fn store(r: R, v: &mut [f32]) {
-        let v = &mut v[..8];
-        unsafe { _mm256_storeu_ps(v.as_mut_ptr(), r) }
-    }
-    /// `a * b + c`, rounded once.
-    #[inline(always)]
-    pub fn mul_add(a: R, b: R, c: R) -> R {
-        unsafe { _mm256_fmadd_ps(a, b, c) }
-    }
-    /// `a + b`.
-    #[inline(always)]
-    pub fn add(a: R, b: R) -> R {
-        unsafe { _mm256_add_ps(a, b) }
-    }
-    /// The 8x8 transpose: lane `j` of result `i` is lane `i` of `r[j]`.
-    #[inline(always)]
-    pub fn transpose(r: [R; 8]) -> [R; 8] {
+    fn transpose8_avx(rows: [[f32; 8]; 8]) -> [[f32; 8]; 8] {
+        // SAFETY: called only through a token, whose existence means the CPU has
+        // AVX; every pointer is that of an array of 8 values.
         unsafe {
+            let r: [__m256; 8] = std::array::from_fn(|i| _mm256_loadu_ps(rows[i].as_ptr()));
             // pairs of rows interleaved, then pairs of pairs, then the halves
             let t0 = _mm256_unpacklo_ps(r[0], r[1]);
             let t1 = _mm256_unpackhi_ps(r[0], r[1]);
@@ -60,7 +335,7 @@ pub mod avx {
             let s5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
             let s6 = _mm256_shuffle_ps::<0x44>(t5, t7);
             let s7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
-            [
+            let out = [
                 _mm256_permute2f128_ps::<0x20>(s0, s4),
                 _mm256_permute2f128_ps::<0x20>(s1, s5),
                 _mm256_permute2f128_ps::<0x20>(s2, s6),
@@ -69,84 +344,158 @@ pub mod avx {
                 _mm256_permute2f128_ps::<0x31>(s1, s5),
                 _mm256_permute2f128_ps::<0x31>(s2, s6),
                 _mm256_permute2f128_ps::<0x31>(s3, s7),
-            ]
+            ];
+            let mut rows = [[0.0f32; 8]; 8];
+            for (row, r) in rows.iter_mut().zip(out) {
+                _mm256_storeu_ps(row.as_mut_ptr(), r);
+            }
+            rows
+        }
+    }
+
+    // SAFETY (every method below): the token exists only on a CPU with the
+    // instructions; each pointer is that of a slice sliced to the register's
+    // length first (a short slice panics before any load or store).
+    impl Simd for Avx2 {
+        const W: usize = 8;
+        type R = __m256;
+        #[inline(always)]
+        fn splat(self, v: f32) -> __m256 {
+            unsafe { _mm256_set1_ps(v) }
+        }
+        #[inline(always)]
+        fn load(self, v: &[f32]) -> __m256 {
+            let v = &v[..8];
+            unsafe { _mm256_loadu_ps(v.as_ptr()) }
+        }
+        #[inline(always)]
+        fn store(self, r: __m256, v: &mut [f32]) {
+            let v = &mut v[..8];
+            unsafe { _mm256_storeu_ps(v.as_mut_ptr(), r) }
+        }
+        #[inline(always)]
+        fn mul_add(self, a: __m256, b: __m256, c: __m256) -> __m256 {
+            unsafe { _mm256_fmadd_ps(a, b, c) }
+        }
+        #[inline(always)]
+        fn add(self, a: __m256, b: __m256) -> __m256 {
+            unsafe { _mm256_add_ps(a, b) }
+        }
+        #[inline(always)]
+        fn mul_add1(self, a: f32, b: f32, c: f32) -> f32 {
+            a.mul_add(b, c)
+        }
+        #[inline(always)]
+        fn transpose8(self, rows: [[f32; 8]; 8]) -> [[f32; 8]; 8] {
+            transpose8_avx(rows)
+        }
+    }
+
+    impl Simd for Avx512 {
+        const W: usize = 16;
+        type R = __m512;
+        #[inline(always)]
+        fn splat(self, v: f32) -> __m512 {
+            unsafe { _mm512_set1_ps(v) }
+        }
+        #[inline(always)]
+        fn load(self, v: &[f32]) -> __m512 {
+            let v = &v[..16];
+            unsafe { _mm512_loadu_ps(v.as_ptr()) }
+        }
+        #[inline(always)]
+        fn store(self, r: __m512, v: &mut [f32]) {
+            let v = &mut v[..16];
+            unsafe { _mm512_storeu_ps(v.as_mut_ptr(), r) }
+        }
+        #[inline(always)]
+        fn mul_add(self, a: __m512, b: __m512, c: __m512) -> __m512 {
+            unsafe { _mm512_fmadd_ps(a, b, c) }
+        }
+        #[inline(always)]
+        fn add(self, a: __m512, b: __m512) -> __m512 {
+            unsafe { _mm512_add_ps(a, b) }
+        }
+        #[inline(always)]
+        fn mul_add1(self, a: f32, b: f32, c: f32) -> f32 {
+            a.mul_add(b, c)
+        }
+        #[inline(always)]
+        fn transpose8(self, rows: [[f32; 8]; 8]) -> [[f32; 8]; 8] {
+            transpose8_avx(rows)
         }
     }
 }
-
-/// The same on plain arrays (used where AVX is not available; tested against the
-/// AVX version where it is).
-#[cfg_attr(
-    all(target_arch = "x86_64", target_feature = "avx", target_feature = "fma"),
-    allow(dead_code)
-)]
-pub mod portable {
-    use super::L;
-    pub type R = [f32; L];
-    #[inline(always)]
-    pub fn splat(v: f32) -> R {
-        [v; L]
-    }
-    #[inline(always)]
-    pub fn load(v: &[f32]) -> R {
-        std::array::from_fn(|l| v[l])
-    }
-    #[inline(always)]
-    pub fn store(r: R, v: &mut [f32]) {
-        v[..L].copy_from_slice(&r)
-    }
-    #[inline(always)]
-    pub fn mul_add(a: R, b: R, c: R) -> R {
-        std::array::from_fn(|l| a[l].mul_add(b[l], c[l]))
-    }
-    #[inline(always)]
-    pub fn add(a: R, b: R) -> R {
-        std::array::from_fn(|l| a[l] + b[l])
-    }
-    #[inline(always)]
-    pub fn transpose(r: [R; 8]) -> [R; 8] {
-        std::array::from_fn(|i| std::array::from_fn(|j| r[j][i]))
-    }
-}
-
-#[cfg(all(target_arch = "x86_64", target_feature = "avx", target_feature = "fma"))]
-pub use avx::*;
-#[cfg(not(all(target_arch = "x86_64", target_feature = "avx", target_feature = "fma")))]
-pub use portable::*;
-const _: () = assert!(L == 8, "the AVX register holds 8 lanes");
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// The kernels' arithmetic is the functions of this module: where the AVX ones
-    /// are compiled, the portable ones must give the same bits.
-    #[test]
-    #[cfg(all(target_arch = "x86_64", target_feature = "avx", target_feature = "fma"))]
-    fn portable_registers_match_avx() {
-        let rows: [[f32; L]; L] =
-            std::array::from_fn(|i| std::array::from_fn(|j| ((i * 8 + j) as f32).sin()));
-        let (mut a, mut p) = ([0.0f32; L], [0.0f32; L]);
-        for i in 0..L {
-            let (x, y, z) = (rows[i], rows[(i + 1) % L], rows[(i + 2) % L]);
-            let fma = avx::mul_add(avx::load(&x), avx::load(&y), avx::load(&z));
-            avx::store(fma, &mut a);
-            portable::store(
-                portable::mul_add(portable::load(&x), portable::load(&y), portable::load(&z)),
-                &mut p,
-            );
-            assert_eq!(a, p);
-            avx::store(avx::add(avx::load(&x), avx::load(&y)), &mut a);
-            portable::store(portable::add(portable::load(&x), portable::load(&y)), &mut p);
-            assert_eq!(a, p);
-            avx::store(avx::splat(x[0]), &mut a);
-            assert_eq!(a, portable::splat(x[0]));
+    fn rows() -> [[f32; 8]; 8] {
+        std::array::from_fn(|i| std::array::from_fn(|j| ((i * 8 + j) as f32).sin()))
+    }
+
+    /// `x * y + z + 0.5` on 16 values, then a transpose, through token `s`.
+    #[inline(always)]
+    fn exercise<S: Simd>(s: S, (x, y, z): (&[f32], &[f32], &[f32])) -> Vec<u32> {
+        let mut out = vec![0.0f32; 16];
+        for h in (0..16).step_by(S::W) {
+            let r = s.mul_add(s.load(&x[h..]), s.load(&y[h..]), s.load(&z[h..]));
+            s.store(s.add(r, s.splat(0.5)), &mut out[h..]);
         }
-        let t_avx = avx::transpose(std::array::from_fn(|i| avx::load(&rows[i])));
-        let t_portable = portable::transpose(rows);
-        for (ta, tp) in t_avx.into_iter().zip(t_portable) {
-            avx::store(ta, &mut a);
-            assert_eq!(a, tp);
+        out.extend(s.transpose8(rows()).iter().flatten());
+        out.iter().map(|v| v.to_bits()).collect()
+    }
+
+    /// Register arithmetic: the FMA paths give `fma(x, y, z) + 0.5` bit for bit,
+    /// the portable one the two-rounding version; transposes agree. (Tokens are
+    /// made directly, so the kernels' global choice is left alone.)
+    #[test]
+    fn registers_agree_across_instruction_sets() {
+        let x: Vec<f32> = (0..16).map(|i| (i as f32 * 0.7).sin() * 3.0).collect();
+        let y: Vec<f32> = (0..16).map(|i| (i as f32 * 1.3).cos()).collect();
+        let z: Vec<f32> = (0..16).map(|i| (i as f32 * 0.1).tan()).collect();
+        let args = (&x[..], &y[..], &z[..]);
+        let mut results = vec![(Isa::Portable, exercise(Portable, args))];
+        #[cfg(target_arch = "x86_64")]
+        {
+            use x86::{Avx2, Avx512};
+            if Isa::Avx2.is_supported() {
+                // SAFETY: checked just above
+                let bits = unsafe { Avx2::vectorize(|| exercise(Avx2::assume(), args)) };
+                results.push((Isa::Avx2, bits));
+            }
+            if Isa::Avx512.is_supported() {
+                // SAFETY: checked just above
+                let bits = unsafe { Avx512::vectorize(|| exercise(Avx512::assume(), args)) };
+                results.push((Isa::Avx512, bits));
+            }
+        }
+        let t: Vec<u32> = (0..64).map(|k| rows()[k % 8][k / 8].to_bits()).collect();
+        for (i, bits) in &results {
+            for l in 0..16 {
+                let fused = if *i == Isa::Portable {
+                    x[l] * y[l] + z[l]
+                } else {
+                    x[l].mul_add(y[l], z[l])
+                };
+                assert_eq!(bits[l], (fused + 0.5).to_bits(), "{i} lane {l}");
+            }
+            assert_eq!(bits[16..], t[..], "{i} transpose");
+        }
+    }
+
+    #[test]
+    fn names_and_refusals() {
+        for i in Isa::ALL {
+            assert_eq!(i.name().parse::<Isa>().unwrap(), i);
+        }
+        assert!(matches!("sse9".parse::<Isa>(), Err(IsaError::Unknown(_))));
+        assert!(Isa::Portable.is_supported());
+        assert_eq!(Isa::best(), *Isa::supported().last().unwrap());
+        if !Isa::Avx512.is_supported() {
+            let e = Isa::Avx512.check().unwrap_err();
+            assert!(e.to_string().contains("does not support avx512"), "{e}");
         }
     }
 }

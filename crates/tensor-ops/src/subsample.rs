@@ -7,6 +7,7 @@
 //! Shapes as in [`crate::pool`]; `coeff` and `bias` are `[C]`.
 
 use crate::pool::{even_sizes, for_each_row_pair, window_rows, window_sums_of, PoolShape};
+use crate::simd::with_isa;
 
 fn check(s: &PoolShape, x: usize, y: usize, coeff: usize) {
     assert_eq!(
@@ -18,26 +19,29 @@ fn check(s: &PoolShape, x: usize, y: usize, coeff: usize) {
 
 /// Forward pass.
 pub fn forward(s: &PoolShape, x: &[f32], coeff: &[f32], bias: &[f32], y: &mut [f32]) {
-    check(s, x.len(), y.len(), coeff.len());
-    assert_eq!(bias.len(), s.c);
-    if even_sizes(s) {
-        return forward_even(s, x, coeff, bias, y);
-    }
-    // output row p of map m reads input rows 2p and 2p + 1 in pairs of columns
-    for_each_row_pair(s, |m, top, bottom, y_row_start| {
-        let (k, b) = (coeff[m % s.c], bias[m % s.c]);
-        let y_row = &mut y[y_row_start..][..s.out_w()];
-        let (top, bottom) = window_rows(s, x, top, bottom);
-        for ((y, t), u) in y_row.iter_mut().zip(top).zip(bottom) {
-            *y = k * (t[0] + t[1] + u[0] + u[1]) + b;
+    with_isa!(_s => {
+        check(s, x.len(), y.len(), coeff.len());
+        assert_eq!(bias.len(), s.c);
+        if even_sizes(s) {
+            return forward_even(s, x, coeff, bias, y);
         }
-    });
+        // output row p of map m reads input rows 2p and 2p + 1 in pairs of columns
+        for_each_row_pair(s, |m, top, bottom, y_row_start| {
+            let (k, b) = (coeff[m % s.c], bias[m % s.c]);
+            let y_row = &mut y[y_row_start..][..s.out_w()];
+            let (top, bottom) = window_rows(s, x, top, bottom);
+            for ((y, t), u) in y_row.iter_mut().zip(top).zip(bottom) {
+                *y = k * (t[0] + t[1] + u[0] + u[1]) + b;
+            }
+        });
+    })
 }
 
 /// [`forward`] for even sizes, map by map in long runs rather than output rows of
 /// 14 or 5 values (too short to vectorise): the window sums ([`window_sums_of`]),
 /// then `y = coeff * sum + bias` over the whole map. (Kernel bench, S2 shape,
 /// batch 32, alternating: 36.8, 40.5, 23.3 µs -> 22.7, 16.8, 20.9 µs.)
+#[inline(always)]
 fn forward_even(s: &PoolShape, x: &[f32], coeff: &[f32], bias: &[f32], y: &mut [f32]) {
     let (map_in, map_out) = (s.h * s.w, s.out_h() * s.out_w());
     crate::with_thread_scratch(map_in / 2, |vsum| {
@@ -57,14 +61,19 @@ fn forward_even(s: &PoolShape, x: &[f32], coeff: &[f32], bias: &[f32], y: &mut [
 
 /// `dx = coeff * dy` for each of the window's four inputs.
 pub fn x_backward(s: &PoolShape, coeff: &[f32], dy: &[f32], dx: &mut [f32]) {
-    spread(s, coeff, dy, dx, |c| c);
+    with_isa!(_s => {
+        spread(s, coeff, dy, dx, |c| c);
+    })
 }
 
 /// `d2x = coeff^2 * d2y` for each of the window's four inputs.
 pub fn x_backward_second(s: &PoolShape, coeff: &[f32], d2y: &[f32], d2x: &mut [f32]) {
-    spread(s, coeff, d2y, d2x, |c| c * c);
+    with_isa!(_s => {
+        spread(s, coeff, d2y, d2x, |c| c * c);
+    })
 }
 
+#[inline(always)]
 fn spread(s: &PoolShape, coeff: &[f32], dy: &[f32], dx: &mut [f32], weight: impl Fn(f32) -> f32) {
     check(s, dx.len(), dy.len(), coeff.len());
     crate::pool::spread(s, dy, dx, |m| weight(coeff[m % s.c]));
@@ -72,7 +81,9 @@ fn spread(s: &PoolShape, coeff: &[f32], dy: &[f32], dx: &mut [f32], weight: impl
 
 /// `dcoeff[c] = sum dy * (window sum)`, `dbias[c] = sum dy`, over the batch and positions.
 pub fn weight_backward(s: &PoolShape, x: &[f32], dy: &[f32], dcoeff: &mut [f32], dbias: &mut [f32]) {
-    accumulate(s, x, dy, dcoeff, dbias, |x| x);
+    with_isa!(_s => {
+        accumulate(s, x, dy, dcoeff, dbias, |x| x);
+    })
 }
 
 /// Gauss-Newton rule of the paper for a weight shared by many connections:
@@ -85,7 +96,9 @@ pub fn weight_backward_second(
     d2coeff: &mut [f32],
     d2bias: &mut [f32],
 ) {
-    accumulate(s, x, d2y, d2coeff, d2bias, |x| x * x);
+    with_isa!(_s => {
+        accumulate(s, x, d2y, d2coeff, d2bias, |x| x * x);
+    })
 }
 
 /// `dcoeff[c] += sum dy[p, q] * sum_window input(x)`. For even sizes, the window
@@ -94,6 +107,7 @@ pub fn weight_backward_second(
 /// its windows (the average pool's backward with factor 1), then one 8-lane dot
 /// product runs over the whole map. (Summed output row by output row, 14 or 5
 /// values at a time, this was 5% of a training step.)
+#[inline(always)]
 fn accumulate(
     s: &PoolShape,
     x: &[f32],

@@ -250,7 +250,7 @@ fn pooling_and_subsampling_gradients() {
     // window per output that is the exact diagonal only when a window has one nonzero input.
     let one_hot: Vec<f32> = (0..s.x_len())
         .map(|i| {
-            if i % 2 == 0 && (i / s.w) % 2 == 0 {
+            if i % 2 == 0 && (i / s.w).is_multiple_of(2) {
                 x[i]
             } else {
                 0.0

@@ -4,69 +4,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a bad case should stop loudly
 
+mod common;
+
+use common::{assert_close, conv_passes, values, PASSES};
 use proptest::prelude::*;
 use tensor_ops::conv::{self, ConnTable, ConvShape, ConvWorkspace};
 use tensor_ops::fc::{self, FcShape};
 use tensor_ops::Algo;
-
-fn values(len: usize, seed: u64) -> Vec<f32> {
-    // deterministic pseudo-random values in [-1, 1)
-    let mut s = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    (0..len)
-        .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        })
-        .collect()
-}
-
-fn assert_close(what: &str, got: &[f32], want: &[f32]) -> Result<(), TestCaseError> {
-    prop_assert_eq!(got.len(), want.len());
-    let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1.0);
-    for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        prop_assert!(
-            (g - w).abs() <= 1e-5 * scale,
-            "{}: [{}] {} vs naive {}",
-            what,
-            i,
-            g,
-            w
-        );
-    }
-    Ok(())
-}
-
-/// What [`conv_passes`] returns, in order.
-const PASSES: [&str; 7] = ["y", "dx", "dw", "db", "d2x", "d2w", "d2b"];
-
-/// Every pass of a convolution with one variant, on one workspace (so that each
-/// pass sees what the earlier ones left in it, as in a training step).
-fn conv_passes(
-    algo: Algo,
-    s: &ConvShape,
-    t: Option<&ConnTable>,
-    x: &[f32],
-    w: &[f32],
-    b: &[f32],
-    dy: &[f32],
-) -> [Vec<f32>; 7] {
-    let mut ws = ConvWorkspace::default();
-    let mut y = vec![0.0; s.y_len()];
-    conv::forward(algo, s, t, x, w, b, &mut y, &mut ws);
-    let mut dx = vec![0.0; s.x_len()];
-    conv::x_backward(algo, s, t, w, dy, &mut dx, &mut ws);
-    let (mut dw, mut db) = (vec![0.0; s.w_len()], vec![0.0; s.out_c]);
-    conv::weight_backward(algo, s, t, x, dy, &mut dw, &mut db, &mut ws);
-    let mut d2x = vec![0.0; s.x_len()];
-    conv::x_backward_second(algo, s, t, w, dy, &mut d2x, &mut ws);
-    let (mut d2w, mut d2b) = (vec![0.0; s.w_len()], vec![0.0; s.out_c]);
-    conv::weight_backward_second(algo, s, t, x, dy, &mut d2w, &mut d2b, &mut ws);
-    [y, dx, dw, db, d2x, d2w, d2b]
-}
 
 fn shape_and_table() -> impl Strategy<Value = (ConvShape, Option<ConnTable>, u64)> {
     (

@@ -1,13 +1,16 @@
-//! Direct convolution with the **batch in the vector lanes**: eight images are
-//! interleaved value by value (`[C, H, W, 8]`), so that every multiply-add of the
-//! convolution is one 8-wide vector FMA — a weight times the same pixel of eight
-//! images — with no patch matrix, no padding of the output width to a vector
-//! size, and nothing computed for the pairs a connection table leaves out.
+//! Direct convolution with the **batch in the vector lanes**: sixteen images are
+//! interleaved value by value (`[C, H, W, 16]`), so that every multiply-add of the
+//! convolution is a vector FMA — a weight times the same pixel of many images —
+//! with no patch matrix, no padding of the output width to a vector size, and
+//! nothing computed for the pairs a connection table leaves out. AVX-512 holds a
+//! value of the 16 images in one register; AVX2 (and the portable path) run the
+//! kernel twice, on lanes 0-7 and 8-15, and skip the second half when a group has
+//! at most 8 images. Each image's sums are the same whichever register holds it.
 //!
-//! For a group of 8 images (the last group is padded with zero images):
-//! 1. `gather` interleaves the inputs into `x_lanes [C_in, H + 2 pad, W + 2 pad, 8]`,
+//! For a group of 16 images (the last group is padded with zero images):
+//! 1. `gather` interleaves the inputs into `x_lanes [C_in, H + 2 pad, W + 2 pad, 16]`,
 //!    zero borders included, so the convolution below needs no bounds tests;
-//! 2. [`conv_valid`] computes `y_lanes [C_out, H_out, W_out, 8]`, a strip of output
+//! 2. [`conv_valid`] computes `y_lanes [C_out, H_out, W_out, 16]`, a strip of output
 //!    columns at a time held in registers;
 //! 3. `scatter` writes the images back to NCHW.
 //!
@@ -16,39 +19,54 @@
 //! sums `dy * x` per lane and adds the lanes at the end.
 //!
 //! Each image's values are computed in the same order whichever lane or group it
-//! falls in, and the weight gradient sums its groups in two fixed halves of the
-//! batch, so results do not depend on the thread count.
+//! falls in, and the weight gradient sums per lane of 16 (whatever the register
+//! width) and its groups in two fixed halves of the batch, so results depend
+//! neither on the thread count nor on the instruction set.
 
 use rayon::prelude::*;
 
 use super::{connected, ConnTable, ConvShape, ConvWorkspace};
-use crate::simd as reg;
+use crate::simd::{with_isa, Simd};
 
-/// Images per group: one AVX2 register of `f32`.
-pub const L: usize = reg::L;
-/// One value of eight images, aligned to its size so that no vector load crosses
-/// a cache line (measured together with border-only zeroing of padded inputs:
-/// C3 at batch 256 went from 60 to 90 GFLOP/s forward; docs/benchmarks.md).
+/// Images per group: one AVX-512 register of `f32`, two AVX2 registers.
+pub const L: usize = 16;
+/// Fewest images for which the lanes kernel runs: half a group (one AVX2
+/// register). Smaller batches would compute mostly zero lanes.
+pub const MIN_BATCH: usize = 8;
+/// One value of sixteen images, aligned to its size so that no vector load
+/// crosses a cache line (measured together with border-only zeroing of padded
+/// inputs: C3 at batch 256 went from 60 to 90 GFLOP/s forward; docs/benchmarks.md).
 #[derive(Clone, Copy, Debug, Default)]
-#[repr(C, align(32))]
+#[repr(C, align(64))]
 pub struct V(pub [f32; L]);
 
 impl V {
     const ZERO: V = V([0.0; L]);
-    #[inline(always)]
-    fn get(&self) -> reg::R {
-        reg::load(&self.0)
-    }
-    #[inline(always)]
-    fn set(&mut self, r: reg::R) {
-        reg::store(r, &mut self.0)
-    }
 }
 
-/// Is the lanes kernel used for this shape (by [`crate::Algo::Parallel`])? For at
-/// least one full group of images; smaller batches would compute mostly zero lanes.
+/// Lanes `h..h + S::W` of `v` in a register.
+#[inline(always)]
+fn get<S: Simd>(s: S, v: &V, h: usize) -> S::R {
+    s.load(&v.0[h..])
+}
+
+/// A register into lanes `h..h + S::W` of `v`.
+#[inline(always)]
+fn set<S: Simd>(s: S, v: &mut V, h: usize, r: S::R) {
+    s.store(r, &mut v.0[h..])
+}
+
+/// The first lane of each register's worth of lanes that holds one of `count`
+/// images: `0` alone for a group of at most `S::W` images.
+#[inline(always)]
+fn live_halves<S: Simd>(count: usize) -> impl Iterator<Item = usize> {
+    (0..count.min(L)).step_by(S::W)
+}
+
+/// Is the lanes kernel used for this shape (by [`crate::Algo::Parallel`])? From
+/// [`MIN_BATCH`] images on.
 pub fn applies(s: &ConvShape) -> bool {
-    s.batch >= L
+    s.batch >= MIN_BATCH
 }
 
 /// Grows a lanes scratch buffer (never shrinks) and returns its first `len`.
@@ -80,51 +98,56 @@ impl Maps {
     }
 }
 
-/// Interleaves up to 8 equally long runs of values, one per image:
-/// `dst[j][l] = runs[l][j]`, zero for the lanes of missing images.
+/// Interleaves up to 16 equally long runs of values, one per image:
+/// `dst[j][l] = runs[l][j]`, zero for the lanes of missing images. Each whole
+/// block of 8 runs goes 8 values at a time through an 8x8 register transpose.
 #[inline(always)]
-fn interleave(runs: &[&[f32]], dst: &mut [V]) {
+fn interleave<S: Simd>(s: S, runs: &[&[f32]], dst: &mut [V]) {
     let n = dst.len();
-    let mut j = 0;
-    if runs.len() == L {
-        // 8x8 blocks through registers
-        while j + L <= n {
-            let block = std::array::from_fn(|l| reg::load(&runs[l][j..]));
-            for (d, r) in dst[j..j + L].iter_mut().zip(reg::transpose(block)) {
-                d.set(r);
+    let whole = n - n % 8;
+    let blocks = runs.len() / 8;
+    for b in 0..blocks {
+        for j in (0..whole).step_by(8) {
+            let rows = std::array::from_fn(|l| std::array::from_fn(|jj| runs[b * 8 + l][j + jj]));
+            for (d, t) in dst[j..j + 8].iter_mut().zip(s.transpose8(rows)) {
+                d.0[b * 8..b * 8 + 8].copy_from_slice(&t);
             }
-            j += L;
         }
     }
-    for (jj, d) in dst.iter_mut().enumerate().skip(j) {
-        *d = V(std::array::from_fn(|l| runs.get(l).map_or(0.0, |r| r[jj])));
+    for (jj, d) in dst.iter_mut().enumerate() {
+        let from = if jj < whole { blocks * 8 } else { 0 };
+        for l in from..L {
+            d.0[l] = runs.get(l).map_or(0.0, |r| r[jj]);
+        }
     }
 }
 
 /// The inverse of [`interleave`]: `runs[l][j] = src[j][l]` for the runs given.
 #[inline(always)]
-fn deinterleave(src: &[V], runs: &mut [&mut [f32]]) {
+fn deinterleave<S: Simd>(s: S, src: &[V], runs: &mut [&mut [f32]]) {
     let n = src.len();
-    let mut j = 0;
-    if runs.len() == L {
-        while j + L <= n {
-            let block = std::array::from_fn(|jj| src[j + jj].get());
-            for (run, r) in runs.iter_mut().zip(reg::transpose(block)) {
-                reg::store(r, &mut run[j..]);
+    let whole = n - n % 8;
+    let blocks = runs.len() / 8;
+    for b in 0..blocks {
+        for j in (0..whole).step_by(8) {
+            let rows = std::array::from_fn(|jj| std::array::from_fn(|l| src[j + jj].0[b * 8 + l]));
+            for (l, t) in s.transpose8(rows).into_iter().enumerate() {
+                runs[b * 8 + l][j..j + 8].copy_from_slice(&t);
             }
-            j += L;
         }
     }
     for (l, run) in runs.iter_mut().enumerate() {
-        for (d, s) in run[j..].iter_mut().zip(&src[j..]) {
-            *d = s.0[l];
+        let from = if l < blocks * 8 { whole } else { 0 };
+        for (d, v) in run[from..].iter_mut().zip(&src[from..]) {
+            *d = v.0[l];
         }
     }
 }
 
-/// Interleaves up to 8 images `src [count, C, H, W]` into
-/// `dst [C, H + 2 pad, W + 2 pad, 8]`; borders and missing images are zero.
-fn gather(m: Maps, pad: usize, src: &[f32], dst: &mut [V]) {
+/// Interleaves up to 16 images `src [count, C, H, W]` into
+/// `dst [C, H + 2 pad, W + 2 pad, 16]`; borders and missing images are zero.
+#[inline(always)]
+fn gather<S: Simd>(s: S, m: Maps, pad: usize, src: &[f32], dst: &mut [V]) {
     let mut runs: [&[f32]; L] = [&[]; L];
     let count = src.len() / m.len();
     for (r, img) in runs.iter_mut().zip(src.chunks_exact(m.len())) {
@@ -133,7 +156,7 @@ fn gather(m: Maps, pad: usize, src: &[f32], dst: &mut [V]) {
     let runs = &mut runs[..count];
     if pad == 0 {
         // the images are one contiguous run each
-        return interleave(runs, dst);
+        return interleave(s, runs, dst);
     }
     let p = m.padded(pad);
     for (ch, plane) in dst.chunks_exact_mut(p.h * p.w).enumerate() {
@@ -149,14 +172,19 @@ fn gather(m: Maps, pad: usize, src: &[f32], dst: &mut [V]) {
             let at = (ch * m.h + row) * m.w;
             let row_runs: [&[f32]; L] =
                 std::array::from_fn(|l| runs.get(l).map_or(&[][..], |r| &r[at..at + m.w]));
-            interleave(&row_runs[..count], &mut plane[(row + pad) * p.w + pad..][..m.w]);
+            interleave(
+                s,
+                &row_runs[..count],
+                &mut plane[(row + pad) * p.w + pad..][..m.w],
+            );
         }
     }
 }
 
 /// The inverse of [`gather`] for the images `dst [count, C, H, W]`: reads the
-/// `H x W` window at `(off, off)` of `src [C, H + 2 off, W + 2 off, 8]`.
-fn scatter(m: Maps, off: usize, src: &[V], dst: &mut [f32]) {
+/// `H x W` window at `(off, off)` of `src [C, H + 2 off, W + 2 off, 16]`.
+#[inline(always)]
+fn scatter<S: Simd>(s: S, m: Maps, off: usize, src: &[V], dst: &mut [f32]) {
     let mut runs: [&mut [f32]; L] = Default::default();
     let count = dst.len() / m.len();
     for (r, img) in runs.iter_mut().zip(dst.chunks_exact_mut(m.len())) {
@@ -164,7 +192,7 @@ fn scatter(m: Maps, off: usize, src: &[V], dst: &mut [f32]) {
     }
     let runs = &mut runs[..count];
     if off == 0 {
-        return deinterleave(&src[..m.len()], runs);
+        return deinterleave(s, &src[..m.len()], runs);
     }
     let p = m.padded(off);
     for ch in 0..m.c {
@@ -175,6 +203,7 @@ fn scatter(m: Maps, off: usize, src: &[V], dst: &mut [f32]) {
                 *rr = &mut r[at..at + m.w];
             }
             deinterleave(
+                s,
                 &src[(ch * p.h + row + off) * p.w + off..][..m.w],
                 &mut row_runs[..count],
             );
@@ -183,7 +212,7 @@ fn scatter(m: Maps, off: usize, src: &[V], dst: &mut [f32]) {
 }
 
 /// The geometry of a valid (unpadded) convolution on interleaved images:
-/// `x [C_in, H, W, 8]` into `y [C_out, H-K+1, W-K+1, 8]` with `K x K` kernels.
+/// `x [C_in, H, W, 16]` into `y [C_out, H-K+1, W-K+1, 16]` with `K x K` kernels.
 #[derive(Clone, Copy)]
 struct Valid {
     x: Maps,
@@ -212,52 +241,72 @@ impl Valid {
     }
 }
 
-/// Calls `f::<W>(args)` for the run-time strip width `W` in `1..=MAX_STRIP` (each
-/// width is its own compiled kernel, with its accumulators in registers);
-/// `f::<_, M>(args)` passes further generic arguments after `W`.
+/// Calls `f::<S, W>(args)` for the run-time strip width `W` in `1..=MAX_STRIP`
+/// (each width is its own compiled kernel, with its accumulators in registers);
+/// `f::<S, _, M>(args)` passes further generic arguments after `W`.
 macro_rules! with_width {
-    ($width:expr, $f:ident $(::<_, $($g:tt),+>)? ($($arg:expr),*)) => {
+    ($width:expr, $f:ident ::<$S:ty, _ $(, $g:tt)*> ($($arg:expr),*)) => {
         match $width {
-            1 => $f::<1 $($(, $g)+)?>($($arg),*),
-            2 => $f::<2 $($(, $g)+)?>($($arg),*),
-            3 => $f::<3 $($(, $g)+)?>($($arg),*),
-            4 => $f::<4 $($(, $g)+)?>($($arg),*),
-            5 => $f::<5 $($(, $g)+)?>($($arg),*),
-            6 => $f::<6 $($(, $g)+)?>($($arg),*),
-            7 => $f::<7 $($(, $g)+)?>($($arg),*),
-            8 => $f::<8 $($(, $g)+)?>($($arg),*),
-            9 => $f::<9 $($(, $g)+)?>($($arg),*),
-            10 => $f::<10 $($(, $g)+)?>($($arg),*),
+            1 => $f::<$S, 1 $(, $g)*>($($arg),*),
+            2 => $f::<$S, 2 $(, $g)*>($($arg),*),
+            3 => $f::<$S, 3 $(, $g)*>($($arg),*),
+            4 => $f::<$S, 4 $(, $g)*>($($arg),*),
+            5 => $f::<$S, 5 $(, $g)*>($($arg),*),
+            6 => $f::<$S, 6 $(, $g)*>($($arg),*),
+            7 => $f::<$S, 7 $(, $g)*>($($arg),*),
+            8 => $f::<$S, 8 $(, $g)*>($($arg),*),
+            9 => $f::<$S, 9 $(, $g)*>($($arg),*),
+            10 => $f::<$S, 10 $(, $g)*>($($arg),*),
             w => unreachable!("strip width {w} > MAX_STRIP"),
         }
     };
 }
 
 /// `y[o, p, q] = b[o] + sum_{i: conn(o, i)} sum_{u,v} w[o, i, u, v] * x[i, p+u, q+v]`,
-/// `w [C_out, C_in, K, K]`. (Never inlined: it is called once per group of images,
-/// and shows in profiles under its own name.)
+/// `w [C_out, C_in, K, K]`, for the first `count` images of the group, on the
+/// instruction set in use. (Never inlined: it is called once per group of
+/// images, and shows in profiles under its own name.)
 #[inline(never)]
 fn conv_valid(
     g: Valid,
     conn: impl Fn(usize, usize) -> bool + Copy,
     w: &[f32],
     b: Option<&[f32]>,
-    x: &[V],
-    y: &mut [V],
+    (x, y): (&[V], &mut [V]),
+    count: usize,
+) {
+    with_isa!(s => conv_valid_on(s, g, conn, w, b, (x, y), count))
+}
+
+/// [`conv_valid`] with token `s`.
+#[inline(always)]
+fn conv_valid_on<S: Simd>(
+    s: S,
+    g: Valid,
+    conn: impl Fn(usize, usize) -> bool + Copy,
+    w: &[f32],
+    b: Option<&[f32]>,
+    (x, y): (&[V], &mut [V]),
+    count: usize,
 ) {
     let (oh, ow) = (g.out_h(), g.out_w());
-    for o in 0..g.out_c {
-        let bias = b.map_or(0.0, |b| b[o]);
-        for p in 0..oh {
-            let y_row = &mut y[(o * oh + p) * ow..][..ow];
-            // the row in strips of at most MAX_STRIP columns: every strip's
-            // accumulators stay in registers while the input values that feed it
-            // stream past, and wide strips give the FMA units independent work (a
-            // strip of 1 is a chain of dependent FMAs: C3's rows cut 8 + 1 + 1 spent
-            // a third of their time on the two single columns)
-            for q in strips(ow, MAX_STRIP) {
-                let out = &mut y_row[q.clone()];
-                with_width!(q.len(), strip(g, conn, w, bias, x, (o, p, q.start), out));
+    for h in live_halves::<S>(count) {
+        for o in 0..g.out_c {
+            let bias = b.map_or(0.0, |b| b[o]);
+            for p in 0..oh {
+                let y_row = &mut y[(o * oh + p) * ow..][..ow];
+                // the row in strips of at most MAX_STRIP columns: every strip's
+                // accumulators stay in registers while the input values that feed
+                // it stream past, and wide strips give the FMA units independent
+                // work (a strip of 1 is a chain of dependent FMAs: C3's rows cut
+                // 8 + 1 + 1 spent a third of their time on the two single columns)
+                for q in strips(ow, MAX_STRIP) {
+                    let out = &mut y_row[q.clone()];
+                    with_width!(
+                        q.len(),
+                        strip::<S, _>(s, h, g, conn, w, bias, x, (o, p, q.start), out)
+                    );
+                }
             }
         }
     }
@@ -273,13 +322,19 @@ fn strips(len: usize, max: usize) -> impl Iterator<Item = std::ops::Range<usize>
 
 /// Widest strip of output values: its 10 accumulators, a 5 x 5 kernel row's 5
 /// weights and one input value fill AVX2's 16 vector registers ([`kernel_row`];
+/// AVX-512 has 32, but C3's rows are 10 wide and C1's measured no faster in
+/// strips of 14;
 /// with the older output-stationary loop, strips of 14 spilled accumulators to the
 /// stack, and 8 left FMA latency exposed).
 const MAX_STRIP: usize = 10;
 
-/// `Q` consecutive outputs `y[o, p, q0..q0+Q]` of [`conv_valid`].
+/// `Q` consecutive outputs `y[o, p, q0..q0+Q]` of [`conv_valid`], lanes
+/// `h..h + S::W`.
 #[inline(always)]
-fn strip<const Q: usize>(
+#[allow(clippy::too_many_arguments)]
+fn strip<S: Simd, const Q: usize>(
+    s: S,
+    h: usize,
     g: Valid,
     conn: impl Fn(usize, usize) -> bool,
     w: &[f32],
@@ -289,7 +344,7 @@ fn strip<const Q: usize>(
     out: &mut [V],
 ) {
     let (k, xm) = (g.k, g.x);
-    let mut acc = [reg::splat(bias); Q];
+    let mut acc = [s.splat(bias); Q];
     // zero padding at either end of this strip's input values: the first and last
     // strips of a full convolution's rows (K - 1 zeros each at K = 5) skip their
     // taps. A skipped product is `w * 0`, a signed zero, and adding it leaves every
@@ -309,19 +364,20 @@ fn strip<const Q: usize>(
         for u in g.live_taps(p) {
             let x_row = &x[(i * xm.h + p + u) * xm.w + q0..][..width];
             let w_row = &w[((o * xm.c + i) * k + u) * k..][..k];
+            let acc = &mut acc;
             match (<&[f32; LENET_K]>::try_from(w_row), skip) {
-                (Ok(w_row), Skip::None) => kernel_row::<Q, LENET_K, 0, 0>(w_row, x_row, &mut acc),
-                (Ok(w_row), Skip::Left) => kernel_row::<Q, LENET_K, FULL_PAD, 0>(w_row, x_row, &mut acc),
-                (Ok(w_row), Skip::Right) => kernel_row::<Q, LENET_K, 0, FULL_PAD>(w_row, x_row, &mut acc),
+                (Ok(w_row), Skip::None) => kernel_row::<S, Q, LENET_K, 0, 0>(s, h, w_row, x_row, acc),
+                (Ok(w_row), Skip::Left) => kernel_row::<S, Q, LENET_K, FULL_PAD, 0>(s, h, w_row, x_row, acc),
+                (Ok(w_row), Skip::Right) => kernel_row::<S, Q, LENET_K, 0, FULL_PAD>(s, h, w_row, x_row, acc),
                 (Ok(w_row), Skip::Both) => {
-                    kernel_row::<Q, LENET_K, FULL_PAD, FULL_PAD>(w_row, x_row, &mut acc)
+                    kernel_row::<S, Q, LENET_K, FULL_PAD, FULL_PAD>(s, h, w_row, x_row, acc)
                 }
-                (Err(_), _) => kernel_row_any(w_row, x_row, &mut acc),
+                (Err(_), _) => kernel_row_any(s, h, w_row, x_row, acc),
             }
         }
     }
     for (o, a) in out.iter_mut().zip(acc) {
-        o.set(a);
+        set(s, o, h, a);
     }
 }
 
@@ -358,22 +414,24 @@ const LENET_K: usize = 5;
 /// same as [`kernel_row_any`]'s, bit for bit. The first `ZEROS_LEFT` and last
 /// `ZEROS_RIGHT` input values are known to be zero and are not read ([`Skip`]).
 #[inline(always)]
-fn kernel_row<const Q: usize, const K: usize, const ZEROS_LEFT: usize, const ZEROS_RIGHT: usize>(
+fn kernel_row<S: Simd, const Q: usize, const K: usize, const ZEROS_LEFT: usize, const ZEROS_RIGHT: usize>(
+    s: S,
+    h: usize,
     w_row: &[f32; K],
     x_row: &[V],
-    acc: &mut [reg::R; Q],
+    acc: &mut [S::R; Q],
 ) {
-    let w: [reg::R; K] = std::array::from_fn(|v| reg::splat(w_row[v]));
+    let w: [S::R; K] = std::array::from_fn(|v| s.splat(w_row[v]));
     let x_row = &x_row[..Q + K - 1];
     // fixed trip counts and a test the compiler folds once it has unrolled both
     // loops: the accumulators stay in registers (a loop over the range of taps
     // that each input feeds is not unrolled, and indexes them in memory: 2x slower)
     for j in ZEROS_LEFT..Q + K - 1 - ZEROS_RIGHT {
-        let xv = x_row[j].get();
+        let xv = get(s, &x_row[j], h);
         for v in 0..K {
             // the outputs this input feeds: acc[j - v] for 0 <= j - v < Q
             if j >= v && j - v < Q {
-                acc[j - v] = reg::mul_add(w[v], xv, acc[j - v]);
+                acc[j - v] = s.mul_add(w[v], xv, acc[j - v]);
             }
         }
     }
@@ -382,32 +440,54 @@ fn kernel_row<const Q: usize, const K: usize, const ZEROS_LEFT: usize, const ZER
 /// [`kernel_row`] for any kernel size: output-stationary, one broadcast weight at
 /// a time into all `Q` outputs.
 #[inline(always)]
-fn kernel_row_any<const Q: usize>(w_row: &[f32], x_row: &[V], acc: &mut [reg::R; Q]) {
+fn kernel_row_any<S: Simd, const Q: usize>(s: S, h: usize, w_row: &[f32], x_row: &[V], acc: &mut [S::R; Q]) {
     for (v, &wv) in w_row.iter().enumerate() {
-        let wv = reg::splat(wv);
+        let wv = s.splat(wv);
         for (a, xv) in acc.iter_mut().zip(&x_row[v..v + Q]) {
-            *a = reg::mul_add(wv, xv.get(), *a);
+            *a = s.mul_add(wv, get(s, xv, h), *a);
         }
     }
 }
 
 /// Per lane: `dw[o, i, u, v] += sum_{p,q} dy[o, p, q] * x[i, p+u, q+v]` for the
-/// connected pairs, `dy [C_out, H-K+1, W-K+1, 8]`.
+/// connected pairs, `dy [C_out, H-K+1, W-K+1, 16]`, for the first `count`
+/// images of the group (the other lanes of `dw` are left as they are).
 #[inline(never)]
-fn weight_grad_valid(g: Valid, conn: impl Fn(usize, usize) -> bool, x: &[V], dy: &[V], dw: &mut [V]) {
+fn weight_grad_valid(
+    g: Valid,
+    conn: impl Fn(usize, usize) -> bool + Copy,
+    (x, dy): (&[V], &[V]),
+    dw: &mut [V],
+    count: usize,
+) {
+    with_isa!(s => weight_grad_valid_on(s, g, conn, (x, dy), dw, count))
+}
+
+/// [`weight_grad_valid`] with token `s`.
+#[inline(always)]
+fn weight_grad_valid_on<S: Simd>(
+    s: S,
+    g: Valid,
+    conn: impl Fn(usize, usize) -> bool,
+    (x, dy): (&[V], &[V]),
+    dw: &mut [V],
+    count: usize,
+) {
     // the output maps that read input map i two at a time, so that each input
     // value loaded feeds both maps' sums (C3: the 10 maps each input feeds, in 5
     // pairs; C1: its 6 maps in 3); an odd map out alone
-    for i in 0..g.x.c {
-        let mut unpaired = None;
-        for o in (0..g.out_c).filter(|&o| conn(o, i)) {
-            match unpaired.take() {
-                None => unpaired = Some(o),
-                Some(o0) => kernel_grads(g, x, dy, [o0, o], i, dw),
+    for h in live_halves::<S>(count) {
+        for i in 0..g.x.c {
+            let mut unpaired = None;
+            for o in (0..g.out_c).filter(|&o| conn(o, i)) {
+                match unpaired.take() {
+                    None => unpaired = Some(o),
+                    Some(o0) => kernel_grads(s, h, g, x, dy, [o0, o], i, dw),
+                }
             }
-        }
-        if let Some(o) = unpaired {
-            kernel_grads(g, x, dy, [o], i, dw);
+            if let Some(o) = unpaired {
+                kernel_grads(s, h, g, x, dy, [o], i, dw);
+            }
         }
     }
 }
@@ -417,11 +497,25 @@ fn weight_grad_valid(g: Valid, conn: impl Fn(usize, usize) -> bool, x: &[V], dy:
 /// make 5 strips.
 const TAP_STRIP: usize = 5;
 
-/// The kernels `dw[o, i]` of the maps `o` in `maps`, all their taps, strip by strip.
+/// The kernels `dw[o, i]` of the maps `o` in `maps`, all their taps, strip by
+/// strip, lanes `h..h + S::W`.
 #[inline(always)]
-fn kernel_grads<const M: usize>(g: Valid, x: &[V], dy: &[V], maps: [usize; M], i: usize, dw: &mut [V]) {
+#[allow(clippy::too_many_arguments)]
+fn kernel_grads<S: Simd, const M: usize>(
+    s: S,
+    h: usize,
+    g: Valid,
+    x: &[V],
+    dy: &[V],
+    maps: [usize; M],
+    i: usize,
+    dw: &mut [V],
+) {
     for t in strips(g.k * g.k, TAP_STRIP) {
-        with_width!(t.len(), tap_strip::<_, M>(g, x, dy, (maps, i, t.start), dw));
+        with_width!(
+            t.len(),
+            tap_strip::<S, _, M>(s, h, g, x, dy, (maps, i, t.start), dw)
+        );
     }
 }
 
@@ -432,7 +526,10 @@ fn kernel_grads<const M: usize>(g: Valid, x: &[V], dy: &[V], maps: [usize; M], i
 /// batch 32 and 256, than single-map strips of up to 10 taps). Every sum runs over
 /// `p`, then `q`, in order, whatever `M` is: the same bits as one map at a time.
 #[inline(always)]
-fn tap_strip<const T: usize, const M: usize>(
+#[allow(clippy::too_many_arguments)]
+fn tap_strip<S: Simd, const T: usize, const M: usize>(
+    s: S,
+    h: usize,
     g: Valid,
     x: &[V],
     dy: &[V],
@@ -443,7 +540,8 @@ fn tap_strip<const T: usize, const M: usize>(
     // where each tap reads, relative to the output pixel's top-left input
     let offsets: [usize; T] = std::array::from_fn(|j| (t0 + j) / g.k * xm.w + (t0 + j) % g.k);
     let kernel = |m: usize| (maps[m] * xm.c + i) * taps + t0;
-    let mut acc: [[reg::R; T]; M] = std::array::from_fn(|m| std::array::from_fn(|j| dw[kernel(m) + j].get()));
+    let mut acc: [[S::R; T]; M] =
+        std::array::from_fn(|m| std::array::from_fn(|j| get(s, &dw[kernel(m) + j], h)));
     let x_map = &x[i * xm.h * xm.w..][..xm.h * xm.w];
     for p in 0..oh {
         let dy_rows: [&[V]; M] = std::array::from_fn(|m| &dy[(maps[m] * oh + p) * ow..][..ow]);
@@ -451,34 +549,27 @@ fn tap_strip<const T: usize, const M: usize>(
         // length: the loop below indexes them without bounds checks
         let x_rows: [&[V]; T] = std::array::from_fn(|j| &x_map[p * xm.w + offsets[j]..][..ow]);
         for q in 0..ow {
-            let d: [reg::R; M] = std::array::from_fn(|m| dy_rows[m][q].get());
+            let d: [S::R; M] = std::array::from_fn(|m| get(s, &dy_rows[m][q], h));
             for (j, x_row) in x_rows.iter().enumerate() {
-                let xv = x_row[q].get();
+                let xv = get(s, &x_row[q], h);
                 for (acc, &d) in acc.iter_mut().zip(&d) {
-                    acc[j] = reg::mul_add(d, xv, acc[j]);
+                    acc[j] = s.mul_add(d, xv, acc[j]);
                 }
             }
         }
     }
     for (m, acc) in acc.iter().enumerate() {
         for (out, &a) in dw[kernel(m)..][..T].iter_mut().zip(acc) {
-            out.set(a);
+            set(s, out, h, a);
         }
     }
 }
 
-/// `sums[j] = v[j].0[0] + v[j].0[1] + ... + v[j].0[7]`, added in that order, eight
-/// values at a time through an 8x8 transpose.
+/// `sums[j] = v[j].0[0] + v[j].0[1] + ... + v[j].0[15]`, added in that order.
+/// (Once per weight and half batch: a few thousand values per training step.)
 fn sum_lanes(v: &[V], sums: &mut [f32]) {
     assert_eq!(v.len(), sums.len());
-    let mut blocks = v.chunks_exact(L);
-    let mut outs = sums.chunks_exact_mut(L);
-    for (block, out) in (&mut blocks).zip(&mut outs) {
-        let t = reg::transpose(std::array::from_fn(|j| block[j].get()));
-        let total = t[1..].iter().fold(t[0], |acc, &r| reg::add(acc, r));
-        reg::store(total, out);
-    }
-    for (s, v) in outs.into_remainder().iter_mut().zip(blocks.remainder()) {
+    for (s, v) in sums.iter_mut().zip(v) {
         *s = v.0.iter().sum();
     }
 }
@@ -512,20 +603,21 @@ fn valid_over_input(s: &ConvShape) -> Valid {
 
 /// Groups of `L` images per task: the groups split evenly over the threads.
 fn groups_per_task(batch: usize) -> usize {
-    batch.div_ceil(L).div_ceil(rayon::current_num_threads()).max(1)
+    crate::threads::per_thread(batch.div_ceil(L), 1)
 }
 
-/// Runs a convolution of interleaved images on every group of 8 images, the groups
-/// shared out over the threads: `src [N, src_maps]` is gathered with `pad` into one
-/// task buffer, `conv(src_lanes, dst_lanes)` fills the other, whose window at
-/// `(off, off)` is scattered into `dst [N, dst_maps]`.
+/// Runs a convolution of interleaved images on every group of 16 images, the
+/// groups shared out over the threads: `src [N, src_maps]` is gathered with `pad`
+/// into one task buffer, `conv(src_lanes, dst_lanes, count)` fills the other for
+/// the group's `count` images, and its window at `(off, off)` is scattered into
+/// `dst [N, dst_maps]`.
 fn per_group(
     batch: usize,
     (src, src_maps, pad): (&[f32], Maps, usize),
     (dst, dst_maps, off): (&mut [f32], Maps, usize),
     src_lanes: &mut Vec<V>,
     dst_lanes: &mut Vec<V>,
-    conv: impl Fn(&[V], &mut [V]) + Sync,
+    conv: impl Fn(&[V], &mut [V], usize) + Sync,
 ) {
     let per = groups_per_task(batch);
     let tasks = batch.div_ceil(L * per);
@@ -542,9 +634,10 @@ fn per_group(
         )
         .for_each(|((src, dst), (sl, dl))| {
             for (src, dst) in src.chunks(src_group).zip(dst.chunks_mut(dst_group)) {
-                gather(src_maps, pad, src, sl);
-                conv(sl, dl);
-                scatter(dst_maps, off, dl, dst);
+                let count = src.len() / src_maps.len();
+                with_isa!(s => gather(s, src_maps, pad, src, sl));
+                conv(sl, dl, count);
+                with_isa!(s => scatter(s, dst_maps, off, dl, dst));
             }
         });
 }
@@ -565,7 +658,7 @@ pub fn forward(
         (y, out_maps(s), 0),
         &mut ws.x_lanes,
         &mut ws.y_lanes,
-        |xl, yl| conv_valid(g, |o, i| connected(t, o, i), w, Some(b), xl, yl),
+        |xl, yl, count| conv_valid(g, |o, i| connected(t, o, i), w, Some(b), (xl, yl), count),
     );
 }
 
@@ -605,7 +698,7 @@ pub fn x_backward(
         (dx, in_maps(s), s.pad),
         &mut ws.y_lanes,
         &mut ws.x_lanes,
-        |dyl, dxl| conv_valid(g, |i, o| connected(t, o, i), w_flipped, None, dyl, dxl),
+        |dyl, dxl, count| conv_valid(g, |i, o| connected(t, o, i), w_flipped, None, (dyl, dxl), count),
     );
 }
 
@@ -637,19 +730,20 @@ pub fn weight_backward(
         .for_each(|(((x, dy), part), (xl, yl))| {
             part.fill(V::ZERO);
             for (x, dy) in x.chunks(L * in_maps(s).len()).zip(dy.chunks(L * ym.len())) {
-                gather(in_maps(s), s.pad, x, xl);
-                gather(ym, 0, dy, yl);
-                weight_grad_valid(g, |o, i| connected(t, o, i), xl, yl, part);
+                let count = dy.len() / ym.len();
+                with_isa!(r => {
+                    gather(r, in_maps(s), s.pad, x, xl);
+                    gather(r, ym, 0, dy, yl)
+                });
+                weight_grad_valid(g, |o, i| connected(t, o, i), (xl, yl), part, count);
             }
         });
     // lanes, then parts, added in a fixed order
     let (first, rest) = parts.split_at(wl);
     sum_lanes(first, dw);
     for part in rest.chunks_exact(wl) {
-        let mut sums = [0.0; L];
-        for (dw, part) in dw.chunks_mut(L).zip(part.chunks(L)) {
-            sum_lanes(part, &mut sums[..dw.len()]);
-            dw.iter_mut().zip(sums).for_each(|(g, s)| *g += s);
+        for (g, v) in dw.iter_mut().zip(part) {
+            *g += v.0.iter().sum::<f32>();
         }
     }
     // each map's bias gradient on some thread, its sum in the same order on any
@@ -664,6 +758,7 @@ pub fn weight_backward(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::simd::Portable;
 
     #[test]
     fn strips_cover_the_row_in_equal_widths_the_kernels_exist_for() {
@@ -691,36 +786,27 @@ mod tests {
     }
 
     #[test]
-    fn transpose_swaps_lanes_and_registers() {
-        let rows: [[f32; L]; L] = std::array::from_fn(|i| std::array::from_fn(|j| (10 * i + j) as f32));
-        let t = reg::transpose(std::array::from_fn(|i| reg::load(&rows[i])));
-        for (i, r) in t.into_iter().enumerate() {
-            let mut out = V::ZERO;
-            out.set(r);
-            assert_eq!(out.0, std::array::from_fn(|j| (10 * j + i) as f32));
-        }
-    }
-
-    #[test]
-    fn gather_then_scatter_is_the_identity_for_a_partial_group() {
+    fn gather_then_scatter_is_the_identity_for_partial_groups() {
         let m = Maps { c: 2, h: 3, w: 11 };
-        let images: Vec<f32> = (0..3 * m.len()).map(|i| i as f32).collect();
-        for pad in [0, 2] {
-            let mut lanes = vec![V([9.0; L]); m.padded(pad).len()];
-            gather(m, pad, &images, &mut lanes);
-            // the five missing images (and the border) are zero
-            assert_eq!(
-                lanes[0].0,
-                if pad > 0 {
-                    [0.0; L]
-                } else {
-                    [0.0, 66.0, 132.0, 0.0, 0.0, 0.0, 0.0, 0.0]
-                }
-            );
-            assert!(lanes.iter().all(|v| v.0[3..] == [0.0; 5]));
-            let mut back = vec![0.0; images.len()];
-            scatter(m, pad, &lanes, &mut back);
-            assert_eq!(back, images);
+        for count in [3, 8, 12, 16] {
+            let images: Vec<f32> = (0..count * m.len()).map(|i| i as f32).collect();
+            for pad in [0, 2] {
+                let mut lanes = vec![V([9.0; L]); m.padded(pad).len()];
+                gather(Portable, m, pad, &images, &mut lanes);
+                // the missing images (and the border) are zero
+                let first: [f32; L] = std::array::from_fn(|l| {
+                    if pad == 0 && l < count {
+                        (l * m.len()) as f32
+                    } else {
+                        0.0
+                    }
+                });
+                assert_eq!(lanes[0].0, first);
+                assert!(lanes.iter().all(|v| v.0[count..].iter().all(|&x| x == 0.0)));
+                let mut back = vec![0.0; images.len()];
+                scatter(Portable, m, pad, &lanes, &mut back);
+                assert_eq!(back, images, "{count} images, pad {pad}");
+            }
         }
     }
 }
