@@ -203,16 +203,9 @@ impl Optimizer {
             match momentum {
                 Some(m) if m > 0.0 => {
                     let v = &mut self.state.velocity[t];
-                    for (((w, &g), v), &r) in p.value.iter_mut().zip(&p.grad).zip(v.iter_mut()).zip(rates) {
-                        *v = m * *v + r * g;
-                        *w -= lr * *v;
-                    }
+                    tensor_ops::update::descend_momentum(&mut p.value, v, &p.grad, rates, lr, m);
                 }
-                _ => {
-                    for ((w, &g), &r) in p.value.iter_mut().zip(&p.grad).zip(rates) {
-                        *w -= lr * r * g;
-                    }
-                }
+                _ => tensor_ops::update::descend(&mut p.value, &p.grad, rates, lr),
             }
         }
     }

@@ -68,11 +68,17 @@ fn tanh_with(x: f32, mul_add: impl Fn(f32, f32, f32) -> f32) -> f32 {
     const B6: f32 = 1.198_258_4e-6;
     let x = x.clamp(-CLAMP, CLAMP);
     let x2 = x * x;
-    // Horner's rule, one multiply-add per step
-    let h = |acc: f32, c: f32| mul_add(acc, x2, c);
-    let p = [A11, A9, A7, A5, A3, A1].into_iter().fold(A13, h) * x;
-    let q = [B4, B2, B0].into_iter().fold(B6, h);
-    p / q
+    // Horner's rule, one multiply-add per step (written out: a `fold` would be
+    // a call that the kernels' instruction set might not reach)
+    let mut p = A13;
+    for c in [A11, A9, A7, A5, A3, A1] {
+        p = mul_add(p, x2, c);
+    }
+    let mut q = B6;
+    for c in [B4, B2, B0] {
+        q = mul_add(q, x2, c);
+    }
+    p * x / q
 }
 
 impl Activation {
@@ -86,17 +92,20 @@ impl Activation {
     /// `f(a)` with token `s`'s multiply-adds in the tanh.
     #[inline(always)]
     fn apply_on<S: Simd>(self, s: S, a: f32) -> f32 {
-        self.apply_with(a, |a, b, c| s.mul_add1(a, b, c))
+        self.apply_with(
+            a,
+            #[inline(always)]
+            |a, b, c| s.mul_add1(a, b, c),
+        )
     }
 
     #[inline(always)]
     fn apply_with(self, a: f32, mul_add: impl Fn(f32, f32, f32) -> f32 + Copy) -> f32 {
-        let tanh = |x: f32| tanh_with(x, mul_add);
         match self {
-            Activation::ScaledTanh => SCALED_TANH_A * tanh(SCALED_TANH_S * a),
-            Activation::Tanh => tanh(a),
+            Activation::ScaledTanh => SCALED_TANH_A * tanh_with(SCALED_TANH_S * a, mul_add),
+            Activation::Tanh => tanh_with(a, mul_add),
             // 1 / (1 + e^-a) = (1 + tanh(a/2)) / 2, vectorisable through the tanh
-            Activation::Sigmoid => 0.5 + 0.5 * tanh(0.5 * a),
+            Activation::Sigmoid => 0.5 + 0.5 * tanh_with(0.5 * a, mul_add),
             Activation::Relu => a.max(0.0),
             Activation::Prelu { alpha } => {
                 if a > 0.0 {

@@ -32,6 +32,7 @@
 use rayon::prelude::*;
 
 use crate::gemm::{gemm, MatRef};
+use crate::simd::with_isa;
 use crate::{scratch, squared, Algo};
 
 mod lanes;
@@ -449,6 +450,7 @@ mod im2col {
     /// row `r = p + u - pad` (skipped when outside the image), output columns
     /// `q0..q1` reading input columns `c0..c0 + (q1 - q0)` of map `i`. Columns outside
     /// `q0..q1` read padding.
+    #[inline(always)]
     fn for_each_run(s: &ConvShape, mut f: impl FnMut(usize, usize, usize, std::ops::Range<usize>, usize)) {
         let (oh, ow, k, pad) = (s.out_h(), s.out_w(), s.k, s.pad);
         for i in 0..s.in_c {
@@ -471,6 +473,7 @@ mod im2col {
     /// Unfolds one image `[C_in, H, W]` into its patch matrix `[C_in*K*K, H_out*W_out]`:
     /// row `(i, u, v)` holds `x[i, p+u-pad, q+v-pad]` for every output pixel `(p, q)`,
     /// so each row is made of contiguous runs of an input row.
+    #[inline(always)]
     fn unfold(s: &ConvShape, x_img: &[f32], cols: &mut [f32]) {
         let (hw, ow) = (s.out_hw(), s.out_w());
         // LeNet's C1 and C3: sizes known at compile time make every run a few
@@ -511,6 +514,7 @@ mod im2col {
     }
 
     /// [`unfold`] without padding, for a `K x K` kernel and `OW` output columns.
+    #[inline(always)]
     fn unfold_valid<const K: usize, const OW: usize>(s: &ConvShape, x_img: &[f32], cols: &mut [f32]) {
         for_each_valid_run::<K, OW>(s, |at_cols, at_x| {
             cols[at_cols..at_cols + OW].copy_from_slice(&x_img[at_x..at_x + OW]);
@@ -539,6 +543,7 @@ mod im2col {
     }
 
     /// Folds a patch-matrix gradient back onto one image (the adjoint of `unfold`).
+    #[inline(always)]
     fn fold(s: &ConvShape, dcols: &[f32], dx_img: &mut [f32]) {
         let (hw, ow) = (s.out_hw(), s.out_w());
         dx_img.fill(0.0);
@@ -559,6 +564,7 @@ mod im2col {
 
     /// [`fold`] without padding, for a `K x K` kernel and `OW` output columns, onto
     /// a zeroed `dx_img`.
+    #[inline(always)]
     fn fold_valid<const K: usize, const OW: usize>(s: &ConvShape, dcols: &[f32], dx_img: &mut [f32]) {
         for_each_valid_run::<K, OW>(s, |at_cols, at_x| {
             let src = &dcols[at_cols..at_cols + OW];
@@ -596,7 +602,7 @@ mod im2col {
         let img = s.in_c * s.in_h * s.in_w;
         // per image, into the task's one patch buffer (small enough to stay in
         // cache): unfold, then y_n [C_out, HW] = W [C_out, patch] * cols_n [patch, HW] + b
-        let task = |x: &[f32], cols: &mut [f32], y: &mut [f32]| {
+        let task = |x: &[f32], cols: &mut [f32], y: &mut [f32]| with_isa!(_s => {
             for (x_img, y_img) in x.chunks_exact(img).zip(y.chunks_exact_mut(oc * hw)) {
                 unfold(s, x_img, cols);
                 for (y_map, &bias) in y_img.chunks_exact_mut(hw).zip(b) {
@@ -610,7 +616,7 @@ mod im2col {
                     hw,
                 );
             }
-        };
+        });
         if !parallel {
             task(x, scratch(&mut ws.cols, patch * hw), y);
             return remember_cols(ws, s, x);
@@ -667,7 +673,7 @@ mod im2col {
         }
         let img = s.in_c * s.in_h * s.in_w;
         // per image: dcols_n [patch, HW] = W^T [patch, C_out] * dy_n [C_out, HW], folded into dx_n
-        let task = |dy: &[f32], dcols: &mut [f32], dx: &mut [f32]| {
+        let task = |dy: &[f32], dcols: &mut [f32], dx: &mut [f32]| with_isa!(_s => {
             for (dy_img, dx_img) in dy.chunks_exact(oc * hw).zip(dx.chunks_exact_mut(img)) {
                 gemm(
                     MatRef::new(w, oc, patch).t(),
@@ -678,7 +684,7 @@ mod im2col {
                 );
                 fold(s, dcols, dx_img);
             }
-        };
+        });
         if !parallel {
             return task(dy, scratch(&mut ws.dcols, patch * hw), dx);
         }
@@ -718,7 +724,7 @@ mod im2col {
                     cols: &mut [f32],
                     dw: &mut [f32],
                     db: &mut [f32],
-                    unfolded: bool| {
+                    unfolded: bool| with_isa!(_s => {
             for (k, n) in images.clone().enumerate() {
                 if !unfolded {
                     unfold(s, &x[n * img..][..img], cols);
@@ -737,7 +743,7 @@ mod im2col {
                     .map(|n| crate::sum8(&dy[n * y_img + o * hw..][..hw]))
                     .sum();
             }
-        };
+        });
         // In parallel: the batch in GEMM_SPLIT fixed blocks of images, each summed
         // into its own partial gradient by full-height GEMMs (measured 1.6x faster
         // for C3 than splitting dW's rows), then the partials added in block order:

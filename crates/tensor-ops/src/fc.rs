@@ -33,17 +33,9 @@ fn effective(algo: Algo, s: &FcShape) -> Algo {
     }
 }
 
-/// Fewest rows (images) for which [`forward`] computes the transposed product
-/// (below, the `gemm` crate does not pack `w` anyway, and the transposition back
-/// costs more than it saves: batch 1 measured slower). From `out_f` rows on (up to
-/// [`PACKED_FROM`]), the packed inputs would be as large as the weights, and the
-/// direct product is kept.
-const TRANSPOSED_FROM: usize = 8;
-
 /// Fewest rows for which [`forward`] packs the weights itself and runs the
-/// 4 x 24 micro-kernel of [`gemm_packed`] (below, packing 48,000 weights per call
-/// costs more than the `gemm` crate's products lose; C5 at 64 rows measured 61-79
-/// against 58-76 GFLOP/s, at 128 rows 68-82 against 53-57, one core).
+/// micro-kernel of [`gemm_packed`] (below, packing 48,000 weights per call costs
+/// more than the unpacked products lose).
 const PACKED_FROM: usize = 64;
 
 /// `y = x w^T + b`.
@@ -54,31 +46,16 @@ pub fn forward(algo: Algo, s: &FcShape, x: &[f32], w: &[f32], b: &[f32], y: &mut
         let rows = y.len() / o;
         if rows >= PACKED_FROM {
             // the weights packed once for this task's rows, then 4 x 24 register tiles
-            return crate::with_thread_scratch(packed_len(i, o), |packed| {
-                pack_transposed(w, o, i, packed);
-                gemm_packed(x, rows, i, i, packed, o, b, y, o);
-            });
+            let mut scratch = crate::ThreadScratch::take();
+            let packed = scratch.get(packed_len(i, o));
+            pack_transposed(w, o, i, packed);
+            return gemm_packed(x, rows, i, i, packed, o, b, y, o);
         }
-        if !(TRANSPOSED_FROM..o).contains(&rows) {
-            for y_row in y.chunks_exact_mut(o) {
-                y_row.copy_from_slice(b);
-            }
-            return gemm(MatRef::new(x, rows, i), MatRef::new(w, o, i).t(), 1.0, y, o);
+        // y = b + x w^T: dot products of rows of x with rows of w
+        for y_row in y.chunks_exact_mut(o) {
+            y_row.copy_from_slice(b);
         }
-        // y^T [o, rows] = w [o, i] * x^T [i, rows], then y = (y^T)^T + b: with the
-        // batch along the output's rows the `gemm` crate packs x (rows x i) and
-        // reads w in place; written straight into y it packed w (o x i) on every
-        // call, 48,000 values for C5 (measured with `perf`: the GEMMs' share of
-        // inference went from 12.8% to 7.6% of samples, of a batch-32 training
-        // step from 13.4% to 11.1%)
-        crate::with_thread_scratch(o * rows, |y_t| {
-            gemm(MatRef::new(w, o, i), MatRef::new(x, rows, i).t(), 0.0, y_t, rows);
-            for (r, y_row) in y.chunks_exact_mut(o).enumerate() {
-                for ((y, &bias), y_t_row) in y_row.iter_mut().zip(b).zip(y_t.chunks_exact(rows)) {
-                    *y = y_t_row[r] + bias;
-                }
-            }
-        });
+        gemm(MatRef::new(x, rows, i), MatRef::new(w, o, i).t(), 1.0, y, o)
     };
     match effective(algo, s) {
         Algo::Naive => {

@@ -1,19 +1,16 @@
-//! Matrix products. [`gemm()`]: `C = A B + beta C` on strided `f32` matrices, checked
-//! against the slices and handed to the `gemm` crate (which skips packing for the
-//! small matrices LeNet's layers make); `gemm` measured faster than
-//! `matrixmultiply` on LeNet's shapes, up to 8x at batch 1. [`gemm_packed`]:
-//! `C = A W^T + bias` with `W` packed once per call by [`pack_transposed`], a
-//! register-tile micro-kernel that beats the crate from 64 rows on (C5 forward at
-//! batch 256: 121-127 against 95-108 GFLOP/s on two threads). Measurements in
+//! Matrix products, written for LeNet's small shapes. [`gemm()`]: `C = A B + beta
+//! C` on strided `f32` matrices, unpacked register tiles (rows times columns, or
+//! dot products, by the operands' layout). [`gemm_packed`]: `C = A W^T + bias`
+//! with `W` packed once per call by [`pack_transposed`], a register-tile
+//! micro-kernel for many rows (C5 forward at batch 256). Measurements in
 //! docs/benchmarks.md.
 //!
-//! **Same bits on every CPU with FMA.** The `gemm` crate picks its kernel at run
-//! time; it is built without its AVX-512 kernels (the workspace leaves out its
-//! `x86-v4` feature), so an AVX2 and an AVX-512 machine run the same AVX2+FMA
-//! code. Its blocking of the inner dimension depends on the CPU's cache sizes
-//! only above 512 terms, so [`gemm()`] hands it at most [`MAX_K`] terms at a time
-//! and adds the blocks itself, in order. [`gemm_packed`] sums each value in one
-//! chain of multiply-adds in order of `k`, whatever the register width.
+//! **Same bits on every CPU with FMA.** Every kernel here fixes the order of each
+//! sum in its source: one chain of multiply-adds in order of `k`, or 16
+//! interleaved partial sums added in order. The register width only decides how
+//! many sums run side by side, so AVX2 and AVX-512 give the same bits. (The
+//! `gemm` crate, used before, picks its kernels and its blocking of `k` from the
+//! CPU, so its sums differed between machines.)
 
 use crate::simd::{with_isa, Simd};
 
@@ -54,7 +51,21 @@ fn last_index(rows: usize, cols: usize, rs: usize, cs: usize) -> usize {
     (rows - 1) * rs + (cols - 1) * cs
 }
 
-/// `c[m x n] = a[m x k] * b[k x n] + beta * c`, with `c` row-major with row stride `ldc`.
+/// `c[m x n] = a[m x k] * b[k x n] + beta * c`, with `c` row-major with row stride
+/// `ldc` (with `beta == 0`, `c` is not read: it may hold anything).
+///
+/// Two kernels, chosen by the operands' layout (never by the CPU):
+/// - `b` with contiguous rows (`b.cs == 1`): **rows times columns**. Each value of
+///   `c` is one chain of multiply-adds in order of `k`, vectorised across the
+///   columns of `b` (a tile of rows of `a` broadcast against registers of `b`).
+/// - `a` with contiguous rows and `b` with contiguous columns (`a.cs == 1`,
+///   `b.rs == 1`, the product `A B^T` of two row-major matrices): **dot
+///   products**. Each value of `c` sums `k` products in 16 interleaved partial
+///   sums (lane `i % 16`), the lanes added in order, then the last `k % 16` terms.
+///
+/// Any other layout runs a plain loop in the first form's order. Either way the
+/// result is the same on every instruction set with FMA (the 16 lanes are two
+/// AVX2 registers or one AVX-512 register), and `beta * c` is added last.
 ///
 /// ```
 /// use tensor_ops::gemm::{gemm, MatRef};
@@ -64,83 +75,274 @@ fn last_index(rows: usize, cols: usize, rs: usize, cs: usize) -> usize {
 /// assert_eq!(c, [5.0, 11.0, 11.0, 25.0]); // A A^T
 /// ```
 pub fn gemm(a: MatRef, b: MatRef, beta: f32, c: &mut [f32], ldc: usize) {
-    let k = a.cols;
-    if k <= MAX_K {
-        return gemm_strided(a, b, beta, c, (ldc, 1));
-    }
-    // the inner dimension in blocks of MAX_K, the first scaling C by beta, the
-    // others adding to it
-    for (j, k0) in (0..k).step_by(MAX_K).enumerate() {
-        let kb = (k - k0).min(MAX_K);
-        let a_block = MatRef {
-            data: &a.data[k0 * a.cs..],
-            cols: kb,
-            ..a
-        };
-        let b_block = MatRef {
-            data: &b.data[k0 * b.rs..],
-            rows: kb,
-            ..b
-        };
-        gemm_strided(a_block, b_block, if j == 0 { beta } else { 1.0 }, c, (ldc, 1));
-    }
-}
-
-/// Most terms of one sum that [`gemm()`] gives the `gemm` crate in one call: up to
-/// 512 it never splits the sum by the CPU's cache sizes (`gemm-common`'s
-/// `kernel_params`: a block of `max(512, L1-derived).min(k)`), so its results do
-/// not depend on the CPU. (LeNet's largest, C1's weight gradient at batch 1, sums
-/// 784 terms.)
-pub const MAX_K: usize = 512;
-
-/// `c = a * b + beta * c` where `c`'s element `(r, j)` is `c[r * c_strides.0 + j * c_strides.1]`.
-/// (Row-major or transposed forms of one product measured the same speed: the
-/// `gemm` crate reorders them itself.)
-fn gemm_strided(a: MatRef, b: MatRef, beta: f32, c: &mut [f32], c_strides: (usize, usize)) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
-    let (crs, ccs) = c_strides;
     assert_eq!(k, b.rows, "gemm: inner dimensions differ");
     if m == 0 || n == 0 {
         return;
     }
-    assert!(last_index(m, n, crs, ccs) < c.len(), "gemm: C too small");
-    if k == 0 {
-        for r in 0..m {
-            for j in 0..n {
-                c[r * crs + j * ccs] *= beta;
+    assert!(ldc >= n && (m - 1) * ldc + n <= c.len(), "gemm: C too small");
+    if k > 0 {
+        assert!(last_index(m, k, a.rs, a.cs) < a.data.len(), "gemm: A too small");
+        assert!(last_index(k, n, b.rs, b.cs) < b.data.len(), "gemm: B too small");
+    }
+    let c = Out { c, ldc, beta };
+    if b.cs == 1 || k == 0 {
+        with_isa!(s => rows_times_columns(s, a, b, c))
+    } else if a.cs == 1 && b.rs == 1 {
+        with_isa!(s => dot_products(s, a, b, c))
+    } else {
+        with_isa!(s => {
+            for r in 0..m {
+                for j in 0..n {
+                    let mut acc = 0.0;
+                    for i in 0..k {
+                        acc = s.mul_add1(a.data[r * a.rs + i * a.cs], b.data[i * b.rs + j * b.cs], acc);
+                    }
+                    c.c[r * ldc + j] = c.finish(c.c[r * ldc + j], acc);
+                }
+            }
+        })
+    }
+}
+
+/// Where a product goes: `c` row-major with row stride `ldc`, combined as
+/// `beta * c + sum` (or `sum` alone when `beta == 0`).
+struct Out<'a> {
+    c: &'a mut [f32],
+    ldc: usize,
+    beta: f32,
+}
+
+impl Out<'_> {
+    #[inline(always)]
+    fn finish(&self, old: f32, sum: f32) -> f32 {
+        if self.beta == 0.0 {
+            sum
+        } else {
+            self.beta * old + sum
+        }
+    }
+}
+
+/// Rows of `a` per tile of [`rows_times_columns`], and registers of `b` per
+/// tile: AVX-512 4 x 4 (16 accumulators of its 32 registers), AVX2 4 x 3 (12 of
+/// 16).
+const NN_ROWS: usize = 4;
+
+/// [`gemm`]'s first kernel: `b` has contiguous rows.
+#[inline(always)]
+fn rows_times_columns<S: Simd>(s: S, a: MatRef, b: MatRef, mut c: Out) {
+    let (m, n) = (a.rows, b.cols);
+    let w = S::W;
+    let whole = n - n % w;
+    let k = a.cols;
+    let mut scratch = crate::ThreadScratch::take();
+    let b_tail = (whole < n).then(|| {
+        let tail = scratch.get(k * w);
+        for (i, t) in tail.chunks_exact_mut(w).enumerate() {
+            let from = &b.data[i * b.rs + whole..i * b.rs + n];
+            t[..from.len()].copy_from_slice(from);
+            t[from.len()..].fill(0.0);
+        }
+        MatRef {
+            data: &*tail,
+            rows: k,
+            cols: w,
+            rs: w,
+            cs: 1,
+        }
+    });
+    for r0 in (0..m).step_by(NN_ROWS) {
+        let rows = (m - r0).min(NN_ROWS);
+        // whole registers of columns, in blocks of up to 4 (AVX-512) or 3 (AVX2)
+        let block = if w == 16 { 4 } else { 3 };
+        let mut j0 = 0;
+        while j0 < whole {
+            let regs = ((whole - j0) / w).min(block);
+            macro_rules! regs {
+                ($r:literal) => {
+                    match regs {
+                        4 => nn_tile::<S, $r, 4>(s, a, b, &mut c, (r0, j0)),
+                        3 => nn_tile::<S, $r, 3>(s, a, b, &mut c, (r0, j0)),
+                        2 => nn_tile::<S, $r, 2>(s, a, b, &mut c, (r0, j0)),
+                        _ => nn_tile::<S, $r, 1>(s, a, b, &mut c, (r0, j0)),
+                    }
+                };
+            }
+            match rows {
+                4 => regs!(4),
+                3 => regs!(3),
+                2 => regs!(2),
+                _ => regs!(1),
+            }
+            j0 += regs * w;
+        }
+        // the last columns (fewer than a register) through one register over a
+        // zero-padded copy of them: the same chains of multiply-adds
+        if let Some(b_tail) = b_tail {
+            let mut acc = [[s.splat(0.0); 1]; NN_ROWS];
+            match rows {
+                4 => nn_sums::<S, 4, 1>(s, a, b_tail, (r0, 0), &mut acc),
+                3 => nn_sums::<S, 3, 1>(s, a, b_tail, (r0, 0), first_rows(&mut acc)),
+                2 => nn_sums::<S, 2, 1>(s, a, b_tail, (r0, 0), first_rows(&mut acc)),
+                _ => nn_sums::<S, 1, 1>(s, a, b_tail, (r0, 0), first_rows(&mut acc)),
+            }
+            for (r, acc_r) in acc[..rows].iter().enumerate() {
+                let mut sums = [0.0f32; 16];
+                s.store(acc_r[0], &mut sums);
+                for (j, &sum) in (whole..n).zip(&sums) {
+                    let at = (r0 + r) * c.ldc + j;
+                    c.c[at] = c.finish(c.c[at], sum);
+                }
             }
         }
-        return;
     }
-    assert!(last_index(m, k, a.rs, a.cs) < a.data.len(), "gemm: A too small");
-    assert!(last_index(k, n, b.rs, b.cs) < b.data.len(), "gemm: B too small");
-    // SAFETY: every index the kernel touches, (r * rs + c * cs) for r < rows and
-    // c < cols, is at most the last index checked above to lie inside its slice;
-    // C is borrowed mutably and cannot alias A or B.
-    unsafe {
-        // gemm's convention: dst = alpha * dst + beta * lhs * rhs, strides given
-        // column stride first; `read_dst = false` means dst is not read at all.
-        ::gemm::gemm(
-            m,
-            n,
-            k,
-            c.as_mut_ptr(),
-            ccs as isize,
-            crs as isize,
-            beta != 0.0,
-            a.data.as_ptr(),
-            a.cs as isize,
-            a.rs as isize,
-            b.data.as_ptr(),
-            b.cs as isize,
-            b.rs as isize,
-            beta,
-            1.0,
-            false,
-            false,
-            false,
-            ::gemm::Parallelism::None,
-        );
+}
+
+/// The first `N` rows of a tile's accumulators.
+#[inline(always)]
+fn first_rows<T, const N: usize>(acc: &mut [T; NN_ROWS]) -> &mut [T; N] {
+    let first: &mut [T] = &mut acc[..N];
+    first.try_into().unwrap_or_else(|_| unreachable!("N <= NN_ROWS"))
+}
+
+/// One `R x V` registers tile of [`rows_times_columns`] at row `r0`, column `j0`.
+#[inline(always)]
+fn nn_tile<S: Simd, const R: usize, const V: usize>(
+    s: S,
+    a: MatRef,
+    b: MatRef,
+    c: &mut Out,
+    (r0, j0): (usize, usize),
+) {
+    let w = S::W;
+    let mut acc = [[s.splat(0.0); V]; R];
+    nn_sums(s, a, b, (r0, j0), &mut acc);
+    // c = sum, or beta * c + sum (a multiply, then an add)
+    let beta = s.splat(c.beta);
+    for (r, acc_r) in acc.iter().enumerate() {
+        let c_row = &mut c.c[(r0 + r) * c.ldc + j0..][..V * w];
+        for (v, &sum) in acc_r.iter().enumerate() {
+            let out = &mut c_row[v * w..];
+            let value = if c.beta == 0.0 {
+                sum
+            } else {
+                s.add(s.mul(beta, s.load(out)), sum)
+            };
+            s.store(value, out);
+        }
+    }
+}
+
+/// The sums of an `R x V` registers tile: `acc[r][v] = sum_i a[r0 + r][i] *
+/// b[i][j0 + v W ..]`, one chain of multiply-adds per value, in order of `i`.
+#[inline(always)]
+fn nn_sums<S: Simd, const R: usize, const V: usize>(
+    s: S,
+    a: MatRef,
+    b: MatRef,
+    (r0, j0): (usize, usize),
+    acc: &mut [[S::R; V]; R],
+) {
+    let (k, w) = (a.cols, S::W);
+    let a_rows: [&[f32]; R] = std::array::from_fn(|r| &a.data[(r0 + r) * a.rs..]);
+    // every index below is checked here, once: a's last row reaches (k - 1) cs,
+    // b's rows reach (k - 1) rs + j0 + V w
+    assert!(k == 0 || a_rows.iter().all(|row| (k - 1) * a.cs < row.len()));
+    assert!(k == 0 || (k - 1) * b.rs + j0 + V * w <= b.data.len());
+    for i in 0..k {
+        // SAFETY: in bounds by the asserts above
+        let b_row = unsafe { b.data.get_unchecked(i * b.rs + j0..i * b.rs + j0 + V * w) };
+        let mut bv = [s.splat(0.0); V];
+        for (v, bv) in bv.iter_mut().enumerate() {
+            *bv = s.load(&b_row[v * w..]);
+        }
+        for (acc_r, a_row) in acc.iter_mut().zip(&a_rows) {
+            // SAFETY: as above
+            let x = s.splat(unsafe { *a_row.get_unchecked(i * a.cs) });
+            for (acc_rv, &b_v) in acc_r.iter_mut().zip(&bv) {
+                *acc_rv = s.mul_add(x, b_v, *acc_rv);
+            }
+        }
+    }
+}
+
+/// Partial sums per dot product in [`dot_products`], whatever the register width.
+const DOT_LANES: usize = 16;
+
+/// [`gemm`]'s second kernel: `c[r][j] = sum_i a[r][i] * bt[j][i]`, both operands
+/// with contiguous rows (`bt` is `b` transposed), in [`DOT_LANES`] partial sums.
+#[inline(always)]
+fn dot_products<S: Simd>(s: S, a: MatRef, b: MatRef, mut c: Out) {
+    let (m, n) = (a.rows, b.cols);
+    // 2 rows of a x 4 rows of bt with AVX-512 (8 sums in 8 registers), 2 x 2 with
+    // AVX2 (each sum in two registers)
+    let cols = if S::W == 16 { 4 } else { 2 };
+    for r0 in (0..m).step_by(2) {
+        let rows = (m - r0).min(2);
+        for j0 in (0..n).step_by(cols) {
+            match (rows, (n - j0).min(cols)) {
+                (2, 4) => dot_tile::<S, 2, 4>(s, a, b, &mut c, (r0, j0)),
+                (2, 3) => dot_tile::<S, 2, 3>(s, a, b, &mut c, (r0, j0)),
+                (2, 2) => dot_tile::<S, 2, 2>(s, a, b, &mut c, (r0, j0)),
+                (2, _) => dot_tile::<S, 2, 1>(s, a, b, &mut c, (r0, j0)),
+                (_, 4) => dot_tile::<S, 1, 4>(s, a, b, &mut c, (r0, j0)),
+                (_, 3) => dot_tile::<S, 1, 3>(s, a, b, &mut c, (r0, j0)),
+                (_, 2) => dot_tile::<S, 1, 2>(s, a, b, &mut c, (r0, j0)),
+                _ => dot_tile::<S, 1, 1>(s, a, b, &mut c, (r0, j0)),
+            }
+        }
+    }
+}
+
+/// `R x C` dot products of [`dot_products`] at row `r0` of `a`, row `j0` of `bt`.
+#[inline(always)]
+fn dot_tile<S: Simd, const R: usize, const C: usize>(
+    s: S,
+    a: MatRef,
+    b: MatRef,
+    c: &mut Out,
+    (r0, j0): (usize, usize),
+) {
+    let (k, w) = (a.cols, S::W);
+    let whole = k - k % DOT_LANES;
+    // acc[r][j][h]: lanes h * W .. (h + 1) * W of the sum (r, j); 16 / W halves
+    let mut acc = [[[s.splat(0.0); 2]; C]; R];
+    let halves = DOT_LANES / w;
+    let a_row = |r: usize| &a.data[(r0 + r) * a.rs..][..k];
+    let b_row = |j: usize| &b.data[(j0 + j) * b.cs..][..k];
+    for i0 in (0..whole).step_by(DOT_LANES) {
+        for h in 0..halves {
+            let at = i0 + h * w;
+            let mut bv = [s.splat(0.0); C];
+            for (j, bv) in bv.iter_mut().enumerate() {
+                *bv = s.load(&b_row(j)[at..]);
+            }
+            for (r, acc_r) in acc.iter_mut().enumerate() {
+                let av = s.load(&a_row(r)[at..]);
+                for (acc_rj, &bv) in acc_r.iter_mut().zip(&bv) {
+                    acc_rj[h] = s.mul_add(av, bv, acc_rj[h]);
+                }
+            }
+        }
+    }
+    for (r, acc_r) in acc.iter().enumerate() {
+        for (j, acc_rj) in acc_r.iter().enumerate() {
+            let mut lanes = [0.0f32; DOT_LANES];
+            for h in 0..halves {
+                s.store(acc_rj[h], &mut lanes[h * w..]);
+            }
+            let mut sum = lanes[0];
+            for &l in &lanes[1..] {
+                sum += l;
+            }
+            let (ar, br) = (a_row(r), b_row(j));
+            for i in whole..k {
+                sum = s.mul_add1(ar[i], br[i], sum);
+            }
+            let at = (r0 + r) * c.ldc + j0 + j;
+            c.c[at] = c.finish(c.c[at], sum);
+        }
     }
 }
 
@@ -333,33 +535,50 @@ fn tile<S: Simd, const R: usize, const V: usize>(
     let panel = &panel[..k * PANEL];
     assert!(off + V * w <= PANEL);
     let mut acc = [[s.splat(0.0); V]; R];
-    // one step of k: V loads of b, R broadcasts of a, V R multiply-adds
-    let step = |acc: &mut [[S::R; V]; R], i: usize| {
-        // SAFETY: i < k, every row of `a_rows` holds k values and `panel` k rows
-        // of PANEL (sliced above), off + V w <= PANEL (asserted); unchecked, the
-        // loop is its FMAs and loads only (with the checks: 61 against 78 GFLOP/s
-        // on one core)
-        let b_row = unsafe { panel.get_unchecked(i * PANEL + off..i * PANEL + off + V * w) };
-        let b: [S::R; V] = std::array::from_fn(|v| s.load(&b_row[v * w..]));
-        for (acc_r, a_r) in acc.iter_mut().zip(&a_rows) {
+    // one step of k: V loads of b, R broadcasts of a, V R multiply-adds. (A
+    // closure or `from_fn` here would be compiled apart from the kernel, without
+    // its instruction set, whenever the compiler chose not to inline it: plain
+    // loops and `#[inline(always)]` functions keep every intrinsic inside.)
+    #[inline(always)]
+    fn step<S: Simd, const R: usize, const V: usize>(
+        s: S,
+        acc: &mut [[S::R; V]; R],
+        (a_rows, b_row): (&[&[f32]; R], &[f32]),
+        i: usize,
+    ) {
+        let mut b = [s.splat(0.0); V];
+        for (v, b) in b.iter_mut().enumerate() {
+            *b = s.load(&b_row[v * S::W..]);
+        }
+        for (acc_r, a_r) in acc.iter_mut().zip(a_rows) {
+            // SAFETY: i < k, and every row of `a_rows` holds k values (sliced
+            // above); unchecked, the loop is its FMAs and loads only (with the
+            // checks: 61 against 78 GFLOP/s on one core)
             let x = s.splat(unsafe { *a_r.get_unchecked(i) });
             for (acc_rv, &b_v) in acc_r.iter_mut().zip(&b) {
                 *acc_rv = s.mul_add(x, b_v, *acc_rv);
             }
         }
-    };
+    }
+    // SAFETY: i < k, `panel` holds k rows of PANEL (sliced above), and
+    // off + V w <= PANEL (asserted)
+    let b_row = |i: usize| unsafe { panel.get_unchecked(i * PANEL + off..i * PANEL + off + V * w) };
     // two steps per iteration: half the loop overhead
     for i in (0..k - k % 2).step_by(2) {
-        step(&mut acc, i);
-        step(&mut acc, i + 1);
+        step(s, &mut acc, (&a_rows, b_row(i)), i);
+        step(s, &mut acc, (&a_rows, b_row(i + 1)), i + 1);
     }
     if k % 2 == 1 {
-        step(&mut acc, k - 1);
+        step(s, &mut acc, (&a_rows, b_row(k - 1)), k - 1);
     }
     let cols = bias.len();
     if cols == V * w {
         // whole registers: bias added and stored a register at a time
-        let bias: [S::R; V] = std::array::from_fn(|v| s.load(&bias[v * w..]));
+        let mut bias_r = [s.splat(0.0); V];
+        for (v, b) in bias_r.iter_mut().enumerate() {
+            *b = s.load(&bias[v * w..]);
+        }
+        let bias = bias_r;
         for (r, acc_r) in acc.iter().enumerate() {
             let c_row = &mut c[r * ldc..][..cols];
             for (v, (&acc_rv, &b_v)) in acc_r.iter().zip(&bias).enumerate() {

@@ -17,6 +17,7 @@
 //! | [`fc`] | fully-connected layer |
 //! | [`activation`] | scaled tanh, tanh, sigmoid, ReLU, PReLU, ELU (+ derivatives) |
 //! | [`gemm`] | matrix products: the `gemm` crate's, and a register-tile micro-kernel on packed weights |
+//! | [`update`] | parameter updates: gradient descent, with and without momentum |
 //!
 //! Second derivatives follow the paper's diagonal Gauss-Newton rules: a linear map's
 //! input gets `sum w^2 * d2E/da2`, its weights `sum x^2 * d2E/da2`, an activation
@@ -39,6 +40,7 @@ pub mod pool;
 mod simd;
 pub mod subsample;
 pub mod threads;
+pub mod update;
 
 pub use activation::Activation;
 pub use conv::{ConnTable, ConvShape, ConvWorkspace};
@@ -110,13 +112,29 @@ thread_local! {
     static THREAD_SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Runs `f` on this thread's grow-only scratch buffer, `len` values of unspecified
-/// contents, for kernels without a caller-owned workspace (the subsampling
-/// coefficient gradient, the fully connected forward pass). `f` must not call it
-/// again.
-#[inline(always)]
-pub(crate) fn with_thread_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
-    THREAD_SCRATCH.with_borrow_mut(|buf| f(scratch(buf, len)))
+/// This thread's grow-only scratch buffer, for kernels without a caller-owned
+/// workspace (the subsampling coefficient gradient, the fully connected forward
+/// pass): taken out of the thread-local store, and put back when dropped. (A
+/// closure run inside the thread-local's accessor would be compiled apart from
+/// the kernel, without its instruction set.)
+pub(crate) struct ThreadScratch(Vec<f32>);
+
+impl ThreadScratch {
+    #[inline(always)]
+    pub(crate) fn take() -> Self {
+        ThreadScratch(THREAD_SCRATCH.take())
+    }
+    /// `len` values of unspecified contents.
+    #[inline(always)]
+    pub(crate) fn get(&mut self, len: usize) -> &mut [f32] {
+        scratch(&mut self.0, len)
+    }
+}
+
+impl Drop for ThreadScratch {
+    fn drop(&mut self) {
+        THREAD_SCRATCH.set(std::mem::take(&mut self.0));
+    }
 }
 
 /// Sum of `v` in 8 interleaved partial sums, added at the end: the same value

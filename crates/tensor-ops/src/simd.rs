@@ -220,6 +220,7 @@ pub(crate) trait Simd: Copy + Send + Sync {
     /// `a * b + c`: rounded once on AVX2 and AVX-512, twice on the portable path.
     fn mul_add(self, a: Self::R, b: Self::R, c: Self::R) -> Self::R;
     fn add(self, a: Self::R, b: Self::R) -> Self::R;
+    fn mul(self, a: Self::R, b: Self::R) -> Self::R;
     /// Scalar `a * b + c`, rounded as [`Simd::mul_add`] rounds it.
     fn mul_add1(self, a: f32, b: f32, c: f32) -> f32;
     /// The 8x8 transpose of rows of 8 values: `out[i][j] = rows[j][i]`.
@@ -252,6 +253,10 @@ impl Simd for Portable {
     #[inline(always)]
     fn add(self, a: [f32; 8], b: [f32; 8]) -> [f32; 8] {
         std::array::from_fn(|l| a[l] + b[l])
+    }
+    #[inline(always)]
+    fn mul(self, a: [f32; 8], b: [f32; 8]) -> [f32; 8] {
+        std::array::from_fn(|l| a[l] * b[l])
     }
     #[inline(always)]
     fn mul_add1(self, a: f32, b: f32, c: f32) -> f32 {
@@ -382,6 +387,10 @@ pub(crate) mod x86 {
             unsafe { _mm256_add_ps(a, b) }
         }
         #[inline(always)]
+        fn mul(self, a: __m256, b: __m256) -> __m256 {
+            unsafe { _mm256_mul_ps(a, b) }
+        }
+        #[inline(always)]
         fn mul_add1(self, a: f32, b: f32, c: f32) -> f32 {
             a.mul_add(b, c)
         }
@@ -415,6 +424,10 @@ pub(crate) mod x86 {
         #[inline(always)]
         fn add(self, a: __m512, b: __m512) -> __m512 {
             unsafe { _mm512_add_ps(a, b) }
+        }
+        #[inline(always)]
+        fn mul(self, a: __m512, b: __m512) -> __m512 {
+            unsafe { _mm512_mul_ps(a, b) }
         }
         #[inline(always)]
         fn mul_add1(self, a: f32, b: f32, c: f32) -> f32 {

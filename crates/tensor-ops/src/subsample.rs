@@ -44,19 +44,19 @@ pub fn forward(s: &PoolShape, x: &[f32], coeff: &[f32], bias: &[f32], y: &mut [f
 #[inline(always)]
 fn forward_even(s: &PoolShape, x: &[f32], coeff: &[f32], bias: &[f32], y: &mut [f32]) {
     let (map_in, map_out) = (s.h * s.w, s.out_h() * s.out_w());
-    crate::with_thread_scratch(map_in / 2, |vsum| {
-        for (m, (x, y)) in x
-            .chunks_exact(map_in)
-            .zip(y.chunks_exact_mut(map_out))
-            .enumerate()
-        {
-            window_sums_of(s.w, x, |x| x, vsum, y);
-            let (k, b) = (coeff[m % s.c], bias[m % s.c]);
-            for y in y.iter_mut() {
-                *y = k * *y + b;
-            }
+    let mut scratch = crate::ThreadScratch::take();
+    let vsum = scratch.get(map_in / 2);
+    for (m, (x, y)) in x
+        .chunks_exact(map_in)
+        .zip(y.chunks_exact_mut(map_out))
+        .enumerate()
+    {
+        window_sums_of(s.w, x, |x| x, vsum, y);
+        let (k, b) = (coeff[m % s.c], bias[m % s.c]);
+        for y in y.iter_mut() {
+            *y = k * *y + b;
         }
-    });
+    }
 }
 
 /// `dx = coeff * dy` for each of the window's four inputs.
@@ -126,24 +126,24 @@ fn accumulate(
         // spread below: S2 at batch 32 52 -> 36 and 47 -> 39 µs, S4 27 -> 20 µs,
         // one thread)
         let (map_in, map_out) = (s.h * s.w, s.out_h() * s.out_w());
-        return crate::with_thread_scratch(map_in / 2 + map_out, |scratch| {
-            let (vsum, window_sums) = scratch.split_at_mut(map_in / 2);
-            for (m, (x, dy)) in x.chunks_exact(map_in).zip(dy.chunks_exact(map_out)).enumerate() {
-                window_sums_of(s.w, x, &input, vsum, window_sums);
-                dcoeff[m % s.c] += crate::sum8_zip(window_sums, dy, |a, g| a * g);
-                dbias[m % s.c] += crate::sum8(dy);
-            }
-        });
+        let mut scratch = crate::ThreadScratch::take();
+        let (vsum, window_sums) = scratch.get(map_in / 2 + map_out).split_at_mut(map_in / 2);
+        for (m, (x, dy)) in x.chunks_exact(map_in).zip(dy.chunks_exact(map_out)).enumerate() {
+            window_sums_of(s.w, x, &input, vsum, window_sums);
+            dcoeff[m % s.c] += crate::sum8_zip(window_sums, dy, |a, g| a * g);
+            dbias[m % s.c] += crate::sum8(dy);
+        }
+        return;
     }
     let one_map = PoolShape { batch: 1, c: 1, ..*s };
     let (x_map, y_map) = (one_map.x_len(), one_map.y_len());
-    crate::with_thread_scratch(x_map, |spread_dy| {
-        for (m, (x, dy)) in x.chunks_exact(x_map).zip(dy.chunks_exact(y_map)).enumerate() {
-            crate::pool::spread(&one_map, dy, spread_dy, |_| 1.0);
-            dcoeff[m % s.c] += crate::sum8_zip(x, spread_dy, |x, g| input(x) * g);
-            dbias[m % s.c] += crate::sum8(dy);
-        }
-    });
+    let mut scratch = crate::ThreadScratch::take();
+    let spread_dy = scratch.get(x_map);
+    for (m, (x, dy)) in x.chunks_exact(x_map).zip(dy.chunks_exact(y_map)).enumerate() {
+        crate::pool::spread(&one_map, dy, spread_dy, |_| 1.0);
+        dcoeff[m % s.c] += crate::sum8_zip(x, spread_dy, |x, g| input(x) * g);
+        dbias[m % s.c] += crate::sum8(dy);
+    }
 }
 
 #[cfg(test)]

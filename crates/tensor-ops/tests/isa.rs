@@ -11,7 +11,7 @@ mod common;
 
 use std::io::Write;
 
-use common::{assert_close, conv_passes, values, PASSES};
+use common::{assert_close, conv_passes, PASSES};
 use tensor_ops::conv::{ConnTable, ConvShape};
 use tensor_ops::fc::{self, FcShape};
 use tensor_ops::gemm::{gemm_packed, pack_transposed, packed_len};
@@ -70,8 +70,18 @@ fn conv_cases() -> Vec<(ConvShape, Option<ConnTable>)> {
     cases
 }
 
-/// Every kernel's outputs on every case, under the instruction set in use, named.
-fn outputs(algo: Algo) -> Vec<(String, Vec<f32>)> {
+/// Every kernel's outputs on every case, under the instruction set in use, named;
+/// with `magnitudes`, on the absolute values of every operand instead (the naive
+/// kernels then give each output's sum of absolute terms: `assert_close`).
+fn outputs(algo: Algo, magnitudes: bool) -> Vec<(String, Vec<f32>)> {
+    let values = |len: usize, seed: u64| {
+        let v = common::values(len, seed);
+        if magnitudes {
+            common::abs(&v)
+        } else {
+            v
+        }
+    };
     let mut out = Vec::new();
     for (s, t) in conv_cases() {
         let t = t.as_ref();
@@ -174,7 +184,8 @@ fn note(line: &str) {
 
 #[test]
 fn every_instruction_set_matches_naive_and_fma_paths_agree_bit_for_bit() {
-    let naive = outputs(Algo::Naive);
+    let naive = outputs(Algo::Naive, false);
+    let magnitude = outputs(Algo::Naive, true);
     let mut fma_results: Vec<(Isa, Vec<Vec<f32>>)> = Vec::new();
     for isa in Isa::ALL {
         if !isa.is_supported() {
@@ -183,9 +194,9 @@ fn every_instruction_set_matches_naive_and_fma_paths_agree_bit_for_bit() {
         }
         set_isa(isa).unwrap();
         for algo in [Algo::Im2col, Algo::Parallel] {
-            let fast = outputs(algo);
-            for ((name, f), (_, n)) in fast.iter().zip(&naive) {
-                assert_close(&format!("{isa} {algo:?} {name}"), f, n).unwrap();
+            let fast = outputs(algo, false);
+            for (((name, f), (_, n)), (_, m)) in fast.iter().zip(&naive).zip(&magnitude) {
+                assert_close(&format!("{isa} {algo:?} {name}"), f, n, m).unwrap();
             }
             if isa != Isa::Portable && algo == Algo::Parallel {
                 fma_results.push((isa, fast.into_iter().map(|(_, v)| v).collect()));

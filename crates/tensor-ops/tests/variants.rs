@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{assert_close, conv_passes, values, PASSES};
+use common::{abs, assert_close, conv_magnitudes, conv_passes, values, PASSES};
 use proptest::prelude::*;
 use tensor_ops::conv::{self, ConnTable, ConvShape, ConvWorkspace};
 use tensor_ops::fc::{self, FcShape};
@@ -67,10 +67,11 @@ proptest! {
         let b = values(s.out_c, seed ^ 2);
         let dy = values(s.y_len(), seed ^ 3);
         let naive = conv_passes(Algo::Naive, &s, t, &x, &w, &b, &dy);
+        let magnitude = conv_magnitudes(&s, t, &x, &w, &b, &dy);
         for algo in [Algo::Im2col, Algo::Parallel] {
             let fast = conv_passes(algo, &s, t, &x, &w, &b, &dy);
-            for (name, (f, n)) in PASSES.iter().zip(fast.iter().zip(&naive)) {
-                assert_close(&format!("{algo:?} {name} {s:?}"), f, n)?;
+            for (name, ((f, n), m)) in PASSES.iter().zip(fast.iter().zip(&naive).zip(&magnitude)) {
+                assert_close(&format!("{algo:?} {name} {s:?}"), f, n, m)?;
             }
         }
     }
@@ -85,7 +86,7 @@ proptest! {
         let w = values(out_f * in_f, seed ^ 1);
         let b = values(out_f, seed ^ 2);
         let dy = values(batch * out_f, seed ^ 3);
-        let run = |algo: Algo| {
+        let run = |algo: Algo, x: &[f32], w: &[f32], b: &[f32], dy: &[f32]| {
             let mut sq = Vec::new();
             let mut y = vec![0.0; batch * out_f];
             fc::forward(algo, &s, &x, &w, &b, &mut y);
@@ -99,10 +100,11 @@ proptest! {
             fc::weight_backward_second(algo, &s, &x, &dy, &mut d2w, &mut d2b, &mut sq);
             [y, dx, dw, db, d2x, d2w, d2b]
         };
-        let naive = run(Algo::Naive);
+        let naive = run(Algo::Naive, &x, &w, &b, &dy);
+        let magnitude = run(Algo::Naive, &abs(&x), &abs(&w), &abs(&b), &abs(&dy));
         for algo in [Algo::Im2col, Algo::Parallel] {
-            for (f, n) in run(algo).iter().zip(&naive) {
-                assert_close(&format!("{algo:?} {s:?}"), f, n)?;
+            for ((f, n), m) in run(algo, &x, &w, &b, &dy).iter().zip(&naive).zip(&magnitude) {
+                assert_close(&format!("{algo:?} {s:?}"), f, n, m)?;
             }
         }
     }
@@ -200,10 +202,11 @@ fn lenet_shapes_match_naive() {
             values(s.y_len(), 7),
         );
         let naive = conv_passes(Algo::Naive, &s, None, &x, &w, &b, &dy);
+        let magnitude = conv_magnitudes(&s, None, &x, &w, &b, &dy);
         for algo in [Algo::Im2col, Algo::Parallel] {
             let fast = conv_passes(algo, &s, None, &x, &w, &b, &dy);
-            for (name, (f, n)) in PASSES.iter().zip(fast.iter().zip(&naive)) {
-                assert_close(&format!("{name} {algo:?} {s:?}"), f, n).unwrap();
+            for (name, ((f, n), m)) in PASSES.iter().zip(fast.iter().zip(&naive).zip(&magnitude)) {
+                assert_close(&format!("{name} {algo:?} {s:?}"), f, n, m).unwrap();
             }
         }
     }

@@ -421,7 +421,12 @@ fn kernel_row<S: Simd, const Q: usize, const K: usize, const ZEROS_LEFT: usize, 
     x_row: &[V],
     acc: &mut [S::R; Q],
 ) {
-    let w: [S::R; K] = std::array::from_fn(|v| s.splat(w_row[v]));
+    // (plain loops rather than `from_fn` closures: everything that touches a
+    // register stays inside the kernel compiled for its instruction set)
+    let mut w = [s.splat(0.0); K];
+    for (w, &wv) in w.iter_mut().zip(w_row) {
+        *w = s.splat(wv);
+    }
     let x_row = &x_row[..Q + K - 1];
     // fixed trip counts and a test the compiler folds once it has unrolled both
     // loops: the accumulators stay in registers (a loop over the range of taps
@@ -540,8 +545,12 @@ fn tap_strip<S: Simd, const T: usize, const M: usize>(
     // where each tap reads, relative to the output pixel's top-left input
     let offsets: [usize; T] = std::array::from_fn(|j| (t0 + j) / g.k * xm.w + (t0 + j) % g.k);
     let kernel = |m: usize| (maps[m] * xm.c + i) * taps + t0;
-    let mut acc: [[S::R; T]; M] =
-        std::array::from_fn(|m| std::array::from_fn(|j| get(s, &dw[kernel(m) + j], h)));
+    let mut acc = [[s.splat(0.0); T]; M];
+    for (m, acc) in acc.iter_mut().enumerate() {
+        for (j, a) in acc.iter_mut().enumerate() {
+            *a = get(s, &dw[kernel(m) + j], h);
+        }
+    }
     let x_map = &x[i * xm.h * xm.w..][..xm.h * xm.w];
     for p in 0..oh {
         let dy_rows: [&[V]; M] = std::array::from_fn(|m| &dy[(maps[m] * oh + p) * ow..][..ow]);
@@ -549,7 +558,10 @@ fn tap_strip<S: Simd, const T: usize, const M: usize>(
         // length: the loop below indexes them without bounds checks
         let x_rows: [&[V]; T] = std::array::from_fn(|j| &x_map[p * xm.w + offsets[j]..][..ow]);
         for q in 0..ow {
-            let d: [S::R; M] = std::array::from_fn(|m| get(s, &dy_rows[m][q], h));
+            let mut d = [s.splat(0.0); M];
+            for (d, dy_row) in d.iter_mut().zip(&dy_rows) {
+                *d = get(s, &dy_row[q], h);
+            }
             for (j, x_row) in x_rows.iter().enumerate() {
                 let xv = get(s, &x_row[q], h);
                 for (acc, &d) in acc.iter_mut().zip(&d) {

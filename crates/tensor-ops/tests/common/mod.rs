@@ -20,20 +20,46 @@ pub fn values(len: usize, seed: u64) -> Vec<f32> {
         .collect()
 }
 
-pub fn assert_close(what: &str, got: &[f32], want: &[f32]) -> Result<(), TestCaseError> {
+/// `got` equals the naive `want` to float rounding: within `1e-5` of the largest
+/// value (at least 1), plus `2e-7` (under two `f32` epsilons) of `magnitude[i]`,
+/// the sum of the absolute values of the terms that make up value `i` (a sum
+/// whose terms cancel is as exact as its largest terms allow, whatever the order
+/// in which the kernels add them). `magnitude` is the naive kernel run on the
+/// absolute values of the operands.
+pub fn assert_close(what: &str, got: &[f32], want: &[f32], magnitude: &[f32]) -> Result<(), TestCaseError> {
     prop_assert_eq!(got.len(), want.len());
+    prop_assert_eq!(magnitude.len(), want.len());
     let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1.0);
-    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+    for (i, ((g, w), m)) in got.iter().zip(want).zip(magnitude).enumerate() {
         prop_assert!(
-            (g - w).abs() <= 1e-5 * scale,
-            "{}: [{}] {} vs naive {}",
+            (g - w).abs() <= 1e-5 * scale + 2e-7 * m,
+            "{}: [{}] {} vs naive {} (terms' magnitude {})",
             what,
             i,
             g,
-            w
+            w,
+            m
         );
     }
     Ok(())
+}
+
+/// The absolute values of `v`.
+pub fn abs(v: &[f32]) -> Vec<f32> {
+    v.iter().map(|x| x.abs()).collect()
+}
+
+/// [`conv_passes`] of the naive kernels on the operands' absolute values: for
+/// each output, the sum of the absolute values of its terms.
+pub fn conv_magnitudes(
+    s: &ConvShape,
+    t: Option<&ConnTable>,
+    x: &[f32],
+    w: &[f32],
+    b: &[f32],
+    dy: &[f32],
+) -> [Vec<f32>; 7] {
+    conv_passes(Algo::Naive, s, t, &abs(x), &abs(w), &abs(b), &abs(dy))
 }
 
 /// What [`conv_passes`] returns, in order.

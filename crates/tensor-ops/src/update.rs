@@ -1,0 +1,47 @@
+//! Parameter updates: the element-wise steps of gradient descent, run on the
+//! instruction set in use (an optimizer applies one to every parameter tensor
+//! after every batch: at batch 1, 60,000 times per epoch).
+//!
+//! Each value is computed as written, a multiply then a subtraction, so the
+//! results do not depend on the instruction set.
+
+use crate::simd::with_isa;
+
+/// `w -= lr * rate * g` element-wise: plain gradient descent with a per-weight
+/// rate (SDLM's `1 / (mu + h)`, or 1).
+///
+/// ```
+/// let mut w = [1.0f32, 2.0];
+/// tensor_ops::update::descend(&mut w, &[0.5, -1.0], &[1.0, 2.0], 0.1);
+/// assert_eq!(w, [1.0 - 0.1 * 1.0 * 0.5, 2.0 + 0.1 * 2.0 * 1.0]);
+/// ```
+pub fn descend(w: &mut [f32], g: &[f32], rate: &[f32], lr: f32) {
+    assert!(w.len() == g.len() && g.len() == rate.len(), "update: lengths differ");
+    with_isa!(_s => {
+        for ((w, &g), &r) in w.iter_mut().zip(g).zip(rate) {
+            *w -= lr * r * g;
+        }
+    })
+}
+
+/// `v = momentum * v + rate * g; w -= lr * v` element-wise: gradient descent with
+/// momentum (the velocity `v` carried from step to step).
+///
+/// ```
+/// let (mut w, mut v) = ([1.0f32], [0.5f32]);
+/// tensor_ops::update::descend_momentum(&mut w, &mut v, &[2.0], &[1.0], 0.1, 0.9);
+/// assert_eq!(v, [0.9 * 0.5 + 2.0]);
+/// assert_eq!(w, [1.0 - 0.1 * v[0]]);
+/// ```
+pub fn descend_momentum(w: &mut [f32], v: &mut [f32], g: &[f32], rate: &[f32], lr: f32, momentum: f32) {
+    assert!(
+        w.len() == v.len() && v.len() == g.len() && g.len() == rate.len(),
+        "update: lengths differ"
+    );
+    with_isa!(_s => {
+        for (((w, v), &g), &r) in w.iter_mut().zip(v.iter_mut()).zip(g).zip(rate) {
+            *v = momentum * *v + r * g;
+            *w -= lr * *v;
+        }
+    })
+}
