@@ -602,21 +602,23 @@ mod im2col {
         let img = s.in_c * s.in_h * s.in_w;
         // per image, into the task's one patch buffer (small enough to stay in
         // cache): unfold, then y_n [C_out, HW] = W [C_out, patch] * cols_n [patch, HW] + b
-        let task = |x: &[f32], cols: &mut [f32], y: &mut [f32]| with_isa!(_s => {
-            for (x_img, y_img) in x.chunks_exact(img).zip(y.chunks_exact_mut(oc * hw)) {
-                unfold(s, x_img, cols);
-                for (y_map, &bias) in y_img.chunks_exact_mut(hw).zip(b) {
-                    y_map.fill(bias);
+        let task = |x: &[f32], cols: &mut [f32], y: &mut [f32]| {
+            with_isa!(_s => {
+                for (x_img, y_img) in x.chunks_exact(img).zip(y.chunks_exact_mut(oc * hw)) {
+                    unfold(s, x_img, cols);
+                    for (y_map, &bias) in y_img.chunks_exact_mut(hw).zip(b) {
+                        y_map.fill(bias);
+                    }
+                    gemm(
+                        MatRef::new(w, oc, patch),
+                        MatRef::new(cols, patch, hw),
+                        1.0,
+                        y_img,
+                        hw,
+                    );
                 }
-                gemm(
-                    MatRef::new(w, oc, patch),
-                    MatRef::new(cols, patch, hw),
-                    1.0,
-                    y_img,
-                    hw,
-                );
-            }
-        });
+            })
+        };
         if !parallel {
             task(x, scratch(&mut ws.cols, patch * hw), y);
             return remember_cols(ws, s, x);
@@ -673,18 +675,20 @@ mod im2col {
         }
         let img = s.in_c * s.in_h * s.in_w;
         // per image: dcols_n [patch, HW] = W^T [patch, C_out] * dy_n [C_out, HW], folded into dx_n
-        let task = |dy: &[f32], dcols: &mut [f32], dx: &mut [f32]| with_isa!(_s => {
-            for (dy_img, dx_img) in dy.chunks_exact(oc * hw).zip(dx.chunks_exact_mut(img)) {
-                gemm(
-                    MatRef::new(w, oc, patch).t(),
-                    MatRef::new(dy_img, oc, hw),
-                    0.0,
-                    dcols,
-                    hw,
-                );
-                fold(s, dcols, dx_img);
-            }
-        });
+        let task = |dy: &[f32], dcols: &mut [f32], dx: &mut [f32]| {
+            with_isa!(_s => {
+                for (dy_img, dx_img) in dy.chunks_exact(oc * hw).zip(dx.chunks_exact_mut(img)) {
+                    gemm(
+                        MatRef::new(w, oc, patch).t(),
+                        MatRef::new(dy_img, oc, hw),
+                        0.0,
+                        dcols,
+                        hw,
+                    );
+                    fold(s, dcols, dx_img);
+                }
+            })
+        };
         if !parallel {
             return task(dy, scratch(&mut ws.dcols, patch * hw), dx);
         }
@@ -724,26 +728,28 @@ mod im2col {
                     cols: &mut [f32],
                     dw: &mut [f32],
                     db: &mut [f32],
-                    unfolded: bool| with_isa!(_s => {
-            for (k, n) in images.clone().enumerate() {
-                if !unfolded {
-                    unfold(s, &x[n * img..][..img], cols);
+                    unfolded: bool| {
+            with_isa!(_s => {
+                for (k, n) in images.clone().enumerate() {
+                    if !unfolded {
+                        unfold(s, &x[n * img..][..img], cols);
+                    }
+                    gemm(
+                        MatRef::new(&dy[n * y_img..][..y_img], oc, hw),
+                        MatRef::new(cols, patch, hw).t(),
+                        if k == 0 { 0.0 } else { 1.0 },
+                        dw,
+                        patch,
+                    );
                 }
-                gemm(
-                    MatRef::new(&dy[n * y_img..][..y_img], oc, hw),
-                    MatRef::new(cols, patch, hw).t(),
-                    if k == 0 { 0.0 } else { 1.0 },
-                    dw,
-                    patch,
-                );
-            }
-            for (o, g) in db.iter_mut().enumerate() {
-                *g = images
-                    .clone()
-                    .map(|n| crate::sum8(&dy[n * y_img + o * hw..][..hw]))
-                    .sum();
-            }
-        });
+                for (o, g) in db.iter_mut().enumerate() {
+                    *g = images
+                        .clone()
+                        .map(|n| crate::sum8(&dy[n * y_img + o * hw..][..hw]))
+                        .sum();
+                }
+            })
+        };
         // In parallel: the batch in GEMM_SPLIT fixed blocks of images, each summed
         // into its own partial gradient by full-height GEMMs (measured 1.6x faster
         // for C3 than splitting dW's rows), then the partials added in block order:

@@ -61,7 +61,8 @@ fn last_index(rows: usize, cols: usize, rs: usize, cs: usize) -> usize {
 /// - `a` with contiguous rows and `b` with contiguous columns (`a.cs == 1`,
 ///   `b.rs == 1`, the product `A B^T` of two row-major matrices): **dot
 ///   products**. Each value of `c` sums `k` products in 16 interleaved partial
-///   sums (lane `i % 16`), the lanes added in order, then the last `k % 16` terms.
+///   sums (lane `i % 16`), the lanes added in a fixed tree (`Simd::reduce16`),
+///   then the last `k % 16` terms in order.
 ///
 /// Any other layout runs a plain loop in the first form's order. Either way the
 /// result is the same on every instruction set with FMA (the 16 lanes are two
@@ -332,10 +333,7 @@ fn dot_tile<S: Simd, const R: usize, const C: usize>(
             for h in 0..halves {
                 s.store(acc_rj[h], &mut lanes[h * w..]);
             }
-            let mut sum = lanes[0];
-            for &l in &lanes[1..] {
-                sum += l;
-            }
+            let mut sum = s.reduce16(&lanes);
             let (ar, br) = (a_row(r), b_row(j));
             for i in whole..k {
                 sum = s.mul_add1(ar[i], br[i], sum);

@@ -225,6 +225,18 @@ pub(crate) trait Simd: Copy + Send + Sync {
     fn mul_add1(self, a: f32, b: f32, c: f32) -> f32;
     /// The 8x8 transpose of rows of 8 values: `out[i][j] = rows[j][i]`.
     fn transpose8(self, rows: [[f32; 8]; 8]) -> [[f32; 8]; 8];
+    /// The sum of 16 values in a fixed tree: `v[i] + v[i + 8]`, then `+ [i + 4]`,
+    /// `+ [i + 2]`, `+ [i + 1]` (four vector adds on x86).
+    fn reduce16(self, v: &[f32; 16]) -> f32;
+}
+
+/// [`Simd::reduce16`]'s tree on plain values.
+#[inline(always)]
+fn reduce16_tree(v: &[f32; 16]) -> f32 {
+    let s8: [f32; 8] = std::array::from_fn(|i| v[i] + v[i + 8]);
+    let s4: [f32; 4] = std::array::from_fn(|i| s8[i] + s8[i + 4]);
+    let s2: [f32; 2] = std::array::from_fn(|i| s4[i] + s4[i + 2]);
+    s2[0] + s2[1]
 }
 
 /// The portable token: plain arrays of 8, separate multiplies and adds.
@@ -265,6 +277,10 @@ impl Simd for Portable {
     #[inline(always)]
     fn transpose8(self, rows: [[f32; 8]; 8]) -> [[f32; 8]; 8] {
         std::array::from_fn(|i| std::array::from_fn(|j| rows[j][i]))
+    }
+    #[inline(always)]
+    fn reduce16(self, v: &[f32; 16]) -> f32 {
+        reduce16_tree(v)
     }
 }
 
@@ -313,6 +329,19 @@ pub(crate) mod x86 {
         #[target_feature(enable = "avx,avx2,fma,avx512f")]
         pub unsafe fn vectorize<T>(f: impl FnOnce() -> T) -> T {
             f()
+        }
+    }
+
+    /// [`Simd::reduce16`] on AVX registers (both tokens have AVX): the same tree.
+    #[inline(always)]
+    fn reduce16_avx(v: &[f32; 16]) -> f32 {
+        // SAFETY: called only through a token (the CPU has AVX); the loads read
+        // v[0..8] and v[8..16]
+        unsafe {
+            let s8 = _mm256_add_ps(_mm256_loadu_ps(v.as_ptr()), _mm256_loadu_ps(v.as_ptr().add(8)));
+            let s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps::<1>(s8));
+            let s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+            _mm_cvtss_f32(_mm_add_ss(s2, _mm_shuffle_ps::<1>(s2, s2)))
         }
     }
 
@@ -398,6 +427,10 @@ pub(crate) mod x86 {
         fn transpose8(self, rows: [[f32; 8]; 8]) -> [[f32; 8]; 8] {
             transpose8_avx(rows)
         }
+        #[inline(always)]
+        fn reduce16(self, v: &[f32; 16]) -> f32 {
+            reduce16_avx(v)
+        }
     }
 
     impl Simd for Avx512 {
@@ -437,6 +470,10 @@ pub(crate) mod x86 {
         fn transpose8(self, rows: [[f32; 8]; 8]) -> [[f32; 8]; 8] {
             transpose8_avx(rows)
         }
+        #[inline(always)]
+        fn reduce16(self, v: &[f32; 16]) -> f32 {
+            reduce16_avx(v)
+        }
     }
 }
 
@@ -457,6 +494,8 @@ mod tests {
             s.store(s.add(r, s.splat(0.5)), &mut out[h..]);
         }
         out.extend(s.transpose8(rows()).iter().flatten());
+        let sixteen: [f32; 16] = std::array::from_fn(|i| x[i] * 1e3 + y[i]);
+        out.push(s.reduce16(&sixteen));
         out.iter().map(|v| v.to_bits()).collect()
     }
 
@@ -494,7 +533,9 @@ mod tests {
                 };
                 assert_eq!(bits[l], (fused + 0.5).to_bits(), "{i} lane {l}");
             }
-            assert_eq!(bits[16..], t[..], "{i} transpose");
+            assert_eq!(bits[16..80], t[..], "{i} transpose");
+            let sixteen: [f32; 16] = std::array::from_fn(|i| x[i] * 1e3 + y[i]);
+            assert_eq!(bits[80], reduce16_tree(&sixteen).to_bits(), "{i} reduce16");
         }
     }
 

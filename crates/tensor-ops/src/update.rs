@@ -16,7 +16,10 @@ use crate::simd::with_isa;
 /// assert_eq!(w, [1.0 - 0.1 * 1.0 * 0.5, 2.0 + 0.1 * 2.0 * 1.0]);
 /// ```
 pub fn descend(w: &mut [f32], g: &[f32], rate: &[f32], lr: f32) {
-    assert!(w.len() == g.len() && g.len() == rate.len(), "update: lengths differ");
+    assert!(
+        w.len() == g.len() && g.len() == rate.len(),
+        "update: lengths differ"
+    );
     with_isa!(_s => {
         for ((w, &g), &r) in w.iter_mut().zip(g).zip(rate) {
             *w -= lr * r * g;

@@ -89,15 +89,15 @@ proptest! {
         let run = |algo: Algo, x: &[f32], w: &[f32], b: &[f32], dy: &[f32]| {
             let mut sq = Vec::new();
             let mut y = vec![0.0; batch * out_f];
-            fc::forward(algo, &s, &x, &w, &b, &mut y);
+            fc::forward(algo, &s, x, w, b, &mut y);
             let mut dx = vec![0.0; batch * in_f];
-            fc::x_backward(algo, &s, &w, &dy, &mut dx);
+            fc::x_backward(algo, &s, w, dy, &mut dx);
             let (mut dw, mut db) = (vec![0.0; out_f * in_f], vec![0.0; out_f]);
-            fc::weight_backward(algo, &s, &x, &dy, &mut dw, &mut db);
+            fc::weight_backward(algo, &s, x, dy, &mut dw, &mut db);
             let mut d2x = vec![0.0; batch * in_f];
-            fc::x_backward_second(algo, &s, &w, &dy, &mut d2x, &mut sq);
+            fc::x_backward_second(algo, &s, w, dy, &mut d2x, &mut sq);
             let (mut d2w, mut d2b) = (vec![0.0; out_f * in_f], vec![0.0; out_f]);
-            fc::weight_backward_second(algo, &s, &x, &dy, &mut d2w, &mut d2b, &mut sq);
+            fc::weight_backward_second(algo, &s, x, dy, &mut d2w, &mut d2b, &mut sq);
             [y, dx, dw, db, d2x, d2w, d2b]
         };
         let naive = run(Algo::Naive, &x, &w, &b, &dy);
