@@ -2,7 +2,11 @@
 //! machine and writes `docs/benchmarks.md` (the part between the report markers)
 //! and `target/bench-report.json`.
 //!
-//! Steps: build `lenet` in release; run the criterion kernel benches in quick mode
+//! Steps: build `lenet` in release twice, as a dependent gets it (no RUSTFLAGS)
+//! and for this CPU (`-C target-cpu=native`, in `<target>/native`; skipped with
+//! `--no-native`), with the cargo that runs the task (`$CARGO`) into cargo's own
+//! target directory (so `CARGO_TARGET_DIR` is honoured); run the criterion kernel
+//! benches in quick mode
 //! and collect their medians; time one training epoch on a subset for `classic` and
 //! `modern` at batch 1, 32 and 256 with 1 and 2 threads (images/s from the run's
 //! metrics.json, seconds per 60,000-image epoch derived from it); time inference
@@ -24,19 +28,27 @@ const END: &str = "<!-- bench-report:end -->";
 /// Runs of each end-to-end configuration; the report keeps the fastest.
 const ROUNDS: usize = 2;
 
-/// The highest of [`ROUNDS`] measurements (images/s): on a shared machine a run is
-/// only ever slowed down by its neighbours, so the fastest is the closest to the
-/// code's own speed.
-fn fastest(mut measure: impl FnMut() -> Result<f64>) -> Result<f64> {
-    let mut best = 0.0f64;
+/// The highest of [`ROUNDS`] measurements (images/s) of each build, the builds
+/// measured in turn within each round: on a shared machine a run is only ever
+/// slowed down by its neighbours, so the fastest is the closest to the code's own
+/// speed, and alternating gives every build the same neighbours.
+fn fastest_of_builds(
+    builds: &[(&str, &Path)],
+    mut measure: impl FnMut(&Path) -> Result<f64>,
+) -> Result<Vec<f64>> {
+    let mut best = vec![0.0f64; builds.len()];
     for _ in 0..ROUNDS {
-        best = best.max(measure()?);
+        for (b, (_, bin)) in best.iter_mut().zip(builds) {
+            *b = b.max(measure(bin)?);
+        }
     }
     Ok(best)
 }
 
 pub struct Options {
     pub data_dir: PathBuf,
+    /// Also build and time a `-C target-cpu=native` build, side by side.
+    pub native: bool,
     pub skip_kernels: bool,
     pub train_limit: usize,
     /// A Python with torch and numpy: measure the PyTorch baseline too.
@@ -45,6 +57,60 @@ pub struct Options {
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The cargo that runs this task (`$CARGO`), else the one on the PATH.
+fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+/// Cargo's target directory for this workspace (`CARGO_TARGET_DIR`, the config's
+/// `build.target-dir`, or `target/`), as `cargo metadata` reports it.
+fn target_dir(root: &Path) -> Result<PathBuf> {
+    let out = run(cargo()
+        .args(["metadata", "--format-version", "1", "--no-deps"])
+        .current_dir(root))?;
+    let meta: Value = serde_json::from_slice(&out.stdout).context("reading cargo metadata")?;
+    meta["target_directory"]
+        .as_str()
+        .map(PathBuf::from)
+        .context("cargo metadata gave no target_directory")
+}
+
+/// Builds `lenet` in release with `rustflags` (None: RUSTFLAGS removed, as a
+/// dependent builds it) into `target_dir`, and returns the executable's path as
+/// cargo reports it.
+fn build_lenet(root: &Path, rustflags: Option<&str>, target_dir: &Path) -> Result<PathBuf> {
+    let mut cmd = cargo();
+    cmd.args([
+        "build",
+        "--release",
+        "-q",
+        "-p",
+        "lenet-cli",
+        "--message-format=json",
+    ])
+    .arg("--target-dir")
+    .arg(target_dir)
+    .current_dir(root)
+    .env_remove("CARGO_ENCODED_RUSTFLAGS");
+    match rustflags {
+        Some(flags) => cmd.env("RUSTFLAGS", flags),
+        None => cmd.env_remove("RUSTFLAGS"),
+    };
+    let out = run(&mut cmd)?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "lenet")
+        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+        .context("cargo built no lenet executable")
+}
+
+/// `lenet info --json` of a build: its version and instruction set.
+fn info(lenet: &Path) -> Result<Value> {
+    let out = run(Command::new(lenet).args(["info", "--json"]))?;
+    serde_json::from_slice(&out.stdout).context("reading lenet info")
 }
 
 fn run(cmd: &mut Command) -> Result<std::process::Output> {
@@ -75,17 +141,35 @@ fn peak_rss_mb(cmd: &mut Command) -> Result<f64> {
 pub fn bench_report(opts: Options) -> Result<()> {
     let root = root();
     let started = Instant::now();
-    eprintln!("building lenet (release)...");
-    run(Command::new("cargo")
-        .args(["build", "--release", "-q", "-p", "lenet-cli"])
-        .current_dir(&root))?;
-    let lenet = root.join("target/release/lenet");
+    let target = target_dir(&root)?;
+    eprintln!(
+        "building lenet (release, no RUSTFLAGS) in {}...",
+        target.display()
+    );
+    let lenet = build_lenet(&root, None, &target)?;
+    let native = if opts.native {
+        eprintln!(
+            "building lenet (release, -C target-cpu=native) in {}...",
+            target.join("native").display()
+        );
+        Some(build_lenet(
+            &root,
+            Some("-C target-cpu=native"),
+            &target.join("native"),
+        )?)
+    } else {
+        None
+    };
+    let builds: Vec<(&str, &Path)> = std::iter::once(("default", lenet.as_path()))
+        .chain(native.as_deref().map(|n| ("native", n)))
+        .collect();
+    let lenet_info = info(&lenet)?;
     let data = opts
         .data_dir
         .to_str()
         .context("data dir is not UTF-8")?
         .to_string();
-    let tmp = root.join("target/bench-report-runs");
+    let tmp = target.join("bench-report-runs");
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp)?;
 
@@ -107,7 +191,8 @@ pub fn bench_report(opts: Options) -> Result<()> {
     let mut kernels = Vec::new();
     if !opts.skip_kernels {
         eprintln!("kernel benches (criterion, quick)...");
-        run(Command::new("cargo")
+        run(cargo()
+            .env_remove("RUSTFLAGS")
             .args([
                 "bench",
                 "-q",
@@ -119,7 +204,7 @@ pub fn bench_report(opts: Options) -> Result<()> {
                 "--quick",
             ])
             .current_dir(&root))?;
-        kernels = criterion_medians(&root.join("target/criterion"))?;
+        kernels = criterion_medians(&target.join("criterion"))?;
     }
 
     eprintln!("end-to-end training...");
@@ -157,15 +242,18 @@ pub fn bench_report(opts: Options) -> Result<()> {
                 if model == "modern" {
                     args.extend(["--optimizer", "momentum"].iter().map(|s| s.to_string()));
                 }
-                let ips = fastest(|| {
-                    run(Command::new(&lenet).args(&args))?;
+                // each build in turn, round after round, so that both see the
+                // same neighbours on a shared machine
+                let ips = fastest_of_builds(&builds, |bin| {
+                    run(Command::new(bin).args(&args))?;
                     let metrics: Value = serde_json::from_slice(&std::fs::read(dir.join("metrics.json"))?)?;
                     Ok(metrics[0]["images_per_s"].as_f64().unwrap_or(0.0))
                 })?;
-                eprintln!("  {model} batch {batch} threads {threads}: {ips:.0} images/s (best of {ROUNDS})");
+                eprintln!("  {model} batch {batch} threads {threads}: {ips:?} images/s (best of {ROUNDS})");
                 training.push(json!({
                     "model": model, "batch": batch, "threads": threads, "images": limit,
-                    "images_per_s": ips, "seconds_per_60k_epoch": 60000.0 / ips.max(1e-9),
+                    "images_per_s": ips[0], "seconds_per_60k_epoch": 60000.0 / ips[0].max(1e-9),
+                    "native_images_per_s": ips.get(1),
                 }));
             }
         }
@@ -175,8 +263,8 @@ pub fn bench_report(opts: Options) -> Result<()> {
     let mut inference = Vec::new();
     for (batch, threads) in [(1usize, 1usize), (1, 2), (1000, 1), (1000, 2)] {
         let model_path = root.join("models/lenet5-classic.safetensors");
-        let best = fastest(|| {
-            let out = run(Command::new(&lenet).args([
+        let best = fastest_of_builds(&builds, |bin| {
+            let out = run(Command::new(bin).args([
                 "eval",
                 "--json",
                 "--model",
@@ -191,7 +279,9 @@ pub fn bench_report(opts: Options) -> Result<()> {
             let report: Value = serde_json::from_slice(&out.stdout)?;
             Ok(report["images_per_s"].as_f64().unwrap_or(0.0))
         })?;
-        inference.push(json!({"batch": batch, "threads": threads, "images_per_s": best}));
+        inference.push(json!({
+            "batch": batch, "threads": threads, "images_per_s": best[0], "native_images_per_s": best.get(1),
+        }));
     }
 
     let pytorch = match &opts.torch_python {
@@ -210,6 +300,9 @@ pub fn bench_report(opts: Options) -> Result<()> {
     let report = json!({
         "date": crate::today(),
         "machine": machine(),
+        "isa": lenet_info["isa"],
+        "supported": lenet_info["supported"],
+        "version": lenet_info["version"],
         "peak_rss_mb": peak_rss_mb,
         "kernels": kernels,
         "training": training,
@@ -276,34 +369,53 @@ fn machine() -> String {
 fn markdown(r: &Value) -> String {
     let mut s = String::new();
     s.push_str(&format!(
-        "## End to end (`cargo xtask bench-report`)\n\nMeasured {} on {} by `cargo xtask bench-report` \
-         (whole report: {:.0} s). Training: one epoch on a subset (5,000 images at batch 1, 10,000 otherwise), \
+        "## End to end (`cargo xtask bench-report`)\n\nMeasured {} on {}, instruction set {} \
+         (supported: {}), lenet {}, by `cargo xtask bench-report` (whole report: {:.0} s). \
+         \"default\" is the build a dependent gets (no RUSTFLAGS; the kernels choose the instruction set at run time); \
+         \"native\" the same code built with `RUSTFLAGS=\"-C target-cpu=native\"`, measured in turn with it. Training: one epoch on a subset (5,000 images at batch 1, 10,000 otherwise), \
          images/s: the fastest of {ROUNDS} runs of each configuration, from its metrics (forward, backward, update, SDLM's Hessian estimate for classic; \
          not evaluation); seconds per epoch = 60,000 / (images/s). Modern uses momentum SGD.\n\n",
         r["date"].as_str().unwrap_or("?"),
         r["machine"].as_str().unwrap_or("?"),
+        r["isa"].as_str().unwrap_or("?"),
+        r["supported"]
+            .as_array()
+            .map(|v| v.iter().filter_map(|i| i.as_str()).collect::<Vec<_>>().join(", "))
+            .unwrap_or_default(),
+        r["version"].as_str().unwrap_or("?"),
         r["seconds"].as_f64().unwrap_or(0.0)
     ));
-    s.push_str("| model | batch | threads | images/s | s per 60k epoch |\n|---|---|---|---|---|\n");
+    // the native build's column and its ratio, where it was measured
+    let native = |row: &Value| match (row["native_images_per_s"].as_f64(), row["images_per_s"].as_f64()) {
+        (Some(n), Some(d)) if n > 0.0 => format!(" {n:.0} | {:.2}x |", d / n),
+        _ => " | |".to_string(),
+    };
+    s.push_str(
+        "| model | batch | threads | images/s (default) | s per 60k epoch | images/s (native) | default / native |\n\
+         |---|---|---|---|---|---|---|\n",
+    );
     for t in r["training"].as_array().into_iter().flatten() {
         s.push_str(&format!(
-            "| {} | {} | {} | {:.0} | {:.1} |\n",
+            "| {} | {} | {} | {:.0} | {:.2} |{}\n",
             t["model"].as_str().unwrap_or("?"),
             t["batch"],
             t["threads"],
             t["images_per_s"].as_f64().unwrap_or(0.0),
-            t["seconds_per_60k_epoch"].as_f64().unwrap_or(0.0)
+            t["seconds_per_60k_epoch"].as_f64().unwrap_or(0.0),
+            native(t)
         ));
     }
     s.push_str(
-        "\n| inference (classic, 10,000 test images, after one warm-up batch) | images/s |\n|---|---|\n",
+        "\n| inference (classic, 10,000 test images, after one warm-up batch) | images/s (default) | \
+         images/s (native) | default / native |\n|---|---|---|---|\n",
     );
     for i in r["inference"].as_array().into_iter().flatten() {
         s.push_str(&format!(
-            "| batch {}, threads {} | {:.0} |\n",
+            "| batch {}, threads {} | {:.0} |{}\n",
             i["batch"],
             i["threads"],
-            i["images_per_s"].as_f64().unwrap_or(0.0)
+            i["images_per_s"].as_f64().unwrap_or(0.0),
+            native(i)
         ));
     }
     s.push_str(&format!(

@@ -49,6 +49,9 @@ enum Task {
         /// Skip the criterion kernel benches
         #[arg(long)]
         skip_kernels: bool,
+        /// Skip the second build (`-C target-cpu=native`) and its column
+        #[arg(long)]
+        no_native: bool,
         /// Training images per timed epoch (half of it at batch 1)
         #[arg(long, default_value_t = 10_000)]
         train_limit: usize,
@@ -104,6 +107,7 @@ fn run(task: Task) -> Result<()> {
         Task::BenchReport {
             data_dir,
             skip_kernels,
+            no_native,
             train_limit,
             torch_python,
         } => {
@@ -115,6 +119,7 @@ fn run(task: Task) -> Result<()> {
             })?;
             bench_report::bench_report(bench_report::Options {
                 data_dir,
+                native: !no_native,
                 skip_kernels,
                 train_limit,
                 torch_python,
