@@ -144,28 +144,87 @@ fn pool_benches(c: &mut Criterion) {
 }
 
 /// The machine's FMA ceiling on one thread, to read the kernels' GFLOP/s against:
-/// 12 independent chains of 8-wide fused multiply-adds (enough to cover the FMA
-/// latency on two FMA units), nothing loaded or stored in the loop.
+/// 12 independent chains of fused multiply-adds on the widest registers the CPU
+/// has (AVX-512: 16 lanes, AVX2: 8; enough chains to cover the FMA latency on two
+/// FMA units), nothing loaded or stored in the loop. Reported as
+/// `peak/fma_1_thread_<isa>`.
 fn peak_bench(c: &mut Criterion) {
     const CHAINS: usize = 12;
     const STEPS: usize = 100_000;
+    let isa = tensor_ops::Isa::best();
     let mut g = c.benchmark_group("peak");
-    g.throughput(Throughput::Elements((2 * 8 * CHAINS * STEPS) as u64));
-    g.bench_function("fma_1_thread", |bench| {
-        bench.iter(|| {
-            let (m, a) = (std::hint::black_box(0.999f32), std::hint::black_box(0.001f32));
-            let mut acc = [[1.0f32; 8]; CHAINS];
-            for _ in 0..STEPS {
-                for chain in acc.iter_mut() {
-                    for v in chain.iter_mut() {
-                        *v = v.mul_add(m, a);
-                    }
-                }
-            }
-            std::hint::black_box(acc)
-        })
+    g.throughput(Throughput::Elements((2 * isa.lanes() * CHAINS * STEPS) as u64));
+    g.bench_function(format!("fma_1_thread_{isa}"), |bench| {
+        bench.iter(|| peak::chains(isa, CHAINS, STEPS))
     });
     g.finish();
+}
+
+mod peak {
+    //! FMA chains per instruction set, each compiled for its own (the bench is
+    //! built without `target-cpu`, like everything else).
+    use tensor_ops::Isa;
+
+    pub fn chains(isa: Isa, chains: usize, steps: usize) -> f32 {
+        let (m, a) = (std::hint::black_box(0.999f32), std::hint::black_box(0.001f32));
+        match isa {
+            // SAFETY: `Isa::best()` returns only what the CPU supports
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => unsafe { avx512(chains, steps, m, a) },
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => unsafe { avx2(chains, steps, m, a) },
+            _ => {
+                // plain multiply-adds (no FMA to count on)
+                let mut acc = vec![[1.0f32; 8]; chains];
+                for _ in 0..steps {
+                    for chain in acc.iter_mut() {
+                        for v in chain.iter_mut() {
+                            *v = *v * m + a;
+                        }
+                    }
+                }
+                acc.iter().flatten().sum()
+            }
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,fma")]
+    unsafe fn avx512(chains: usize, steps: usize, m: f32, a: f32) -> f32 {
+        use std::arch::x86_64::*;
+        let (m, a) = (_mm512_set1_ps(m), _mm512_set1_ps(a));
+        let mut acc = [_mm512_set1_ps(1.0); 12];
+        for _ in 0..steps {
+            for c in acc.iter_mut().take(chains) {
+                *c = _mm512_fmadd_ps(*c, m, a);
+            }
+        }
+        let mut out = [0.0f32; 16];
+        _mm512_storeu_ps(
+            out.as_mut_ptr(),
+            acc.iter().fold(_mm512_setzero_ps(), |s, &c| _mm512_add_ps(s, c)),
+        );
+        out.iter().sum()
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn avx2(chains: usize, steps: usize, m: f32, a: f32) -> f32 {
+        use std::arch::x86_64::*;
+        let (m, a) = (_mm256_set1_ps(m), _mm256_set1_ps(a));
+        let mut acc = [_mm256_set1_ps(1.0); 12];
+        for _ in 0..steps {
+            for c in acc.iter_mut().take(chains) {
+                *c = _mm256_fmadd_ps(*c, m, a);
+            }
+        }
+        let mut out = [0.0f32; 8];
+        _mm256_storeu_ps(
+            out.as_mut_ptr(),
+            acc.iter().fold(_mm256_setzero_ps(), |s, &c| _mm256_add_ps(s, c)),
+        );
+        out.iter().sum()
+    }
 }
 
 criterion_group!(benches, conv_benches, pool_benches, peak_bench);

@@ -33,12 +33,13 @@ fn effective(algo: Algo, s: &FcShape) -> Algo {
     }
 }
 
-/// Fewest rows for which [`forward`] packs the weights itself and runs the
-/// micro-kernel of [`gemm_packed`] (below, packing 48,000 weights per call costs
-/// more than the unpacked products lose; `lenet eval --batch-size 1000`, whose
-/// chunks of 32 images run here, measured 145k images/s packed against 113k-125k
-/// with dot products on an AMD EPYC with AVX-512).
-const PACKED_FROM: usize = 8;
+/// Fewest rows per task for which [`forward`] packs the weights itself and runs
+/// the micro-kernel of [`gemm_packed`]; below, packing 48,000 weights per call
+/// costs more than it saves. Measured end to end on an AMD EPYC with AVX-512, 6
+/// rounds in turn: `lenet eval --batch-size 1000` (chunks of 32 images, tasks of
+/// 16 rows) 134k images/s packed against 112k with dot products; `lenet train
+/// --batch-size 32` (halves of 16 images, tasks of 8 rows) 51k packed against 62k.
+const PACKED_FROM: usize = 16;
 
 /// `y = x w^T + b`.
 pub fn forward(algo: Algo, s: &FcShape, x: &[f32], w: &[f32], b: &[f32], y: &mut [f32]) {
