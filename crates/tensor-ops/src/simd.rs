@@ -387,94 +387,67 @@ pub(crate) mod x86 {
         }
     }
 
-    // SAFETY (every method below): the token exists only on a CPU with the
-    // instructions; each pointer is that of a slice sliced to the register's
-    // length first (a short slice panics before any load or store).
-    impl Simd for Avx2 {
-        const W: usize = 8;
-        type R = __m256;
-        #[inline(always)]
-        fn splat(self, v: f32) -> __m256 {
-            unsafe { _mm256_set1_ps(v) }
-        }
-        #[inline(always)]
-        fn load(self, v: &[f32]) -> __m256 {
-            let v = &v[..8];
-            unsafe { _mm256_loadu_ps(v.as_ptr()) }
-        }
-        #[inline(always)]
-        fn store(self, r: __m256, v: &mut [f32]) {
-            let v = &mut v[..8];
-            unsafe { _mm256_storeu_ps(v.as_mut_ptr(), r) }
-        }
-        #[inline(always)]
-        fn mul_add(self, a: __m256, b: __m256, c: __m256) -> __m256 {
-            unsafe { _mm256_fmadd_ps(a, b, c) }
-        }
-        #[inline(always)]
-        fn add(self, a: __m256, b: __m256) -> __m256 {
-            unsafe { _mm256_add_ps(a, b) }
-        }
-        #[inline(always)]
-        fn mul(self, a: __m256, b: __m256) -> __m256 {
-            unsafe { _mm256_mul_ps(a, b) }
-        }
-        #[inline(always)]
-        fn mul_add1(self, a: f32, b: f32, c: f32) -> f32 {
-            a.mul_add(b, c)
-        }
-        #[inline(always)]
-        fn transpose8(self, rows: [[f32; 8]; 8]) -> [[f32; 8]; 8] {
-            transpose8_avx(rows)
-        }
-        #[inline(always)]
-        fn reduce16(self, v: &[f32; 16]) -> f32 {
-            reduce16_avx(v)
-        }
+    /// `impl Simd` for an x86 token: its register type, width and the
+    /// intrinsics of each operation (one instruction set's names).
+    macro_rules! impl_x86 {
+        ($token:ty, $r:ty, $w:literal,
+         set1: $set1:ident, loadu: $loadu:ident, storeu: $storeu:ident,
+         fmadd: $fmadd:ident, add: $add:ident, mul: $mul:ident) => {
+            // SAFETY (every method): the token exists only on a CPU with the
+            // instructions; each pointer is that of a slice sliced to the
+            // register's length first (a short slice panics before any load or
+            // store).
+            impl Simd for $token {
+                const W: usize = $w;
+                type R = $r;
+                #[inline(always)]
+                fn splat(self, v: f32) -> $r {
+                    unsafe { $set1(v) }
+                }
+                #[inline(always)]
+                fn load(self, v: &[f32]) -> $r {
+                    let v = &v[..$w];
+                    unsafe { $loadu(v.as_ptr()) }
+                }
+                #[inline(always)]
+                fn store(self, r: $r, v: &mut [f32]) {
+                    let v = &mut v[..$w];
+                    unsafe { $storeu(v.as_mut_ptr(), r) }
+                }
+                #[inline(always)]
+                fn mul_add(self, a: $r, b: $r, c: $r) -> $r {
+                    unsafe { $fmadd(a, b, c) }
+                }
+                #[inline(always)]
+                fn add(self, a: $r, b: $r) -> $r {
+                    unsafe { $add(a, b) }
+                }
+                #[inline(always)]
+                fn mul(self, a: $r, b: $r) -> $r {
+                    unsafe { $mul(a, b) }
+                }
+                #[inline(always)]
+                fn mul_add1(self, a: f32, b: f32, c: f32) -> f32 {
+                    a.mul_add(b, c)
+                }
+                #[inline(always)]
+                fn transpose8(self, rows: [[f32; 8]; 8]) -> [[f32; 8]; 8] {
+                    transpose8_avx(rows)
+                }
+                #[inline(always)]
+                fn reduce16(self, v: &[f32; 16]) -> f32 {
+                    reduce16_avx(v)
+                }
+            }
+        };
     }
 
-    impl Simd for Avx512 {
-        const W: usize = 16;
-        type R = __m512;
-        #[inline(always)]
-        fn splat(self, v: f32) -> __m512 {
-            unsafe { _mm512_set1_ps(v) }
-        }
-        #[inline(always)]
-        fn load(self, v: &[f32]) -> __m512 {
-            let v = &v[..16];
-            unsafe { _mm512_loadu_ps(v.as_ptr()) }
-        }
-        #[inline(always)]
-        fn store(self, r: __m512, v: &mut [f32]) {
-            let v = &mut v[..16];
-            unsafe { _mm512_storeu_ps(v.as_mut_ptr(), r) }
-        }
-        #[inline(always)]
-        fn mul_add(self, a: __m512, b: __m512, c: __m512) -> __m512 {
-            unsafe { _mm512_fmadd_ps(a, b, c) }
-        }
-        #[inline(always)]
-        fn add(self, a: __m512, b: __m512) -> __m512 {
-            unsafe { _mm512_add_ps(a, b) }
-        }
-        #[inline(always)]
-        fn mul(self, a: __m512, b: __m512) -> __m512 {
-            unsafe { _mm512_mul_ps(a, b) }
-        }
-        #[inline(always)]
-        fn mul_add1(self, a: f32, b: f32, c: f32) -> f32 {
-            a.mul_add(b, c)
-        }
-        #[inline(always)]
-        fn transpose8(self, rows: [[f32; 8]; 8]) -> [[f32; 8]; 8] {
-            transpose8_avx(rows)
-        }
-        #[inline(always)]
-        fn reduce16(self, v: &[f32; 16]) -> f32 {
-            reduce16_avx(v)
-        }
-    }
+    impl_x86!(Avx2, __m256, 8,
+        set1: _mm256_set1_ps, loadu: _mm256_loadu_ps, storeu: _mm256_storeu_ps,
+        fmadd: _mm256_fmadd_ps, add: _mm256_add_ps, mul: _mm256_mul_ps);
+    impl_x86!(Avx512, __m512, 16,
+        set1: _mm512_set1_ps, loadu: _mm512_loadu_ps, storeu: _mm512_storeu_ps,
+        fmadd: _mm512_fmadd_ps, add: _mm512_add_ps, mul: _mm512_mul_ps);
 }
 
 #[cfg(test)]

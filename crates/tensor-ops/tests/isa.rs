@@ -11,30 +11,12 @@ mod common;
 
 use std::io::Write;
 
-use common::{assert_close, conv_passes, PASSES};
+use common::{assert_close, conv_passes, table, PASSES};
 use tensor_ops::conv::{ConnTable, ConvShape};
 use tensor_ops::fc::{self, FcShape};
 use tensor_ops::gemm::{gemm_packed, pack_transposed, packed_len};
 use tensor_ops::pool::{self, PoolShape};
 use tensor_ops::{set_isa, subsample, Activation, Algo, Isa};
-
-/// A table in which output map `o` reads a pseudo-random nonempty subset of the
-/// inputs (as C3's does).
-fn table(out_c: usize, in_c: usize, seed: u64) -> ConnTable {
-    let lists: Vec<Vec<usize>> = (0..out_c)
-        .map(|o| {
-            let mut l: Vec<usize> = (0..in_c)
-                .filter(|i| (seed >> ((o * 7 + i) % 61)) & 1 == 1)
-                .collect();
-            if l.is_empty() {
-                l.push(o % in_c);
-            }
-            l
-        })
-        .collect();
-    let refs: Vec<&[usize]> = lists.iter().map(|l| l.as_slice()).collect();
-    ConnTable::from_lists(in_c, &refs).unwrap()
-}
 
 /// The convolutions: LeNet's C1 and C3 (with and without a table) at batches
 /// around the lanes kernel's groups (half a group, a group, a group and a part),

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{abs, assert_close, conv_magnitudes, conv_passes, values, PASSES};
+use common::{abs, assert_close, conv_magnitudes, conv_passes, table, values, PASSES};
 use proptest::prelude::*;
 use tensor_ops::conv::{self, ConnTable, ConvShape, ConvWorkspace};
 use tensor_ops::fc::{self, FcShape};
@@ -35,22 +35,7 @@ fn shape_and_table() -> impl Strategy<Value = (ConvShape, Option<ConnTable>, u64
                 k,
                 pad,
             };
-            let table = use_table.then(|| {
-                // each output map reads a pseudo-random nonempty subset of the inputs
-                let lists: Vec<Vec<usize>> = (0..out_c)
-                    .map(|o| {
-                        let mut l: Vec<usize> = (0..in_c)
-                            .filter(|i| (seed >> ((o * 7 + i) % 61)) & 1 == 1)
-                            .collect();
-                        if l.is_empty() {
-                            l.push(o % in_c);
-                        }
-                        l
-                    })
-                    .collect();
-                let refs: Vec<&[usize]> = lists.iter().map(|l| l.as_slice()).collect();
-                ConnTable::from_lists(in_c, &refs).unwrap()
-            });
+            let table = use_table.then(|| table(out_c, in_c, seed));
             (s, table, seed)
         })
 }

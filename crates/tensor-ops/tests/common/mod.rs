@@ -89,3 +89,21 @@ pub fn conv_passes(
     conv::weight_backward_second(algo, s, t, x, dy, &mut d2w, &mut d2b, &mut ws);
     [y, dx, dw, db, d2x, d2w, d2b]
 }
+
+/// A table in which output map `o` reads a pseudo-random nonempty subset of the
+/// inputs (as C3's does).
+pub fn table(out_c: usize, in_c: usize, seed: u64) -> ConnTable {
+    let lists: Vec<Vec<usize>> = (0..out_c)
+        .map(|o| {
+            let mut l: Vec<usize> = (0..in_c)
+                .filter(|i| (seed >> ((o * 7 + i) % 61)) & 1 == 1)
+                .collect();
+            if l.is_empty() {
+                l.push(o % in_c);
+            }
+            l
+        })
+        .collect();
+    let refs: Vec<&[usize]> = lists.iter().map(|l| l.as_slice()).collect();
+    ConnTable::from_lists(in_c, &refs).unwrap()
+}
