@@ -310,7 +310,7 @@ pub fn bench_report(opts: Options) -> Result<()> {
         "pytorch": pytorch,
         "seconds": started.elapsed().as_secs_f64(),
     });
-    let json_path = root.join("target/bench-report.json");
+    let json_path = target.join("bench-report.json");
     std::fs::write(&json_path, serde_json::to_string_pretty(&report)?)?;
     let md_path = root.join("docs/benchmarks.md");
     let doc = std::fs::read_to_string(&md_path).unwrap_or_default();
