@@ -25,17 +25,14 @@ pub struct ModelArgs {
     /// Refuse a model file of another preset than this one (classic, modern, seed2018)
     #[arg(long)]
     pub preset: Option<String>,
-    /// Worker threads [default: all cores]
-    #[arg(long)]
+    /// Worker threads (1 to 256) [default: all cores]
+    #[arg(long, value_parser = crate::limits::threads)]
     pub threads: Option<usize>,
 }
 
 impl ModelArgs {
     /// Loads the model (and sizes the thread pool).
     pub fn load(&self) -> Result<LeNet5> {
-        if self.threads == Some(0) {
-            bail!("--threads must be at least 1");
-        }
         crate::set_threads(self.threads)?;
         let path = match &self.model {
             Some(p) => p.clone(),
@@ -109,8 +106,8 @@ pub struct EvalArgs {
     /// Write confusion.png and misclassified.png into this directory
     #[arg(long, value_name = "DIR")]
     pub plots: Option<PathBuf>,
-    /// Images per forward pass
-    #[arg(long, default_value_t = 1000)]
+    /// Images per forward pass (1 to 60000)
+    #[arg(long, default_value_t = 1000, value_parser = crate::limits::batch_size)]
     pub batch_size: usize,
 }
 
@@ -135,9 +132,6 @@ struct EvalReport {
 pub fn eval(args: EvalArgs) -> Result<()> {
     let mut model = args.model.load()?;
     let TrainTest { test, .. } = load_or_fetch(&args.data_dir, args.json)?;
-    if args.batch_size == 0 {
-        bail!("--batch-size must be at least 1");
-    }
     let indices: Vec<usize> = (0..test.len()).collect();
     // One untimed batch first: the process's one-time costs (the thread pool,
     // the network copies of each thread, first touches of code and buffers: 4-9

@@ -4,6 +4,7 @@
 mod commands;
 mod data;
 mod dataset;
+mod limits;
 mod plots;
 mod report;
 mod serve;

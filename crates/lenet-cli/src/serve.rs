@@ -7,7 +7,7 @@
 use std::io::Read;
 use std::sync::Arc;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::Args;
 use lenet_layers::{model_file, LeNet5, Output};
 use mnist_io::{digit, Dataset};
@@ -29,15 +29,12 @@ pub struct ServeArgs {
     /// the server to the network
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub addr: String,
-    /// Request-handling threads, each with its own copy of the model [default: all cores]
-    #[arg(long)]
+    /// Request-handling threads, each with its own copy of the model (1 to 256) [default: all cores]
+    #[arg(long, value_parser = crate::limits::threads)]
     pub workers: Option<usize>,
 }
 
 pub fn serve(args: ServeArgs) -> Result<()> {
-    if args.workers == Some(0) {
-        bail!("--workers must be at least 1");
-    }
     let model = args.model.load()?;
     let bytes = model_file::to_bytes(&model)?;
     let listener =

@@ -82,14 +82,14 @@ pub struct TrainArgs {
     /// Training patterns on which SDLM re-estimates h_kk before each epoch
     #[arg(long, default_value_t = 500)]
     pub hessian_samples: usize,
-    /// Passes over the training set
-    #[arg(long, default_value_t = 20)]
+    /// Passes over the training set (1 to 10000)
+    #[arg(long, default_value_t = 20, value_parser = crate::limits::epochs)]
     pub epochs: usize,
-    /// Patterns per update (1 = the paper's pure per-sample updates)
-    #[arg(long, default_value_t = 1)]
+    /// Patterns per update (1 = the paper's pure per-sample updates; up to 60000)
+    #[arg(long, default_value_t = 1, value_parser = crate::limits::batch_size)]
     pub batch_size: usize,
-    /// Worker threads [default: all cores]
-    #[arg(long)]
+    /// Worker threads (1 to 256) [default: all cores]
+    #[arg(long, value_parser = crate::limits::threads)]
     pub threads: Option<usize>,
     /// Seed of initialisation, shuffling and distortions
     #[arg(long, default_value_t = 1)]
@@ -98,8 +98,8 @@ pub struct TrainArgs {
     #[arg(long, default_value = "none")]
     pub distort: String,
     /// Strength of the distortions: 1 = the default ranges (affine: +-2 px, scale and squeeze
-    /// +-15%, shear +-0.3; elastic: alpha 34 px), 0 = none
-    #[arg(long, default_value_t = 1.0)]
+    /// +-15%, shear +-0.3; elastic: alpha 34 px), 0 = none, at most 4
+    #[arg(long, default_value_t = 1.0, value_parser = crate::limits::distort_strength)]
     #[serde(default = "one")]
     pub distort_strength: f32,
     /// Train on the first N training images only
@@ -321,9 +321,6 @@ fn parse_steps(text: &str) -> Result<Schedule> {
 
 /// Runs `lenet train`.
 pub fn run(args: TrainArgs) -> Result<()> {
-    if args.threads == Some(0) {
-        bail!("--threads must be at least 1");
-    }
     crate::set_threads(args.threads)?;
     crate::on_pool(|| train(args))
 }
@@ -351,9 +348,8 @@ fn train(args: TrainArgs) -> Result<()> {
     let model_config = args.model_config()?;
     let optimizer_config = args.optimizer_config()?;
     let strength = args.distort_strength;
-    if !(strength.is_finite() && strength >= 0.0) {
-        bail!("--distort-strength must be a finite number >= 0, not {strength}");
-    }
+    // the flags are bounded by their parsers; a checkpoint's settings are not
+    crate::limits::check_run(args.batch_size, args.epochs, strength).map_err(anyhow::Error::msg)?;
     let distortion = match args.distort.parse::<Distortion>().map_err(anyhow::Error::msg)? {
         Distortion::Affine { .. } => Distortion::Affine { strength },
         Distortion::Elastic { .. } => Distortion::Elastic { strength },

@@ -364,8 +364,14 @@ fn absurd_training_flags_are_refused() {
     let out_dir = tmp.path().join("o");
     let o = out_dir.to_str().unwrap();
     for (flags, expect) in [
-        (vec!["--batch-size", "0"], "batch size"),
+        (vec!["--batch-size", "0"], "--batch-size"),
+        (vec!["--batch-size", "18446744073709551615"], "from 1 to 60000"),
+        (vec!["--batch-size", "100000000"], "from 1 to 60000"),
         (vec!["--epochs", "0"], "epochs"),
+        (vec!["--epochs", "10001"], "from 1 to 10000"),
+        (vec!["--threads", "100000"], "from 1 to 256"),
+        (vec!["--distort-strength", "1e9"], "from 0 to 4"),
+        (vec!["--distort-strength", "nan"], "--distort-strength"),
         (vec!["--lr", "nan"], "--lr"),
         (vec!["--lr=-1"], "--lr"),
         (vec!["--mu", "nan"], "--mu"),
@@ -384,6 +390,18 @@ fn absurd_training_flags_are_refused() {
     ] {
         let mut args = vec!["train", "--out", o];
         args.extend(flags.iter().copied());
+        assert_clean_failure(&lenet(&args), expect);
+    }
+    // the other commands' counts, refused before any allocation
+    for (args, expect) in [
+        (
+            vec!["eval", "--batch-size", "18014398509481984"],
+            "from 1 to 60000",
+        ),
+        (vec!["eval", "--batch-size", "0"], "from 1 to 60000"),
+        (vec!["eval", "--threads", "0"], "from 1 to 256"),
+        (vec!["serve", "--workers", "100000"], "from 1 to 256"),
+    ] {
         assert_clean_failure(&lenet(&args), expect);
     }
 }
