@@ -132,6 +132,9 @@ struct EvalReport {
 pub fn eval(args: EvalArgs) -> Result<()> {
     let mut model = args.model.load()?;
     let TrainTest { test, .. } = load_or_fetch(&args.data_dir, args.json)?;
+    if test.is_empty() {
+        bail!("the test set in {} holds no images", args.data_dir.display());
+    }
     let indices: Vec<usize> = (0..test.len()).collect();
     // One untimed batch first: the process's one-time costs (the thread pool,
     // the network copies of each thread, first touches of code and buffers: 4-9

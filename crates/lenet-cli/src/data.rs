@@ -38,9 +38,27 @@ pub struct MnistData<'a> {
     pub seed: u64,
 }
 
+/// Refuses a dataset whose images the network's input cannot hold (it centres
+/// them on its canvas, never crops or zero-fills them), and, with `what` named,
+/// an empty one.
+fn check_images(dataset: &Dataset, what: Option<&str>) -> anyhow::Result<()> {
+    if let Some(what) = what.filter(|_| dataset.is_empty()) {
+        anyhow::bail!("the {what} set holds no images");
+    }
+    let (rows, cols, size) = (dataset.rows(), dataset.cols(), InputSpec::default().size);
+    if !dataset.is_empty() && (rows > size || cols > size) {
+        anyhow::bail!(
+            "the images are {rows}x{cols}: the network's input is {size}x{size}, so images must be \
+             at most that size (MNIST's are 28x28, centred on the canvas)"
+        );
+    }
+    Ok(())
+}
+
 impl<'a> MnistData<'a> {
     /// Shuffled each epoch with `seed` (training).
     pub fn train(dataset: &'a Dataset, seed: u64, distortion: Distortion) -> anyhow::Result<Self> {
+        check_images(dataset, Some("training"))?;
         let sampler = BatchSampler::new(dataset.len(), 1, seed, true)?;
         Ok(MnistData {
             dataset,
@@ -51,8 +69,10 @@ impl<'a> MnistData<'a> {
         })
     }
 
-    /// In file order, undistorted (evaluation).
-    pub fn eval(dataset: &'a Dataset) -> anyhow::Result<Self> {
+    /// In file order, undistorted (evaluation); `what` names a set that must not
+    /// be empty (`None`: the optional validation set).
+    pub fn eval(dataset: &'a Dataset, what: Option<&str>) -> anyhow::Result<Self> {
+        check_images(dataset, what)?;
         let sampler = BatchSampler::new(dataset.len().max(1), 1, 0, false)?;
         Ok(MnistData {
             dataset,
@@ -77,7 +97,9 @@ impl TrainData for MnistData<'_> {
         for (l, &i) in labels.iter_mut().zip(indices) {
             *l = self.dataset.label(i);
         }
-        // Indices come from epoch_order, so they are in range and the sizes agree.
+        // Indices come from epoch_order, so they are in range and the sizes agree;
+        // the constructors refused images that do not fit the input, so this
+        // cannot fail.
         if fill_inputs(&self.spec, self.dataset, indices, x).is_err() {
             x.fill(0.0);
         }

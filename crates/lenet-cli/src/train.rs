@@ -380,6 +380,9 @@ fn train(args: TrainArgs) -> Result<()> {
         .with_context(|| format!("cleaning temporary files in {}", out.display()))?;
 
     let TrainTest { train, test } = load_or_fetch(&args.data_dir, args.quiet)?;
+    if train.is_empty() {
+        bail!("the training set in {} holds no images", args.data_dir.display());
+    }
     let (train, valid) = train.split_last(args.validation).map_err(|e| match e {
         MnistError::InvalidArgument(why) => anyhow::anyhow!("--validation {}: {why}", args.validation),
         e => anyhow::Error::new(e),
@@ -390,8 +393,8 @@ fn train(args: TrainArgs) -> Result<()> {
     };
 
     let train_data = MnistData::train(&train, args.seed, distortion)?;
-    let valid_data = MnistData::eval(&valid)?;
-    let test_data = MnistData::eval(&test)?;
+    let valid_data = MnistData::eval(&valid, None)?;
+    let test_data = MnistData::eval(&test, Some("test"))?;
     let eval = EvalSets {
         valid: (!valid.is_empty()).then_some(&valid_data as &dyn TrainData),
         test: Some(&test_data),

@@ -531,3 +531,73 @@ fn bad_images_are_refused() {
         );
     }
 }
+
+/// Writes a dataset of MNIST's file layout into `dir`: `train` and `test` images
+/// of `size x size` (raw IDX, pixel values from the index).
+fn write_idx_dataset(dir: &Path, size: u32, (train, test): (u32, u32)) {
+    let images = |n: u32| {
+        let mut b = vec![0, 0, 8, 3];
+        for v in [n, size, size] {
+            b.extend(v.to_be_bytes());
+        }
+        b.extend((0..n * size * size).map(|i| (i * 7 % 256) as u8));
+        b
+    };
+    let labels = |n: u32| {
+        let mut b = vec![0, 0, 8, 1];
+        b.extend(n.to_be_bytes());
+        b.extend((0..n).map(|i| (i % 10) as u8));
+        b
+    };
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("train-images-idx3-ubyte"), images(train)).unwrap();
+    std::fs::write(dir.join("train-labels-idx1-ubyte"), labels(train)).unwrap();
+    std::fs::write(dir.join("t10k-images-idx3-ubyte"), images(test)).unwrap();
+    std::fs::write(dir.join("t10k-labels-idx1-ubyte"), labels(test)).unwrap();
+}
+
+/// Images the network's input cannot hold, and empty sets, are refused by name:
+/// never zero-filled, never reported as 0% error.
+#[test]
+fn data_of_the_wrong_size_or_empty_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (name, size, counts, expect) in [
+        ("big", 40, (20, 10), "the images are 40x40"),
+        ("no-test", 28, (20, 0), "the test set holds no images"),
+        ("no-train", 28, (0, 10), "holds no images"),
+    ] {
+        let data = tmp.path().join(name);
+        write_idx_dataset(&data, size, counts);
+        let out = tmp.path().join(format!("{name}-run"));
+        let args = [
+            "train",
+            "--epochs",
+            "1",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        assert_clean_failure(&lenet(&args), expect);
+    }
+    let no_test = tmp.path().join("no-test");
+    assert_clean_failure(
+        &lenet(&["eval", "--json", "--data-dir", no_test.to_str().unwrap()]),
+        "the test set in",
+    );
+    // the same files at 28x28 with both sets present train
+    let data = tmp.path().join("ok");
+    write_idx_dataset(&data, 28, (20, 10));
+    let out = tmp.path().join("ok-run");
+    let run = lenet(&[
+        "train",
+        "--epochs",
+        "1",
+        "--quiet",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(run.status.success(), "{:?}", text(&run));
+}
