@@ -106,7 +106,7 @@ pub struct EvalArgs {
     /// Write confusion.png and misclassified.png into this directory
     #[arg(long, value_name = "DIR")]
     pub plots: Option<PathBuf>,
-    /// Images per forward pass (1 to 60000)
+    /// Images per forward pass (1 to 65536)
     #[arg(long, default_value_t = 1000, value_parser = crate::limits::batch_size)]
     pub batch_size: usize,
 }

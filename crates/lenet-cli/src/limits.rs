@@ -1,13 +1,13 @@
 //! The range of every count a flag or a checkpoint gives: one place per kind,
 //! checked when the flag is parsed, before anything is allocated.
 
-/// Most images per batch (training or evaluation): the size of MNIST's training
-/// set. A batch's inputs are 4 KB per image, so this bounds them at 245 MB.
-pub const MAX_BATCH: usize = 60_000;
+/// Most images per batch (training or evaluation): the trainer's own bound
+/// (a batch's inputs take 4 KB per image, so at most 256 MB).
+pub const MAX_BATCH: usize = lenet_optim::TrainConfig::MAX_BATCH;
 /// Most threads of the pool (`--threads`) or request workers (`--workers`).
 pub const MAX_THREADS: usize = 256;
-/// Most passes over the training set.
-pub const MAX_EPOCHS: usize = 10_000;
+/// Most passes over the training set: the trainer's own bound.
+pub const MAX_EPOCHS: usize = lenet_optim::TrainConfig::MAX_EPOCHS;
 /// Largest distortion strength (1 = the default ranges; 4 already moves a digit
 /// by 8 pixels of 28).
 pub const MAX_DISTORT_STRENGTH: f32 = 4.0;
@@ -70,17 +70,17 @@ mod tests {
     #[test]
     fn bounds_are_inclusive_and_refusals_name_the_range() {
         assert_eq!(batch_size("1"), Ok(1));
-        assert_eq!(batch_size("60000"), Ok(60_000));
+        assert_eq!(batch_size("65536"), Ok(65_536));
         for bad in [
             "0",
-            "60001",
+            "65537",
             "18446744073709551615",
             "99999999999999999999",
             "-1",
             "x",
         ] {
             let e = batch_size(bad).unwrap_err();
-            assert!(e.contains("from 1 to 60000"), "{bad}: {e}");
+            assert!(e.contains("from 1 to 65536"), "{bad}: {e}");
         }
         assert_eq!(threads("256"), Ok(256));
         assert!(threads("100000").is_err());

@@ -85,7 +85,7 @@ pub struct TrainArgs {
     /// Passes over the training set (1 to 10000)
     #[arg(long, default_value_t = 20, value_parser = crate::limits::epochs)]
     pub epochs: usize,
-    /// Patterns per update (1 = the paper's pure per-sample updates; up to 60000)
+    /// Patterns per update (1 = the paper's pure per-sample updates; up to 65536)
     #[arg(long, default_value_t = 1, value_parser = crate::limits::batch_size)]
     pub batch_size: usize,
     /// Worker threads (1 to 256) [default: all cores]

@@ -365,8 +365,8 @@ fn absurd_training_flags_are_refused() {
     let o = out_dir.to_str().unwrap();
     for (flags, expect) in [
         (vec!["--batch-size", "0"], "--batch-size"),
-        (vec!["--batch-size", "18446744073709551615"], "from 1 to 60000"),
-        (vec!["--batch-size", "100000000"], "from 1 to 60000"),
+        (vec!["--batch-size", "18446744073709551615"], "from 1 to 65536"),
+        (vec!["--batch-size", "100000000"], "from 1 to 65536"),
         (vec!["--epochs", "0"], "epochs"),
         (vec!["--epochs", "10001"], "from 1 to 10000"),
         (vec!["--threads", "100000"], "from 1 to 256"),
@@ -396,9 +396,9 @@ fn absurd_training_flags_are_refused() {
     for (args, expect) in [
         (
             vec!["eval", "--batch-size", "18014398509481984"],
-            "from 1 to 60000",
+            "from 1 to 65536",
         ),
-        (vec!["eval", "--batch-size", "0"], "from 1 to 60000"),
+        (vec!["eval", "--batch-size", "0"], "from 1 to 65536"),
         (vec!["eval", "--threads", "0"], "from 1 to 256"),
         (vec!["serve", "--workers", "100000"], "from 1 to 256"),
     ] {

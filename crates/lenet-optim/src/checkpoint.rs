@@ -203,6 +203,12 @@ pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Checkpoint, CheckpointErr
             msg: "trailing bytes after the payload".into(),
         });
     }
+    // a checksum proves the bytes are the ones written, not that the values are
+    // sane: the settings are checked as a new run's are
+    ck.train
+        .validate()
+        .and_then(|()| ck.progress.validate(&ck.train))
+        .map_err(|msg| CheckpointError::Decode { path: p(), msg })?;
     Ok(ck)
 }
 

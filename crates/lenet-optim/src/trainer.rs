@@ -27,16 +27,42 @@ pub struct TrainConfig {
 }
 
 impl TrainConfig {
-    /// Checks the settings a user can get wrong.
+    /// Most images per batch (training or evaluation): a batch's inputs take 4 KB
+    /// per image, so at most 256 MB.
+    pub const MAX_BATCH: usize = 65_536;
+    /// Most passes over the training set.
+    pub const MAX_EPOCHS: usize = 10_000;
+
+    /// Checks the settings a user (or a damaged checkpoint) can get wrong, before
+    /// anything is allocated from them.
     pub fn validate(&self) -> Result<(), String> {
-        if self.epochs == 0 {
-            return Err("epochs must be at least 1".into());
+        let check = |what: &str, n: usize, max: usize| {
+            if (1..=max).contains(&n) {
+                Ok(())
+            } else {
+                Err(format!("{what} {n} is out of range: from 1 to {max}"))
+            }
+        };
+        check("epochs", self.epochs, Self::MAX_EPOCHS)?;
+        check("batch size", self.batch_size, Self::MAX_BATCH)?;
+        check("evaluation batch size", self.eval_batch, Self::MAX_BATCH)
+    }
+}
+
+impl Progress {
+    /// Checks a progress record against the run's settings: the epoch in
+    /// progress is one of the run's (or the one after its last, when done), and
+    /// only an epoch in progress has a next batch.
+    pub fn validate(&self, config: &TrainConfig) -> Result<(), String> {
+        if !(1..=config.epochs + 1).contains(&self.epoch) {
+            return Err(format!(
+                "epoch {} is out of range: from 1 to {} (one past the run's last)",
+                self.epoch,
+                config.epochs + 1
+            ));
         }
-        if self.batch_size == 0 {
-            return Err("batch size must be at least 1".into());
-        }
-        if self.eval_batch == 0 {
-            return Err("evaluation batch size must be at least 1".into());
+        if self.next_batch > 0 && self.epoch > config.epochs {
+            return Err(format!("a finished run has no next batch ({})", self.next_batch));
         }
         Ok(())
     }
@@ -256,6 +282,12 @@ impl Trainer {
             let epoch = self.progress.epoch;
             let order = train.epoch_order(epoch);
             let batches = order.len().div_ceil(bs);
+            if self.progress.next_batch > batches {
+                return Err(TrainError::Config(format!(
+                    "the next batch, {}, is past the epoch's {batches} batches of this data",
+                    self.progress.next_batch
+                )));
+            }
             observer.epoch_start(epoch, batches);
             let started = Instant::now();
             if self.progress.next_batch == 0 {

@@ -95,3 +95,33 @@ fn bad_checkpoints_are_typed_errors() {
         Err(CheckpointError::Io { .. })
     ));
 }
+
+/// A checkpoint whose checksum is right but whose settings are not (as a hand
+/// edit that recomputes the CRC makes) is refused on load, naming the setting,
+/// before any of it is used: no allocation of 2^62 images, no epoch 0.
+#[test]
+fn checkpoints_with_absurd_settings_are_refused_after_the_checksum() {
+    type Damage = fn(&mut Checkpoint);
+    let cases: [(&str, Damage); 5] = [
+        ("batch size 4611686018427387904", |ck| {
+            ck.train.batch_size = 1 << 62
+        }),
+        ("evaluation batch size 4611686018427387904", |ck| {
+            ck.train.eval_batch = 1 << 62
+        }),
+        ("epoch 0", |ck| ck.progress.epoch = 0),
+        ("epoch 1152921504606846976", |ck| ck.progress.epoch = 1 << 60),
+        ("a finished run has no next batch", |ck| {
+            ck.progress.epoch = ck.train.epochs + 1;
+            ck.progress.next_batch = 5;
+        }),
+    ];
+    for (expect, damage) in cases {
+        let mut ck = sample();
+        damage(&mut ck);
+        // to_bytes writes a correct checksum over the damaged values
+        let err = from_bytes(&to_bytes(&ck), Path::new("ck.bin")).unwrap_err();
+        assert!(matches!(err, CheckpointError::Decode { .. }), "{expect}: {err}");
+        assert!(err.to_string().contains(expect), "{expect}: {err}");
+    }
+}
