@@ -1,6 +1,6 @@
 //! `cargo xtask bench-report`: measures kernels and end-to-end speed on this
 //! machine and writes `docs/benchmarks.md` (the part between the report markers)
-//! and `target/bench-report.json`.
+//! and `bench-report.json` in cargo's target directory.
 //!
 //! Steps: build `lenet` in release twice, as a dependent gets it (no RUSTFLAGS)
 //! and for this CPU (`-C target-cpu=native`, in `<target>/native`; skipped with

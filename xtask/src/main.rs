@@ -41,7 +41,7 @@ enum Task {
         dataset: DatasetKind,
     },
     /// Measure kernels (criterion, quick) and end-to-end training and inference speed and
-    /// peak memory on this machine; write docs/benchmarks.md and target/bench-report.json
+    /// peak memory on this machine; write docs/benchmarks.md and bench-report.json in the target directory
     BenchReport {
         /// Directory with MNIST
         #[arg(long, default_value = "data/mnist")]
