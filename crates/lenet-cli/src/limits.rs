@@ -34,7 +34,7 @@ fn check(n: usize, min: usize, max: usize) -> Result<usize, String> {
 pub fn check_run(batch_size: usize, epochs: usize, strength: f32) -> Result<(), String> {
     check(batch_size, 1, MAX_BATCH).map_err(|e| format!("batch size {e}"))?;
     check(epochs, 1, MAX_EPOCHS).map_err(|e| format!("epochs {e}"))?;
-    distort_strength(&strength.to_string()).map_err(|e| format!("distortion strength {e}"))?;
+    check_strength(strength).map_err(|e| format!("distortion strength {e}"))?;
     Ok(())
 }
 
@@ -55,7 +55,10 @@ pub fn epochs(s: &str) -> Result<usize, String> {
 
 /// `--distort-strength`: a finite number from 0 to [`MAX_DISTORT_STRENGTH`].
 pub fn distort_strength(s: &str) -> Result<f32, String> {
-    let v: f32 = s.trim().parse().map_err(|_| format!("{s:?} is not a number"))?;
+    check_strength(s.trim().parse().map_err(|_| format!("{s:?} is not a number"))?)
+}
+
+fn check_strength(v: f32) -> Result<f32, String> {
     if v.is_finite() && (0.0..=MAX_DISTORT_STRENGTH).contains(&v) {
         Ok(v)
     } else {
