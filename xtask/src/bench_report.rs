@@ -14,7 +14,7 @@
 //! untimed warm-up batch); read the peak resident memory of
 //! a training run from the kernel (getrusage of the waited child); with
 //! `--torch-python`, run the PyTorch baseline (`benches/pytorch/lenet5_torch.py`)
-//! on the same machine in the same sitting and report lenet's speed as ratios to it.
+//! on the same machine in the same run and report lenet's speed as ratios to it.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

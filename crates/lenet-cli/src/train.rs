@@ -71,7 +71,7 @@ pub struct TrainArgs {
     /// (the lower layers' h_kk are ~1e-5, so mu alone sets their step, epsilon/mu). The
     /// default keeps mu 1.0 for passes 1-8 and takes the paper's 0.02 from pass 9, when
     /// epsilon has decayed to 5e-5: over seeds 1-20, 0.99% test error against 1.07% for
-    /// mu 1.0 throughout (the default in the tenth session); see docs/results.md
+    /// mu 1.0 throughout (measured on commit 2abe04d's kernels); see docs/results.md
     #[arg(long, default_value = "1=1.0,9=0.02")]
     pub mu: String,
     /// How SDLM turns h_kk into steps: per-parameter (the paper, eps/(mu+h_kk)) |
