@@ -85,7 +85,7 @@ fn predict_dataset_in(
     let mut out = Vec::with_capacity(indices.len());
     for part in indices.chunks(batch) {
         let x = &mut x[..part.len() * INPUT_LEN];
-        crate::data::fill_inputs(&spec, ds, part, x)?;
+        mnist_io::fill_inputs_parallel(&spec, ds, part, x)?;
         out.extend(model.predict(x));
     }
     Ok(out)

@@ -2,7 +2,6 @@
 //! this crate parses flags, reports progress, and writes files.
 
 mod commands;
-mod data;
 mod dataset;
 mod limits;
 mod plots;
@@ -97,6 +96,7 @@ pub fn on_pool<R: Send>(work: impl FnOnce() -> R + Send) -> R {
 /// What `lenet info` prints, and what runs record of the machine that made them.
 #[derive(serde::Serialize)]
 pub struct Platform {
+    /// This build's version of lenet5-rs.
     pub version: &'static str,
     /// The instruction set the kernels use (`LENET_SIMD` or the best supported).
     pub isa: tensor_ops::Isa,
@@ -104,10 +104,12 @@ pub struct Platform {
     pub supported: Vec<tensor_ops::Isa>,
     /// Threads of the pool: the `--threads` given, else one per core.
     pub threads: usize,
+    /// The CPU model as the operating system names it.
     pub cpu: String,
 }
 
 impl Platform {
+    /// This machine and this process's settings.
     pub fn now() -> Self {
         let cpu = std::fs::read_to_string("/proc/cpuinfo")
             .ok()

@@ -14,10 +14,10 @@ use lenet_optim::{
     Control, EpochMetrics, EvalSets, HessianMode, Method, Observer, Optimizer, OptimizerConfig, Outcome,
     Progress, Schedule, TrainConfig, TrainData, Trainer,
 };
+use mnist_io::TrainSet;
 use mnist_io::{Distortion, MnistError, TrainTest};
 use serde::{Deserialize, Serialize};
 
-use crate::data::MnistData;
 use crate::dataset::load_or_fetch;
 use crate::report;
 
@@ -392,11 +392,17 @@ fn train(args: TrainArgs) -> Result<()> {
         None => train,
     };
 
-    let train_data = MnistData::train(&train, args.seed, distortion)?;
-    let valid_data = MnistData::eval(&valid, None)?;
-    let test_data = MnistData::eval(&test, Some("test"))?;
+    if test.is_empty() {
+        bail!("the test set in {} holds no images", args.data_dir.display());
+    }
+    let train_data = TrainSet::shuffled(&train, args.seed, distortion).context("the training set")?;
+    let valid_data = (!valid.is_empty())
+        .then(|| TrainSet::in_order(&valid))
+        .transpose()
+        .context("the validation set")?;
+    let test_data = TrainSet::in_order(&test).context("the test set")?;
     let eval = EvalSets {
-        valid: (!valid.is_empty()).then_some(&valid_data as &dyn TrainData),
+        valid: valid_data.as_ref().map(|d| d as &dyn TrainData),
         test: Some(&test_data),
     };
 

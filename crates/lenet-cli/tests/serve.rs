@@ -2,6 +2,7 @@
 //! server answers 4xx JSON and keeps serving), and the page in headless Chromium,
 //! driven through chromedriver's WebDriver API: a "1" drawn with the mouse is read
 //! as a 1. The browser test skips when Chromium is not installed, except under CI.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test stops at the first surprise
 
 mod common;
 

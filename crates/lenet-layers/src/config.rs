@@ -37,7 +37,10 @@ pub enum Output {
 #[serde(rename_all = "kebab-case", tag = "kind")]
 pub enum Init {
     /// The paper's: uniform in `(-scale / F, scale / F)`, `F` the unit's fan-in (scale 2.4).
-    FanIn { scale: f32 },
+    FanIn {
+        /// The numerator; the paper's is 2.4.
+        scale: f32,
+    },
     /// PyTorch's default for conv and linear layers: uniform in `(-1/sqrt(F), 1/sqrt(F))`.
     Torch,
     /// eblearn's (the C++ port of the authors' Lush library; its MNIST LeNet-5 demo
@@ -45,7 +48,10 @@ pub enum Init {
     /// as [`Init::Torch`], biases 0, subsampling coefficients `1/sqrt(4) = 0.5`.
     Eblearn,
     /// Normal with mean 0 and this standard deviation (the NumPy original: 0.1).
-    Normal { std: f32 },
+    Normal {
+        /// Standard deviation.
+        std: f32,
+    },
 }
 
 /// Every choice that shapes a LeNet-5.
@@ -53,13 +59,17 @@ pub enum Init {
 pub struct ModelConfig {
     /// The preset this config started from (`classic`, `modern`, `seed2018`), or `custom`.
     pub preset: String,
+    /// What S2 and S4 do: trainable subsampling, average or max pooling.
     pub pooling: Pooling,
     /// Squashing function after C1, C3, C5, F6 (and S2, S4 when subsampling).
     pub activation: Activation,
     /// Use the paper's partial C3 connection table (else every S2 map feeds every C3 map).
     pub c3_table: bool,
+    /// The last layer: RBF units or a fully-connected layer of 10.
     pub output: Output,
+    /// The training criterion (and how scores become a class).
     pub loss: Loss,
+    /// How parameters are drawn at the start.
     pub init: Init,
     /// Which kernel implementation the layers call. Not part of the model's identity.
     pub algo: Algo,
@@ -122,43 +132,26 @@ impl ModelConfig {
     }
 
     /// Is the output layer consistent with the loss?
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         match (self.output, self.loss) {
-            (Output::Rbf, Loss::SoftmaxCrossEntropy) => {
-                Err("an RBF output needs the MAP or MSE loss, not softmax cross-entropy".into())
-            }
-            (Output::Softmax, Loss::Map { .. } | Loss::RbfMse { .. }) => {
-                Err("a softmax output needs the softmax cross-entropy loss".into())
-            }
+            (Output::Rbf, Loss::SoftmaxCrossEntropy) => Err(ConfigError::RbfWithCrossEntropy),
+            (Output::Softmax, Loss::Map { .. } | Loss::RbfMse { .. }) => Err(ConfigError::SoftmaxWithRbfLoss),
             _ => Ok(()),
         }
     }
-
-    /// Same network (everything but the kernel variant)?
-    pub fn same_network(&self, other: &ModelConfig) -> bool {
-        ModelConfig {
-            algo: other.algo,
-            ..self.clone()
-        } == *other
-    }
 }
 
-/// The paper's C3 table: which S2 maps feed each C3 map.
-pub const C3_TABLE: [&[usize]; 16] = [
-    &[0, 1, 2],
-    &[1, 2, 3],
-    &[2, 3, 4],
-    &[3, 4, 5],
-    &[4, 5, 0],
-    &[5, 0, 1],
-    &[0, 1, 2, 3],
-    &[1, 2, 3, 4],
-    &[2, 3, 4, 5],
-    &[3, 4, 5, 0],
-    &[4, 5, 0, 1],
-    &[5, 0, 1, 2],
-    &[0, 1, 3, 4],
-    &[1, 2, 4, 5],
-    &[0, 2, 3, 5],
-    &[0, 1, 2, 3, 4, 5],
-];
+/// A model configuration whose parts do not fit together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// RBF penalties are not logits.
+    #[error("an RBF output needs the MAP or MSE loss, not softmax cross-entropy")]
+    RbfWithCrossEntropy,
+    /// The MAP and MSE losses need RBF penalties.
+    #[error("a softmax output needs the softmax cross-entropy loss")]
+    SoftmaxWithRbfLoss,
+}
+
+/// The paper's C3 table (Table I): which S2 maps feed each C3 map. Defined with
+/// the kernels that take connection tables.
+pub use tensor_ops::conv::LENET5_C3 as C3_TABLE;

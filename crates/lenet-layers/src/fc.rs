@@ -19,6 +19,7 @@ pub struct FullyConnected {
 }
 
 impl FullyConnected {
+    /// A layer named `name` from `in_f` to `out_f` features, weights zero until initialised.
     pub fn new(name: &str, in_f: usize, out_f: usize, algo: Algo) -> Self {
         FullyConnected {
             name: name.into(),

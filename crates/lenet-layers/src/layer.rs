@@ -66,6 +66,7 @@ pub trait Layer: Send + BoxedClone {
 /// for every layer that is `Clone`: [`crate::LeNet5`] runs copies of itself on
 /// several threads at inference.
 pub trait BoxedClone {
+    /// A boxed copy of `self`.
     fn boxed_clone(&self) -> Box<dyn Layer>;
 }
 

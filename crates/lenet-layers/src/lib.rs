@@ -30,7 +30,7 @@ pub mod param;
 pub mod pool;
 pub mod rbf;
 
-pub use config::{Init, ModelConfig, Output, Pooling};
+pub use config::{ConfigError, Init, ModelConfig, Output, Pooling, C3_TABLE};
 pub use error::ModelError;
 pub use layer::Layer;
 pub use loss::{BatchStats, Loss};

@@ -12,9 +12,15 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "kebab-case", tag = "kind")]
 pub enum Loss {
     /// MAP criterion; `j` keeps the wrong classes' penalties from being pushed up forever.
-    Map { j: f32 },
+    Map {
+        /// The constant `j` of eq. 9 (the paper leaves it open; 1.0 here by default).
+        j: f32,
+    },
     /// Penalty of the correct class only, times `scale` (the NumPy original used 1/2).
-    RbfMse { scale: f32 },
+    RbfMse {
+        /// Factor on the penalty.
+        scale: f32,
+    },
     /// Softmax cross-entropy on logits.
     SoftmaxCrossEntropy,
 }

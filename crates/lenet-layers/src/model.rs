@@ -16,7 +16,7 @@ use rand_chacha::ChaCha8Rng;
 use tensor_ops::conv::{ConnTable, ConvShape};
 
 use crate::activation::ActivationLayer;
-use crate::config::{Init, ModelConfig, Output, Pooling, C3_TABLE};
+use crate::config::{Init, ModelConfig, Output, Pooling};
 use crate::conv::Conv;
 use crate::fc::FullyConnected;
 use crate::layer::Layer;
@@ -39,6 +39,7 @@ pub const PREDICT_CHUNK: usize = 32;
 /// One prediction.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Prediction {
+    /// The predicted digit.
     pub class: usize,
     /// The raw outputs: RBF penalties (smaller is better) or logits.
     pub scores: Vec<f32>,
@@ -73,7 +74,7 @@ impl LeNet5 {
 
     /// Builds the network with all parameters zero (to be loaded).
     pub fn uninit(config: ModelConfig) -> Result<Self, ModelError> {
-        config.validate().map_err(ModelError::Config)?;
+        config.validate()?;
         let algo = config.algo;
         let act = config.activation;
         let mut layers: Vec<Box<dyn Layer>> = Vec::new();
@@ -100,7 +101,7 @@ impl LeNet5 {
         let (s2, sq) = pool("s2", 6, 28);
         push(s2, sq);
         let table = if config.c3_table {
-            ConnTable::from_lists(6, &C3_TABLE).ok_or_else(|| ModelError::Config("bad C3 table".into()))?
+            ConnTable::lenet5_c3()
         } else {
             ConnTable::full(16, 6)
         };

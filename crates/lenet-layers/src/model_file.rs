@@ -38,7 +38,7 @@ pub fn to_bytes(model: &LeNet5) -> Result<Vec<u8>, ModelError> {
         views.push((p.name.clone(), view));
     }
     let config = serde_json::to_string(model.config())
-        .map_err(|e| ModelError::Config(format!("cannot serialise the configuration: {e}")))?;
+        .map_err(|e| format_err(format!("cannot serialise the configuration: {e}")))?;
     let metadata = HashMap::from([
         (FORMAT_KEY.to_string(), FORMAT.to_string()),
         ("preset".to_string(), model.config().preset.clone()),

@@ -182,6 +182,7 @@ pub struct AvgPool {
 }
 
 impl AvgPool {
+    /// A layer named `name` over `c` maps of `h` x `w`.
     pub fn new(name: &str, c: usize, h: usize, w: usize, algo: Algo) -> Self {
         AvgPool {
             name: name.into(),
@@ -243,6 +244,7 @@ pub struct MaxPool {
 }
 
 impl MaxPool {
+    /// A layer named `name` over `c` maps of `h` x `w`.
     pub fn new(name: &str, c: usize, h: usize, w: usize) -> Self {
         MaxPool {
             name: name.into(),

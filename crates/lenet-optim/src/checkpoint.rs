@@ -16,7 +16,8 @@ use lenet_layers::{model_file::write_atomic, LeNet5, ModelConfig, ModelError};
 use serde::{Deserialize, Serialize};
 
 use crate::optimizer::{Optimizer, OptimizerConfig, OptimizerState};
-use crate::trainer::{Progress, TrainConfig, Trainer};
+use crate::trainer::{Progress, TrainConfig, TrainError, Trainer};
+use crate::SettingsError;
 
 const MAGIC: &[u8; 8] = b"LENET5CK";
 /// Current format version (3: SDLM's mu is a schedule by epoch; 4: each epoch's
@@ -29,15 +30,21 @@ pub const MAX_PAYLOAD: u64 = 64 << 20;
 /// A resumable snapshot of a training run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Checkpoint {
+    /// The network's configuration.
     #[serde(with = "as_json")]
     pub model: ModelConfig,
     /// Trained tensors by name, in the model's order.
     pub tensors: Vec<(String, Vec<f32>)>,
+    /// The update rule and its schedules.
     #[serde(with = "as_json")]
     pub optimizer: OptimizerConfig,
+    /// Momentum buffers and the Hessian estimate.
     pub optimizer_state: OptimizerState,
+    /// Epochs and batch sizes.
     pub train: TrainConfig,
+    /// Where the run is.
     pub progress: Progress,
+    /// The run's seed (initialisation, epoch orders, distortions).
     pub seed: u64,
     /// The caller's own settings (the CLI stores its flags as JSON here).
     pub run_config: String,
@@ -62,24 +69,71 @@ mod as_json {
 /// Checkpoint failures.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
+    /// The operating system refused a read, write or rename.
     #[error("{path}: {source}")]
     Io {
+        /// The checkpoint file.
         path: PathBuf,
+        /// What the operating system reported.
         #[source]
         source: std::io::Error,
     },
+    /// The file does not start like a checkpoint.
     #[error("{path}: not a lenet5-rs checkpoint (bad magic bytes)")]
-    BadMagic { path: PathBuf },
+    BadMagic {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A checkpoint of another format version.
     #[error("{path}: checkpoint format version {found}, this build reads version {VERSION}")]
-    Version { path: PathBuf, found: u32 },
+    Version {
+        /// The file.
+        path: PathBuf,
+        /// The version in its header.
+        found: u32,
+    },
+    /// The file is shorter (or longer) than its header says.
     #[error("{path}: truncated checkpoint ({len} bytes, header says {expected})")]
-    Truncated { path: PathBuf, len: u64, expected: u64 },
+    Truncated {
+        /// The file.
+        path: PathBuf,
+        /// Its size in bytes.
+        len: u64,
+        /// The size its header implies.
+        expected: u64,
+    },
+    /// The payload is not the one written.
     #[error("{path}: checkpoint is corrupted (checksum mismatch)")]
-    Checksum { path: PathBuf },
+    Checksum {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The payload's checksum holds but its contents cannot be read.
     #[error("{path}: checkpoint payload cannot be decoded: {msg}")]
-    Decode { path: PathBuf, msg: String },
+    Decode {
+        /// The file.
+        path: PathBuf,
+        /// What the decoder reported.
+        msg: String,
+    },
+    /// Settings in the checkpoint no run can have.
+    #[error("{path}: {source}")]
+    Settings {
+        /// The file.
+        path: PathBuf,
+        /// The setting that is wrong.
+        #[source]
+        source: SettingsError,
+    },
+    /// Tensors that do not fit the checkpoint's own model.
     #[error("{path}: checkpoint does not fit its model: {msg}")]
-    Mismatch { path: PathBuf, msg: String },
+    Mismatch {
+        /// The file.
+        path: PathBuf,
+        /// What does not fit.
+        msg: String,
+    },
+    /// The model configuration is invalid, or writing failed while saving.
     #[error(transparent)]
     Model(#[from] ModelError),
 }
@@ -125,15 +179,21 @@ impl Checkpoint {
 
     /// A trainer in the saved state, for `model` (from [`Checkpoint::model`]).
     pub fn trainer(&self, model: &LeNet5, path: &Path) -> Result<Trainer, CheckpointError> {
-        let mismatch = |msg: String| CheckpointError::Mismatch {
+        let settings = |source| CheckpointError::Settings {
             path: path.into(),
-            msg,
+            source,
         };
         let mut optimizer = Optimizer::new(self.optimizer.clone(), model);
         optimizer
             .restore(self.optimizer_state.clone(), model)
-            .map_err(mismatch)?;
-        let mut trainer = Trainer::new(self.train.clone(), optimizer).map_err(|e| mismatch(e.to_string()))?;
+            .map_err(settings)?;
+        let mut trainer = Trainer::new(self.train.clone(), optimizer).map_err(|e| match e {
+            TrainError::Settings(source) => settings(source),
+            other => CheckpointError::Mismatch {
+                path: path.into(),
+                msg: other.to_string(),
+            },
+        })?;
         trainer.progress = self.progress.clone();
         Ok(trainer)
     }
@@ -208,7 +268,7 @@ pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Checkpoint, CheckpointErr
     ck.train
         .validate()
         .and_then(|()| ck.progress.validate(&ck.train))
-        .map_err(|msg| CheckpointError::Decode { path: p(), msg })?;
+        .map_err(|source| CheckpointError::Settings { path: p(), source })?;
     Ok(ck)
 }
 

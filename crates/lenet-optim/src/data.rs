@@ -1,7 +1,10 @@
 //! What the trainer needs from a dataset, without knowing where it comes from.
 
-/// A labelled set the trainer can draw batches from. Implemented by the CLI over
-/// `mnist-io`; tests implement it over synthetic data.
+/// Why a data source could not fill a batch (its own error, boxed).
+pub type DataError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A labelled set the trainer can draw batches from. `mnist-io` implements it for
+/// MNIST-style datasets (its `train` feature); tests implement it over synthetic data.
 pub trait TrainData: Sync {
     /// Number of examples.
     fn len(&self) -> usize;
@@ -11,11 +14,19 @@ pub trait TrainData: Sync {
         self.len() == 0
     }
 
-    /// The order in which epoch `epoch` (1-based) visits the examples; must depend
-    /// only on the epoch (and a seed fixed at construction) so runs can resume.
+    /// The order in which epoch `epoch` visits the examples; must depend only on
+    /// the epoch (and a seed fixed at construction) so runs can resume. Training
+    /// epochs count from 1; epoch 0 is evaluation (file order, no distortion).
     fn epoch_order(&self, epoch: usize) -> Vec<usize>;
 
     /// Writes the network input `[indices.len(), 1, 32, 32]` and the labels of
-    /// examples `indices`. `epoch` lets on-the-fly distortions differ by epoch.
-    fn fill(&self, indices: &[usize], epoch: usize, x: &mut [f32], labels: &mut [u8]);
+    /// examples `indices`. `epoch` lets on-the-fly distortions differ by epoch
+    /// (epoch 0: none).
+    fn fill(
+        &self,
+        indices: &[usize],
+        epoch: usize,
+        x: &mut [f32],
+        labels: &mut [u8],
+    ) -> Result<(), DataError>;
 }

@@ -4,24 +4,25 @@
 
 use lenet_layers::{LeNet5, INPUT_LEN};
 
-use crate::data::TrainData;
+use crate::data::{DataError, TrainData};
 
 /// Mean of the per-pattern diagonal Gauss-Newton `d2E/dw2` over `indices`, one
-/// vector per parameter tensor. Patterns go through in chunks of `chunk`.
+/// vector per parameter tensor. Patterns go through in chunks of `chunk`; fails
+/// only if the data cannot fill a chunk.
 pub fn estimate(
     model: &mut LeNet5,
     data: &dyn TrainData,
     indices: &[usize],
     epoch: usize,
     chunk: usize,
-) -> Vec<Vec<f32>> {
+) -> Result<Vec<Vec<f32>>, DataError> {
     let mut sum: Vec<Vec<f64>> = model.params().map(|p| vec![0.0; p.len()]).collect();
     let chunk = chunk.max(1);
     let mut x = vec![0.0; chunk * INPUT_LEN];
     let mut labels = vec![0u8; chunk];
     for part in indices.chunks(chunk) {
         let n = part.len();
-        data.fill(part, epoch, &mut x[..n * INPUT_LEN], &mut labels[..n]);
+        data.fill(part, epoch, &mut x[..n * INPUT_LEN], &mut labels[..n])?;
         model.forward(&x[..n * INPUT_LEN]);
         model.backward_second(&labels[..n]);
         // param.hess is the mean over this chunk; weight it by the chunk's size
@@ -32,7 +33,8 @@ pub fn estimate(
         }
     }
     let total = indices.len().max(1) as f64;
-    sum.into_iter()
+    Ok(sum
+        .into_iter()
         .map(|v| v.into_iter().map(|a| (a / total) as f32).collect())
-        .collect()
+        .collect())
 }

@@ -10,16 +10,18 @@
 
 pub mod checkpoint;
 pub mod data;
+mod error;
 pub mod hessian;
 pub mod optimizer;
 pub mod schedule;
 pub mod trainer;
 
 pub use checkpoint::{Checkpoint, CheckpointError};
-pub use data::TrainData;
+pub use data::{DataError, TrainData};
+pub use error::SettingsError;
 pub use optimizer::{HessianMode, Method, Optimizer, OptimizerConfig, OptimizerState};
 pub use schedule::Schedule;
 pub use trainer::{
-    evaluate, Control, EpochMetrics, EvalSets, LossWatch, Observer, Outcome, Progress, Silent, TrainConfig,
-    TrainError, Trainer,
+    evaluate, Control, Divergence, EpochMetrics, EvalSets, LossWatch, Observer, Outcome, Progress, Silent,
+    TrainConfig, TrainError, Trainer,
 };

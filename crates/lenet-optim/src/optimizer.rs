@@ -7,6 +7,7 @@ use lenet_layers::LeNet5;
 use serde::{Deserialize, Serialize};
 
 use crate::schedule::Schedule;
+use crate::SettingsError;
 
 /// How SDLM turns second derivatives into rates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,14 +27,19 @@ pub enum Method {
     /// `w -= lr * g`.
     Sgd,
     /// `v = momentum * v + g; w -= lr * v`.
-    Momentum { momentum: f32 },
+    Momentum {
+        /// Fraction of the previous step kept, in `[0, 1)`.
+        momentum: f32,
+    },
     /// `v = momentum * v + g / (mu + h); w -= eps * v` (momentum 0: the paper).
     Sdlm {
         /// mu by epoch (the paper: 0.02 throughout).
         mu: Schedule,
+        /// Fraction of the previous step kept, in `[0, 1)` (the paper: 0).
         momentum: f32,
         /// Patterns used to re-estimate `h` before each epoch (the paper: 500).
         samples: usize,
+        /// One rate per parameter (the paper) or per layer.
         mode: HessianMode,
     },
 }
@@ -61,27 +67,39 @@ impl Method {
 /// Rule plus global schedule.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OptimizerConfig {
+    /// The update rule.
     pub method: Method,
+    /// The global learning rate (epsilon) by epoch.
     pub schedule: Schedule,
 }
 
 impl OptimizerConfig {
     /// Checks rates, momentum and mu.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), SettingsError> {
         self.schedule.validate()?;
-        let momentum_ok = |m: f32| (0.0..1.0).contains(&m);
+        let momentum = |m: f32| {
+            if (0.0..1.0).contains(&m) {
+                Ok(())
+            } else {
+                Err(SettingsError::Momentum(m))
+            }
+        };
         match &self.method {
             Method::Sgd => Ok(()),
-            Method::Momentum { momentum } if momentum_ok(*momentum) => Ok(()),
+            Method::Momentum { momentum: m } => momentum(*m),
             Method::Sdlm {
                 mu,
-                momentum,
+                momentum: m,
                 samples,
                 ..
-            } if momentum_ok(*momentum) && mu.validate().is_ok() && *samples > 0 => Ok(()),
-            other => Err(format!(
-                "invalid optimizer settings {other:?}: momentum must be in [0, 1), mu > 0, samples > 0"
-            )),
+            } => {
+                momentum(*m)?;
+                mu.validate()?;
+                if *samples == 0 {
+                    return Err(SettingsError::NoHessianSamples);
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -134,11 +152,11 @@ impl Optimizer {
     }
 
     /// Restores saved state (from a checkpoint). Fails if it does not fit the model.
-    pub fn restore(&mut self, state: OptimizerState, model: &LeNet5) -> Result<(), String> {
+    pub fn restore(&mut self, state: OptimizerState, model: &LeNet5) -> Result<(), SettingsError> {
         let lens: Vec<usize> = model.params().map(|p| p.len()).collect();
         let fits = |v: &Vec<Vec<f32>>| v.is_empty() || v.iter().map(Vec::len).eq(lens.iter().copied());
         if !fits(&state.velocity) || !fits(&state.hessian) {
-            return Err("optimizer state does not match the model's parameters".into());
+            return Err(SettingsError::StateMismatch);
         }
         self.state = state;
         Ok(())

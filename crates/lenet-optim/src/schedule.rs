@@ -2,11 +2,14 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::SettingsError;
+
 /// A piecewise-constant value by epoch (a learning rate, or SDLM's mu):
 /// `steps[k] = (first_epoch, value)`, epochs counted from 1, sorted by epoch; the
 /// value of the last step at or before an epoch applies.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Schedule {
+    /// `(first_epoch, value)` pairs, first epochs increasing from 1.
     pub steps: Vec<(usize, f32)>,
 }
 
@@ -49,15 +52,15 @@ impl Schedule {
     }
 
     /// Are all values finite and positive, and the steps sorted?
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), SettingsError> {
         if self.steps.is_empty() {
-            return Err("the schedule has no steps".into());
+            return Err(SettingsError::EmptySchedule);
         }
         if let Some((_, r)) = self.steps.iter().find(|(_, r)| !(r.is_finite() && *r > 0.0)) {
-            return Err(format!("schedule value {r} is not a positive finite number"));
+            return Err(SettingsError::ScheduleValue(*r));
         }
         if self.steps.windows(2).any(|w| w[0].0 >= w[1].0) {
-            return Err("schedule steps are not in increasing epoch order".into());
+            return Err(SettingsError::ScheduleOrder);
         }
         Ok(())
     }

@@ -11,9 +11,10 @@ use std::time::Instant;
 use lenet_layers::{BatchStats, LeNet5, INPUT_LEN};
 use serde::{Deserialize, Serialize};
 
-use crate::data::TrainData;
+use crate::data::{DataError, TrainData};
 use crate::hessian;
 use crate::optimizer::Optimizer;
+use crate::SettingsError;
 
 /// Loop settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -35,12 +36,12 @@ impl TrainConfig {
 
     /// Checks the settings a user (or a damaged checkpoint) can get wrong, before
     /// anything is allocated from them.
-    pub fn validate(&self) -> Result<(), String> {
-        let check = |what: &str, n: usize, max: usize| {
-            if (1..=max).contains(&n) {
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        let check = |what: &'static str, value: usize, max: usize| {
+            if (1..=max).contains(&value) {
                 Ok(())
             } else {
-                Err(format!("{what} {n} is out of range: from 1 to {max}"))
+                Err(SettingsError::OutOfRange { what, value, max })
             }
         };
         check("epochs", self.epochs, Self::MAX_EPOCHS)?;
@@ -53,16 +54,15 @@ impl Progress {
     /// Checks a progress record against the run's settings: the epoch in
     /// progress is one of the run's (or the one after its last, when done), and
     /// only an epoch in progress has a next batch.
-    pub fn validate(&self, config: &TrainConfig) -> Result<(), String> {
+    pub fn validate(&self, config: &TrainConfig) -> Result<(), SettingsError> {
         if !(1..=config.epochs + 1).contains(&self.epoch) {
-            return Err(format!(
-                "epoch {} is out of range: from 1 to {} (one past the run's last)",
-                self.epoch,
-                config.epochs + 1
-            ));
+            return Err(SettingsError::ProgressEpoch {
+                epoch: self.epoch,
+                last: config.epochs + 1,
+            });
         }
         if self.next_batch > 0 && self.epoch > config.epochs {
-            return Err(format!("a finished run has no next batch ({})", self.next_batch));
+            return Err(SettingsError::FinishedWithBatch(self.next_batch));
         }
         Ok(())
     }
@@ -79,12 +79,15 @@ pub struct EpochMetrics {
     pub train_error: f64,
     /// Loss and error on the images held out of training ([`EvalSets::valid`]).
     pub valid_loss: Option<f64>,
+    /// Fraction of the held-out images misclassified.
     pub valid_error: Option<f64>,
     /// Loss and error on the test set ([`EvalSets::test`]).
     pub test_loss: Option<f64>,
+    /// Fraction of the test images misclassified.
     pub test_error: Option<f64>,
     /// Training time of the epoch (Hessian estimate, forward, backward, updates; not evaluation).
     pub seconds: f64,
+    /// Training images per second of `seconds`.
     pub images_per_s: f64,
     /// Global learning rate (epsilon) of the epoch.
     pub lr: f32,
@@ -97,7 +100,9 @@ pub struct EpochMetrics {
 /// reporting.
 #[derive(Clone, Copy, Default)]
 pub struct EvalSets<'a> {
+    /// Images held out of training, for choosing settings.
     pub valid: Option<&'a dyn TrainData>,
+    /// The test set, for reporting.
     pub test: Option<&'a dyn TrainData>,
 }
 
@@ -108,9 +113,11 @@ pub struct Progress {
     pub epoch: usize,
     /// The next batch of that epoch (0 = the epoch has not started).
     pub next_batch: usize,
-    /// Sums over the epoch's batches so far.
+    /// Sum of the losses of the epoch's patterns so far.
     pub loss_sum: f64,
+    /// Patterns of the epoch so far misclassified (before their update).
     pub errors: usize,
+    /// Patterns of the epoch so far.
     pub count: usize,
     /// Training seconds of the epoch so far.
     pub seconds: f64,
@@ -158,9 +165,9 @@ impl LossWatch {
     pub const FACTOR: f64 = 2.0;
 
     /// Adds a batch's loss; `Err(why)` if the run has diverged.
-    pub fn observe(&mut self, loss_sum: f64, count: usize) -> Result<(), String> {
+    pub fn observe(&mut self, loss_sum: f64, count: usize) -> Result<(), Divergence> {
         if !loss_sum.is_finite() {
-            return Err(format!("the loss is {loss_sum}"));
+            return Err(Divergence::NonFinite(loss_sum));
         }
         self.window_sum += loss_sum;
         self.window_count += count;
@@ -172,18 +179,38 @@ impl LossWatch {
         self.window_sum = 0.0;
         self.window_count = 0;
         match self.reference {
-            Some(r) if mean > Self::FACTOR * r => Err(format!(
-                "the mean loss of the last {n} patterns is {mean:.4}, more than {} times the untrained network's {r:.4}",
-                Self::FACTOR
-            )),
+            Some(reference) if mean > Self::FACTOR * reference => Err(Divergence::Climbing {
+                patterns: n,
+                mean,
+                reference,
+            }),
             _ => Ok(()),
         }
     }
 }
 
+/// What [`LossWatch`] saw of a diverging run.
+#[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
+pub enum Divergence {
+    /// A batch's loss is NaN or infinite.
+    #[error("the loss is {0}")]
+    NonFinite(f64),
+    /// A window's mean loss is above [`LossWatch::FACTOR`] times the untrained network's.
+    #[error("the mean loss of the last {patterns} patterns is {mean:.4}, more than {factor} times the untrained network's {reference:.4}", factor = LossWatch::FACTOR)]
+    Climbing {
+        /// Patterns in the window.
+        patterns: usize,
+        /// Their mean loss.
+        mean: f64,
+        /// The untrained network's mean loss.
+        reference: f64,
+    },
+}
+
 /// An observer's answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Control {
+    /// Go on.
     Continue,
     /// Stop after this batch; [`Trainer::run`] returns [`Outcome::Stopped`].
     Stop,
@@ -211,40 +238,59 @@ impl Observer for Silent {}
 /// How a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
+    /// Every epoch ran.
     Finished,
+    /// The observer stopped the run; [`Trainer::progress`] says where.
     Stopped,
 }
 
 /// Training failures.
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
+    /// A setting no run can have.
     #[error("invalid training settings: {0}")]
-    Config(String),
+    Settings(#[from] SettingsError),
+    /// The loss became non-finite or climbed far above where it started.
     #[error("training diverged in epoch {epoch}, batch {batch}: {why}; last finite batch loss {last_finite:.4}. Lower the learning rate.")]
     Diverged {
+        /// The epoch (1-based).
         epoch: usize,
+        /// The batch of that epoch (1-based).
         batch: usize,
         /// What was seen: a non-finite loss, or a loss far above the untrained network's.
-        why: String,
+        why: Divergence,
         /// Mean loss of the last batch whose loss was finite (NaN if none was).
         last_finite: f64,
     },
+    /// No training patterns.
     #[error("the training set is empty")]
     Empty,
+    /// The data source could not produce a batch.
+    #[error("epoch {epoch}: could not fill a batch: {source}")]
+    Data {
+        /// The epoch (0 = evaluation).
+        epoch: usize,
+        /// What the data source reported.
+        #[source]
+        source: DataError,
+    },
 }
 
 /// Runs epochs; owns the optimizer and the progress.
 pub struct Trainer {
+    /// Epochs and batch sizes.
     pub config: TrainConfig,
+    /// The update rule and its state.
     pub optimizer: Optimizer,
+    /// Where the run is.
     pub progress: Progress,
 }
 
 impl Trainer {
     /// A trainer at the start of epoch 1.
     pub fn new(config: TrainConfig, optimizer: Optimizer) -> Result<Self, TrainError> {
-        config.validate().map_err(TrainError::Config)?;
-        optimizer.config().validate().map_err(TrainError::Config)?;
+        config.validate()?;
+        optimizer.config().validate()?;
         Ok(Trainer {
             config,
             optimizer,
@@ -275,7 +321,7 @@ impl Trainer {
         if self.progress.watch.reference.is_none() {
             let first = train.epoch_order(1);
             let sample = &first[..LossWatch::WINDOW.min(first.len())];
-            let stats = evaluate_on(model, train, sample, self.config.eval_batch);
+            let stats = evaluate_on(model, train, sample, self.config.eval_batch)?;
             self.progress.watch.reference = Some(stats.mean_loss());
         }
         while !self.finished() {
@@ -283,17 +329,19 @@ impl Trainer {
             let order = train.epoch_order(epoch);
             let batches = order.len().div_ceil(bs);
             if self.progress.next_batch > batches {
-                return Err(TrainError::Config(format!(
-                    "the next batch, {}, is past the epoch's {batches} batches of this data",
-                    self.progress.next_batch
-                )));
+                return Err(SettingsError::PastTheData {
+                    next: self.progress.next_batch,
+                    batches,
+                }
+                .into());
             }
             observer.epoch_start(epoch, batches);
             let started = Instant::now();
             if self.progress.next_batch == 0 {
                 if let Some(n) = self.optimizer.config().method.hessian_samples() {
                     let sample = &order[..n.min(order.len())];
-                    let h = hessian::estimate(model, train, sample, epoch, bs.clamp(1, 100));
+                    let h = hessian::estimate(model, train, sample, epoch, bs.clamp(1, 100))
+                        .map_err(|source| TrainError::Data { epoch, source })?;
                     self.optimizer.set_hessian(h);
                 }
             }
@@ -301,7 +349,9 @@ impl Trainer {
             let seconds_before = self.progress.seconds;
             for (b, batch) in order.chunks(bs).enumerate().skip(self.progress.next_batch) {
                 let n = batch.len();
-                train.fill(batch, epoch, &mut x[..n * INPUT_LEN], &mut labels[..n]);
+                train
+                    .fill(batch, epoch, &mut x[..n * INPUT_LEN], &mut labels[..n])
+                    .map_err(|source| TrainError::Data { epoch, source })?;
                 let stats = model.train_step(&x[..n * INPUT_LEN], &labels[..n]);
                 if let Err(why) = self.progress.watch.observe(stats.loss_sum, stats.count) {
                     return Err(TrainError::Diverged {
@@ -327,9 +377,10 @@ impl Trainer {
             let seconds = seconds_before + started.elapsed().as_secs_f64();
             let eval_on = |model: &mut LeNet5, data: Option<&dyn TrainData>| {
                 data.map(|d| evaluate(model, d, self.config.eval_batch))
+                    .transpose()
             };
-            let valid_stats = eval_on(model, eval.valid);
-            let test_stats = eval_on(model, eval.test);
+            let valid_stats = eval_on(model, eval.valid)?;
+            let test_stats = eval_on(model, eval.test)?;
             let metrics = EpochMetrics {
                 epoch,
                 train_loss: p.loss_sum / p.count.max(1) as f64,
@@ -360,21 +411,27 @@ impl Trainer {
 
 /// Loss and errors of `model` on all of `data` (in its epoch-0 order, unshuffled
 /// data sets return `0..len`), `batch` patterns per forward pass.
-pub fn evaluate(model: &mut LeNet5, data: &dyn TrainData, batch: usize) -> BatchStats {
+pub fn evaluate(model: &mut LeNet5, data: &dyn TrainData, batch: usize) -> Result<BatchStats, TrainError> {
     let indices: Vec<usize> = (0..data.len()).collect();
     evaluate_on(model, data, &indices, batch)
 }
 
 /// Loss and errors of `model` on the patterns `indices` of `data`, undistorted.
-pub fn evaluate_on(model: &mut LeNet5, data: &dyn TrainData, indices: &[usize], batch: usize) -> BatchStats {
+pub fn evaluate_on(
+    model: &mut LeNet5,
+    data: &dyn TrainData,
+    indices: &[usize],
+    batch: usize,
+) -> Result<BatchStats, TrainError> {
     let batch = batch.max(1);
     let mut x = vec![0.0f32; batch * INPUT_LEN];
     let mut labels = vec![0u8; batch];
     let mut total = BatchStats::default();
     for part in indices.chunks(batch) {
         let n = part.len();
-        data.fill(part, 0, &mut x[..n * INPUT_LEN], &mut labels[..n]);
+        data.fill(part, 0, &mut x[..n * INPUT_LEN], &mut labels[..n])
+            .map_err(|source| TrainError::Data { epoch: 0, source })?;
         total.add(model.evaluate(&x[..n * INPUT_LEN], &labels[..n]));
     }
-    total
+    Ok(total)
 }

@@ -121,7 +121,7 @@ fn checkpoints_with_absurd_settings_are_refused_after_the_checksum() {
         damage(&mut ck);
         // to_bytes writes a correct checksum over the damaged values
         let err = from_bytes(&to_bytes(&ck), Path::new("ck.bin")).unwrap_err();
-        assert!(matches!(err, CheckpointError::Decode { .. }), "{expect}: {err}");
+        assert!(matches!(err, CheckpointError::Settings { .. }), "{expect}: {err}");
         assert!(err.to_string().contains(expect), "{expect}: {err}");
     }
 }

@@ -16,7 +16,12 @@ pub enum Normalization {
     /// `p / 255`: background 0, ink 1.
     ZeroOne,
     /// `(p / 255 - mean) / std`; MNIST's are mean 0.1307, std 0.3081.
-    MeanStd { mean: f32, std: f32 },
+    MeanStd {
+        /// Mean of `p / 255` over the training set.
+        mean: f32,
+        /// Standard deviation of `p / 255` over the training set.
+        std: f32,
+    },
 }
 
 impl Normalization {
@@ -37,6 +42,7 @@ impl Normalization {
 pub struct InputSpec {
     /// Side of the square input (32 for LeNet-5: 28x28 padded by 2 on each side).
     pub size: usize,
+    /// How pixel bytes become input values.
     pub norm: Normalization,
 }
 
@@ -64,12 +70,8 @@ impl InputSpec {
     /// assert_eq!(x[2 * 32 + 2], 1.175); // first pixel of the image
     /// ```
     pub fn fill(&self, ds: &Dataset, indices: &[usize], out: &mut [f32]) -> Result<()> {
+        self.check_fits(ds)?;
         let (rows, cols, size) = (ds.rows(), ds.cols(), self.size);
-        if rows > size || cols > size {
-            return Err(MnistError::InvalidArgument(format!(
-                "{rows}x{cols} images do not fit a {size}x{size} input"
-            )));
-        }
         if out.len() != indices.len() * size * size {
             return Err(MnistError::InvalidArgument(format!(
                 "output holds {} values, a batch of {} needs {}",
@@ -99,6 +101,22 @@ impl InputSpec {
         Ok(())
     }
 
+    /// Refuses a dataset that is empty or whose images are larger than the input
+    /// (images are centred on the canvas, never cropped).
+    pub fn check_fits(&self, ds: &Dataset) -> Result<()> {
+        let (rows, cols, size) = (ds.rows(), ds.cols(), self.size);
+        if ds.is_empty() {
+            return Err(MnistError::InvalidArgument("the dataset holds no images".into()));
+        }
+        if rows > size || cols > size {
+            return Err(MnistError::InvalidArgument(format!(
+                "the images are {rows}x{cols}: the network's input is {size}x{size}, so images must be \
+                 at most that size (MNIST's are 28x28, centred on the canvas)"
+            )));
+        }
+        Ok(())
+    }
+
     /// Like [`InputSpec::fill`] into a new vector.
     pub fn batch(&self, ds: &Dataset, indices: &[usize]) -> Result<Vec<f32>> {
         let mut out = vec![0.0; indices.len() * self.size * self.size];
@@ -122,9 +140,10 @@ impl BatchSampler {
     ///
     /// ```
     /// let s = mnist_io::BatchSampler::new(10, 4, 42, true).unwrap();
-    /// let order = s.epoch_order(0);
-    /// assert_eq!(order, s.epoch_order(0)); // same seed and epoch, same order
-    /// assert_ne!(order, s.epoch_order(1));
+    /// let order = s.epoch_order(1);
+    /// assert_eq!(order, s.epoch_order(1)); // same seed and epoch, same order
+    /// assert_ne!(order, s.epoch_order(2));
+    /// assert_eq!(s.epoch_order(0), (0..10).collect::<Vec<_>>()); // evaluation
     /// assert_eq!(s.batches(&order).map(|b| b.len()).collect::<Vec<_>>(), vec![4, 4, 2]);
     /// ```
     pub fn new(n: usize, batch_size: usize, seed: u64, shuffle: bool) -> Result<Self> {
@@ -146,12 +165,14 @@ impl BatchSampler {
         })
     }
 
-    /// The example order of epoch `epoch` (0-based).
-    pub fn epoch_order(&self, epoch: u64) -> Vec<usize> {
+    /// The example order of epoch `epoch`, counted as the trainer counts:
+    /// training epochs from 1, and epoch 0 for evaluation, which is file order
+    /// whether or not the sampler shuffles.
+    pub fn epoch_order(&self, epoch: usize) -> Vec<usize> {
         let mut order: Vec<usize> = (0..self.n).collect();
-        if self.shuffle {
+        if self.shuffle && epoch > 0 {
             let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
-            rng.set_stream(epoch);
+            rng.set_stream(epoch as u64);
             order.shuffle(&mut rng);
         }
         order

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{MnistError, Result};
-use crate::idx::{read_images, read_labels};
+use crate::idx::{gzip, read_images, read_labels, IdxImages, IdxLabels};
 use crate::sources::{DatasetKind, Split};
 
 /// Images (`u8`, row-major) and their labels (0..=9), checked to agree.
@@ -90,6 +90,38 @@ impl Dataset {
             images_path,
             labels_path,
         )
+    }
+
+    /// Writes the images and the labels as two IDX files, gzip-compressed when a
+    /// path ends in `.gz`; each is written to a temporary file and renamed, so a
+    /// reader never sees half a file. [`Dataset::from_files`] reads them back.
+    ///
+    /// ```
+    /// use mnist_io::Dataset;
+    /// let dir = tempfile::tempdir()?;
+    /// let (images, labels) = (dir.path().join("x-images-idx3-ubyte.gz"), dir.path().join("x-labels-idx1-ubyte"));
+    /// let ds = Dataset::from_parts(vec![7; 3 * 4], vec![1, 2, 3], 2, 2)?;
+    /// ds.write_idx(&images, &labels)?;
+    /// assert_eq!(Dataset::from_files(&images, &labels)?, ds);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn write_idx(&self, images_path: &Path, labels_path: &Path) -> Result<()> {
+        let images = IdxImages {
+            count: self.len(),
+            rows: self.rows,
+            cols: self.cols,
+            pixels: self.pixels.clone(),
+        }
+        .to_bytes();
+        let labels = IdxLabels {
+            labels: self.labels.clone(),
+        }
+        .to_bytes();
+        for (path, bytes) in [(images_path, images), (labels_path, labels)] {
+            let gz = path.extension().is_some_and(|e| e == "gz");
+            crate::store::write_atomic(path, &if gz { gzip(&bytes) } else { bytes })?;
+        }
+        Ok(())
     }
 
     /// Number of images.
@@ -191,7 +223,9 @@ impl Dataset {
 /// The training and test sets of one MNIST-style dataset.
 #[derive(Debug, Clone)]
 pub struct TrainTest {
+    /// The training split (60,000 images for MNIST).
     pub train: Dataset,
+    /// The test split (10,000 images for MNIST).
     pub test: Dataset,
 }
 

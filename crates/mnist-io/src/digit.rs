@@ -15,12 +15,21 @@ pub const MAX_IMAGE_BYTES: u64 = 256 << 20;
 /// Why an image could not be read as a digit.
 #[derive(Debug, thiserror::Error)]
 pub enum DigitError {
+    /// The bytes are neither PNG nor JPEG.
     #[error("not a PNG or JPEG image")]
     UnknownFormat,
+    /// The header announces more pixels per side than [`MAX_IMAGE_SIDE`].
     #[error("image is {width}x{height} pixels; the limit is {MAX_IMAGE_SIDE} per side")]
-    TooLarge { width: u32, height: u32 },
+    TooLarge {
+        /// Width in the header.
+        width: u32,
+        /// Height in the header.
+        height: u32,
+    },
+    /// The decoder failed (damaged or unsupported data).
     #[error("cannot decode the image: {0}")]
     Decode(#[from] image::ImageError),
+    /// The decoded picture could not be turned into network input.
     #[error("{0}")]
     Preprocess(#[from] crate::MnistError),
 }

@@ -13,14 +13,21 @@ use rand_chacha::ChaCha8Rng;
 /// Which distortion, and how strong (1.0 = the default ranges, 0.0 = none).
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub enum Distortion {
+    /// The image as it is.
     #[default]
     None,
     /// Random affine map; ranges at strength 1: translation +-2 px, scale 0.85-1.15,
     /// squeeze (x/y aspect) 0.85-1.15, horizontal shear +-0.3.
-    Affine { strength: f32 },
+    Affine {
+        /// Factor on the ranges (0 to 4).
+        strength: f32,
+    },
     /// The affine map, then an elastic displacement field (uniform noise smoothed
     /// by a Gaussian of sigma 4 px, scaled by alpha = 34 px at strength 1).
-    Elastic { strength: f32 },
+    Elastic {
+        /// Factor on the affine ranges and on alpha (0 to 4).
+        strength: f32,
+    },
 }
 
 impl std::str::FromStr for Distortion {

@@ -8,7 +8,9 @@ pub enum MnistError {
     /// The operating system refused a read, write or rename.
     #[error("{path}: {source}")]
     Io {
+        /// The file.
         path: PathBuf,
+        /// What the operating system or decoder reported.
         #[source]
         source: std::io::Error,
     },
@@ -16,7 +18,9 @@ pub enum MnistError {
     /// The file is gzip-compressed but the compressed stream is damaged or cut short.
     #[error("{path}: bad gzip stream: {source}")]
     Gzip {
+        /// The file.
         path: PathBuf,
+        /// What the operating system or decoder reported.
         #[source]
         source: std::io::Error,
     },
@@ -24,65 +28,120 @@ pub enum MnistError {
     /// The first four bytes are not an IDX magic number of the expected kind.
     #[error("{path}: not an IDX {expected} file (magic 0x{found:08x}, expected 0x{expected_magic:08x})")]
     BadMagic {
+        /// The file.
         path: PathBuf,
+        /// The kind of file wanted ("images" or "labels").
         expected: &'static str,
+        /// The magic number of that kind.
         expected_magic: u32,
+        /// The magic number in the file.
         found: u32,
     },
 
     /// The file ends before its header does.
     #[error("{path}: truncated IDX header ({len} bytes, need {need})")]
-    TruncatedHeader { path: PathBuf, len: usize, need: usize },
+    TruncatedHeader {
+        /// The file.
+        path: PathBuf,
+        /// Bytes in the file.
+        len: usize,
+        /// Bytes a header of this kind needs.
+        need: usize,
+    },
 
     /// The header's dimensions do not describe what this reader expects.
     #[error("{path}: bad IDX dimensions: {what}")]
-    BadDimensions { path: PathBuf, what: String },
+    BadDimensions {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        what: String,
+    },
 
     /// The header claims more data than any dataset of this kind can hold.
     #[error("{path}: header claims {claimed} bytes of data, more than the limit of {limit} bytes")]
-    TooLarge { path: PathBuf, claimed: u64, limit: u64 },
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Bytes of data the header implies.
+        claimed: u64,
+        /// The largest payload accepted, in bytes.
+        limit: u64,
+    },
 
     /// The payload is shorter or longer than the header says.
     #[error("{path}: header says {expected} bytes of data but the file holds {actual}{more}",
         more = if *.actual > *.expected { " (trailing bytes)" } else { " (truncated)" })]
     SizeMismatch {
+        /// The file.
         path: PathBuf,
+        /// Bytes of data the header implies.
         expected: u64,
+        /// What the file holds.
         actual: u64,
     },
 
     /// A label outside 0..=9.
     #[error("{path}: label {label} at index {index} is outside 0..=9")]
-    BadLabel { path: PathBuf, index: usize, label: u8 },
+    BadLabel {
+        /// The file.
+        path: PathBuf,
+        /// Position of the item in the file.
+        index: usize,
+        /// The label found.
+        label: u8,
+    },
 
     /// The image and label files disagree in count.
     #[error("{images} holds {n_images} images but {labels} holds {n_labels} labels")]
     CountMismatch {
+        /// The image file.
         images: PathBuf,
+        /// The label file.
         labels: PathBuf,
+        /// Images in the image file.
         n_images: usize,
+        /// Labels in the label file.
         n_labels: usize,
     },
 
     /// A file's decompressed bytes do not have the published SHA-256.
     #[error("{path}: checksum mismatch (SHA-256 of decompressed bytes is {actual}, expected {expected})")]
     Checksum {
+        /// The file.
         path: PathBuf,
+        /// The published SHA-256, hex.
         expected: String,
+        /// What the file holds.
         actual: String,
     },
 
     /// A file needed for import is not in the source folder.
     #[error("{dir}: no {file} or {file}.gz to import")]
-    MissingFile { dir: PathBuf, file: String },
+    MissingFile {
+        /// The folder searched.
+        dir: PathBuf,
+        /// The file name.
+        file: String,
+    },
 
     /// A required dataset file is absent from the data directory.
     #[error("{dir}: dataset not found ({file} is missing); import it with `cargo xtask fetch-mnist --from DIR` or download it with `cargo xtask fetch-mnist`")]
-    NotFound { dir: PathBuf, file: String },
+    NotFound {
+        /// The folder searched.
+        dir: PathBuf,
+        /// The file name.
+        file: String,
+    },
 
     /// Every mirror failed; lists what was tried.
     #[error("could not download {file}; tried:\n{tried}\nOn a machine without internet, import the files from a folder instead: `cargo xtask fetch-mnist --from DIR` (DIR holds the four IDX files, raw or .gz)")]
-    DownloadFailed { file: String, tried: String },
+    DownloadFailed {
+        /// The file name.
+        file: String,
+        /// Each mirror tried and how it failed, one per line.
+        tried: String,
+    },
 
     /// A caller-supplied argument is unusable (batch size 0, limit 0, ...).
     #[error("invalid argument: {0}")]

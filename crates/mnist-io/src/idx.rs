@@ -29,8 +29,11 @@ const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 /// Decoded image file: `count` images of `rows x cols` bytes, row-major, back to back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdxImages {
+    /// Number of images.
     pub count: usize,
+    /// Height of each image.
     pub rows: usize,
+    /// Width of each image.
     pub cols: usize,
     /// `count * rows * cols` bytes, 0 = background, 255 = ink.
     pub pixels: Vec<u8>,
@@ -39,7 +42,50 @@ pub struct IdxImages {
 /// Decoded label file (labels are not range-checked here; [`crate::Dataset`] does that).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdxLabels {
+    /// One byte per item.
     pub labels: Vec<u8>,
+}
+
+impl IdxImages {
+    /// The IDX file's bytes (uncompressed): magic `0x00000803`, the three
+    /// dimensions big-endian, then the pixels.
+    ///
+    /// ```
+    /// use mnist_io::idx::{parse_images, IdxImages};
+    /// let images = IdxImages { count: 2, rows: 3, cols: 3, pixels: (0..18).collect() };
+    /// let bytes = images.to_bytes();
+    /// assert_eq!(parse_images(&bytes, "x".as_ref()).unwrap(), images);
+    /// ```
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = IMAGES_MAGIC.to_be_bytes().to_vec();
+        for d in [self.count, self.rows, self.cols] {
+            out.extend_from_slice(&(d as u32).to_be_bytes());
+        }
+        out.extend_from_slice(&self.pixels);
+        out
+    }
+}
+
+impl IdxLabels {
+    /// The IDX file's bytes (uncompressed): magic `0x00000801`, the count
+    /// big-endian, then the labels.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = LABELS_MAGIC.to_be_bytes().to_vec();
+        out.extend_from_slice(&(self.labels.len() as u32).to_be_bytes());
+        out.extend_from_slice(&self.labels);
+        out
+    }
+}
+
+/// Gzip-compresses `bytes` (what the public mirrors serve).
+pub fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(
+        Vec::with_capacity(bytes.len() / 4),
+        flate2::Compression::default(),
+    );
+    // Writing into a Vec cannot fail.
+    let _ = std::io::Write::write_all(&mut enc, bytes);
+    enc.finish().unwrap_or_default()
 }
 
 /// Does this byte prefix start a gzip stream?

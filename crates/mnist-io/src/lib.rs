@@ -11,7 +11,9 @@
 //! - [`Distortion`]: the paper's random affine (and elastic) training distortions;
 //! - [`import_dir`] / [`verify_dir`]: get verified files into a data directory,
 //!   checked by the SHA-256 of their decompressed bytes, written atomically;
-//! - `download` (feature `download`): the same from public mirrors.
+//! - `download` (feature `download`): the same from public mirrors;
+//! - [`TrainSet`] (feature `train`): a dataset as `lenet-optim`'s `TrainData`, with
+//!   the parallel fill and the distortions the `lenet` command trains with.
 //!
 //! Works for any dataset of MNIST's shape: Fashion-MNIST loads the same way.
 //!
@@ -37,7 +39,10 @@ pub mod idx;
 pub mod preprocess;
 pub mod sources;
 pub mod store;
-pub mod testutil;
+#[cfg(test)]
+pub(crate) mod testutil;
+#[cfg(feature = "train")]
+pub mod train;
 
 pub use batch::{BatchSampler, InputSpec, Normalization};
 pub use dataset::{load_split, locate, Dataset, TrainTest};
@@ -49,6 +54,8 @@ pub use store::BarProgress;
 pub use store::{
     import_dir, sha256_decompressed, verify_dir, verify_file, FetchReport, FileOutcome, NoProgress, Progress,
 };
+#[cfg(feature = "train")]
+pub use train::{fill_inputs_parallel, TrainSet};
 
 /// Directory of the default data location, relative to the working directory.
 pub const DEFAULT_DATA_DIR: &str = "data/mnist";

@@ -20,7 +20,9 @@ pub struct FileSpec {
 /// Which half of a dataset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Split {
+    /// The training set.
     Train,
+    /// The test set.
     Test,
 }
 

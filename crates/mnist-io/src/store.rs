@@ -78,6 +78,7 @@ pub enum FileOutcome {
 /// The outcome for each of a dataset's four files.
 #[derive(Debug, Clone)]
 pub struct FetchReport {
+    /// Each file and what was done with it.
     pub files: Vec<(FileSpec, FileOutcome)>,
 }
 
@@ -193,6 +194,26 @@ pub(crate) fn install_verified(
         let _ = fs::remove_file(&tmp_path);
     }
     result
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same folder, synced
+/// and then renamed over `path`: a reader sees the old file or the new one.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".mnist-io-")
+        .tempfile_in(dir)
+        .map_err(io_err(dir))?;
+    tmp.write_all(bytes).map_err(io_err(tmp.path()))?;
+    tmp.as_file().sync_all().map_err(io_err(tmp.path()))?;
+    tmp.persist(path).map_err(|e| MnistError::Io {
+        path: path.into(),
+        source: e.error,
+    })?;
+    Ok(())
 }
 
 fn write_hashed(

@@ -8,8 +8,8 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 
 use mnist_io::{
-    download::download, import_dir, testutil::gzip, verify_dir, DatasetKind, FileOutcome, InputSpec,
-    NoProgress, TrainTest,
+    download::download, idx::gzip, import_dir, verify_dir, DatasetKind, FileOutcome, InputSpec, NoProgress,
+    TrainTest,
 };
 
 fn data_dir() -> Option<PathBuf> {

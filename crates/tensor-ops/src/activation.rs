@@ -25,10 +25,16 @@ pub enum Activation {
     Sigmoid,
     /// `max(a, 0)`.
     Relu,
-    /// `a` for `a > 0`, `alpha a` otherwise (alpha fixed here; a layer may train it).
-    Prelu { alpha: f32 },
+    /// `a` for `a > 0`, `alpha a` otherwise (alpha fixed).
+    Prelu {
+        /// Slope for negative inputs.
+        alpha: f32,
+    },
     /// `a` for `a > 0`, `alpha (e^a - 1)` otherwise.
-    Elu { alpha: f32 },
+    Elu {
+        /// Scale of the negative branch: the output tends to `-alpha` as `a` goes to minus infinity.
+        alpha: f32,
+    },
 }
 
 /// Amplitude A of the scaled tanh.
@@ -213,14 +219,6 @@ impl Activation {
             Activation::Sigmoid => map!(Activation::Sigmoid),
             Activation::Relu => map!(Activation::Relu),
             other => map!(other),
-        }
-    }
-
-    /// PReLU's gradient to its slope: `sum dy * min(a, 0)` (0 for other activations).
-    pub fn alpha_backward(self, a: &[f32], dy: &[f32]) -> f32 {
-        match self {
-            Activation::Prelu { .. } => a.iter().zip(dy).map(|(&a, &g)| a.min(0.0) * g).sum(),
-            _ => 0.0,
         }
     }
 

@@ -47,10 +47,15 @@ pub const LANES_MIN_BATCH: usize = lanes::MIN_BATCH;
 /// Geometry of a batched stride-1 convolution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConvShape {
+    /// Images in the batch (N).
     pub batch: usize,
+    /// Input channels (C_in).
     pub in_c: usize,
+    /// Input height.
     pub in_h: usize,
+    /// Input width.
     pub in_w: usize,
+    /// Output channels (C_out).
     pub out_c: usize,
     /// Kernel side (square kernels).
     pub k: usize,
@@ -120,6 +125,27 @@ impl ConvShape {
     }
 }
 
+/// LeNet-5's C3 connection table (the paper's Table I): the S2 maps (of 6) that
+/// feed each of C3's 16 maps.
+pub const LENET5_C3: [&[usize]; 16] = [
+    &[0, 1, 2],
+    &[1, 2, 3],
+    &[2, 3, 4],
+    &[3, 4, 5],
+    &[4, 5, 0],
+    &[5, 0, 1],
+    &[0, 1, 2, 3],
+    &[1, 2, 3, 4],
+    &[2, 3, 4, 5],
+    &[3, 4, 5, 0],
+    &[4, 5, 0, 1],
+    &[5, 0, 1, 2],
+    &[0, 1, 3, 4],
+    &[1, 2, 4, 5],
+    &[0, 2, 3, 5],
+    &[0, 1, 2, 3, 4, 5],
+];
+
 /// Which input maps feed each output map (`out_c x in_c` booleans).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnTable {
@@ -129,6 +155,25 @@ pub struct ConnTable {
 }
 
 impl ConnTable {
+    /// [`LENET5_C3`] as a table: 16 output maps from 6 inputs, 60 connections.
+    ///
+    /// ```
+    /// assert_eq!(tensor_ops::ConnTable::lenet5_c3().count(), 60);
+    /// ```
+    pub fn lenet5_c3() -> Self {
+        let mut connected = vec![false; 16 * 6];
+        for (o, list) in LENET5_C3.iter().enumerate() {
+            for &i in *list {
+                connected[o * 6 + i] = true;
+            }
+        }
+        ConnTable {
+            out_c: 16,
+            in_c: 6,
+            connected,
+        }
+    }
+
     /// From one list of input maps per output map. `None` if an index is out of range.
     ///
     /// ```

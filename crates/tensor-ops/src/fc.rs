@@ -12,8 +12,11 @@ use crate::{rows_per_task, squared, Algo};
 /// Geometry of a batched fully-connected layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FcShape {
+    /// Rows of the batch (N).
     pub batch: usize,
+    /// Input features per row.
     pub in_f: usize,
+    /// Output features per row.
     pub out_f: usize,
 }
 

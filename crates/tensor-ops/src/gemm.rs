@@ -17,10 +17,15 @@ use crate::simd::{with_isa, Simd};
 /// A strided view of a matrix in a slice: element `(r, c)` is `data[r * rs + c * cs]`.
 #[derive(Clone, Copy)]
 pub struct MatRef<'a> {
+    /// The elements, read through the strides.
     pub data: &'a [f32],
+    /// Number of rows.
     pub rows: usize,
+    /// Number of columns.
     pub cols: usize,
+    /// Distance in `data` between rows.
     pub rs: usize,
+    /// Distance in `data` between columns.
     pub cs: usize,
 }
 

@@ -10,22 +10,30 @@ use crate::simd::with_isa;
 /// Geometry of a 2x2, stride-2 pooling.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolShape {
+    /// Images in the batch.
     pub batch: usize,
+    /// Channels (maps per image).
     pub c: usize,
+    /// Input height (even).
     pub h: usize,
+    /// Input width (even).
     pub w: usize,
 }
 
 impl PoolShape {
+    /// Output height, `h / 2`.
     pub fn out_h(&self) -> usize {
         self.h / 2
     }
+    /// Output width, `w / 2`.
     pub fn out_w(&self) -> usize {
         self.w / 2
     }
+    /// Elements of the input, NCHW.
     pub fn x_len(&self) -> usize {
         self.batch * self.c * self.h * self.w
     }
+    /// Elements of the output, NCHW.
     pub fn y_len(&self) -> usize {
         self.batch * self.c * self.out_h() * self.out_w()
     }

@@ -6,6 +6,8 @@
 //! GFLOP/s. Convolution FLOPs count only connected channel pairs (C3: 60 of 96),
 //! whatever the variant computes: `2 * batch * pairs * K^2 * H_out * W_out` per pass;
 //! "backward" is both backward passes (to the input and to the weights), 2x that.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a bench stops at the first surprise
+#![allow(missing_docs)] // criterion_main! writes an undocumented `main`
 
 use std::time::Duration;
 
@@ -13,27 +15,6 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use tensor_ops::conv::{self, ConnTable, ConvShape, ConvWorkspace};
 use tensor_ops::pool::{self, PoolShape};
 use tensor_ops::{subsample, Activation, Algo};
-
-// The paper's C3 table, as in lenet-layers' config.rs: tensor-ops (and its benches) must not
-// depend on the model crate, so the kernel benches carry their own copy of the data.
-const C3_TABLE: [&[usize]; 16] = [
-    &[0, 1, 2],
-    &[1, 2, 3],
-    &[2, 3, 4],
-    &[3, 4, 5],
-    &[4, 5, 0],
-    &[5, 0, 1],
-    &[0, 1, 2, 3],
-    &[1, 2, 3, 4],
-    &[2, 3, 4, 5],
-    &[3, 4, 5, 0],
-    &[4, 5, 0, 1],
-    &[5, 0, 1, 2],
-    &[0, 1, 3, 4],
-    &[1, 2, 4, 5],
-    &[0, 2, 3, 5],
-    &[0, 1, 2, 3, 4, 5],
-];
 
 fn values(n: usize) -> Vec<f32> {
     (0..n).map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0).collect()
@@ -56,7 +37,7 @@ fn layers(batch: usize) -> Vec<Layer> {
         Layer {
             name: "c3",
             shape: s(6, 14, 16),
-            table: ConnTable::from_lists(6, &C3_TABLE),
+            table: Some(ConnTable::lenet5_c3()),
         },
         Layer {
             name: "c5",
@@ -200,10 +181,13 @@ mod peak {
             }
         }
         let mut out = [0.0f32; 16];
-        _mm512_storeu_ps(
-            out.as_mut_ptr(),
-            acc.iter().fold(_mm512_setzero_ps(), |s, &c| _mm512_add_ps(s, c)),
-        );
+        // SAFETY: `out` holds exactly one register's lanes.
+        unsafe {
+            _mm512_storeu_ps(
+                out.as_mut_ptr(),
+                acc.iter().fold(_mm512_setzero_ps(), |s, &c| _mm512_add_ps(s, c)),
+            )
+        };
         out.iter().sum()
     }
 
@@ -219,10 +203,13 @@ mod peak {
             }
         }
         let mut out = [0.0f32; 8];
-        _mm256_storeu_ps(
-            out.as_mut_ptr(),
-            acc.iter().fold(_mm256_setzero_ps(), |s, &c| _mm256_add_ps(s, c)),
-        );
+        // SAFETY: `out` holds exactly one register's lanes.
+        unsafe {
+            _mm256_storeu_ps(
+                out.as_mut_ptr(),
+                acc.iter().fold(_mm256_setzero_ps(), |s, &c| _mm256_add_ps(s, c)),
+            )
+        };
         out.iter().sum()
     }
 }
