@@ -12,7 +12,7 @@ use lenet_layers::{model_file, Activation, Algo, Init, LeNet5, Loss, ModelConfig
 use lenet_optim::checkpoint::{self, Checkpoint};
 use lenet_optim::{
     Control, EpochMetrics, EvalSets, HessianMode, Method, Observer, Optimizer, OptimizerConfig, Outcome,
-    Progress, Schedule, TrainConfig, TrainData, Trainer,
+    Progress, Recipe, Schedule, TrainConfig, TrainData, Trainer,
 };
 use mnist_io::TrainSet;
 use mnist_io::{Distortion, MnistError, TrainTest};
@@ -358,7 +358,7 @@ fn train(args: TrainArgs) -> Result<()> {
     let train_config = TrainConfig {
         epochs: args.epochs,
         batch_size: args.batch_size,
-        eval_batch: 100,
+        eval_batch: Recipe::EVAL_BATCH,
     };
     train_config.validate().map_err(anyhow::Error::msg)?;
     if args.limit == Some(0) {
@@ -602,6 +602,47 @@ impl Observer for CliObserver {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `TrainArgs` as clap parses them from `flags`.
+    fn args(flags: &[&str]) -> TrainArgs {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            train: TrainArgs,
+        }
+        let argv = std::iter::once("lenet").chain(flags.iter().copied());
+        <Cli as clap::Parser>::parse_from(argv).train
+    }
+
+    /// The library's recipes are what the command trains with: a program that
+    /// calls the trainer with one gets the run these flags give.
+    #[test]
+    fn the_flags_resolve_to_the_library_recipes() {
+        let check = |flags: &[&str], recipe: Recipe| {
+            let a = args(flags);
+            assert_eq!(a.optimizer_config().unwrap(), recipe.optimizer, "{flags:?}");
+            let train = TrainConfig {
+                epochs: a.epochs,
+                batch_size: a.batch_size,
+                eval_batch: Recipe::EVAL_BATCH,
+            };
+            assert_eq!(train, recipe.train, "{flags:?}");
+        };
+        check(&[], Recipe::paper_sdlm());
+        check(
+            &[
+                "--model",
+                "modern",
+                "--optimizer",
+                "momentum",
+                "--schedule",
+                "1=0.01,11=0.003,16=0.001",
+                "--batch-size",
+                "32",
+            ],
+            Recipe::modern_momentum(),
+        );
+    }
 
     #[test]
     fn init_names_parse_and_bad_ones_are_refused() {

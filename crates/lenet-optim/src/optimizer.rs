@@ -45,16 +45,6 @@ pub enum Method {
 }
 
 impl Method {
-    /// The paper's SDLM: mu = 0.02, h from 500 patterns, no momentum.
-    pub fn sdlm() -> Self {
-        Method::Sdlm {
-            mu: Schedule::constant(0.02),
-            momentum: 0.0,
-            samples: 500,
-            mode: HessianMode::PerParameter,
-        }
-    }
-
     /// Does this method need a Hessian estimate before each epoch?
     pub fn hessian_samples(&self) -> Option<usize> {
         match self {

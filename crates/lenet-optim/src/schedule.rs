@@ -22,6 +22,19 @@ impl Schedule {
         }
     }
 
+    /// SDLM's mu as `lenet train` uses it: 1.0 for passes 1-8, then the paper's
+    /// 0.02 from pass 9, when epsilon has decayed to 5e-5.
+    ///
+    /// ```
+    /// let mu = lenet_optim::Schedule::sdlm_mu();
+    /// assert_eq!((mu.at(8), mu.at(9)), (1.0, 0.02));
+    /// ```
+    pub fn sdlm_mu() -> Self {
+        Schedule {
+            steps: vec![(1, 1.0), (9, 0.02)],
+        }
+    }
+
     /// One value for every epoch.
     pub fn constant(value: f32) -> Self {
         Schedule {
