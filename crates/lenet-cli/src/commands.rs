@@ -86,7 +86,7 @@ fn predict_dataset_in(
     for part in indices.chunks(batch) {
         let x = &mut x[..part.len() * INPUT_LEN];
         mnist_io::fill_inputs_parallel(&spec, ds, part, x)?;
-        out.extend(model.predict(x));
+        out.extend(model.predictions(x));
     }
     Ok(out)
 }
@@ -389,7 +389,7 @@ pub fn inspect(args: InspectArgs) -> Result<()> {
     }
     std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     let x = InputSpec::default().batch(&test, &[args.image])?;
-    let pred = model.predict(&x).remove(0);
+    let pred = model.predictions(&x).remove(0);
     let out = &args.out;
     plots::gallery(
         &out.join("input.png"),

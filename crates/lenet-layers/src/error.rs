@@ -9,6 +9,10 @@ pub enum ModelError {
     #[error("invalid model configuration: {0}")]
     Config(#[from] crate::config::ConfigError),
 
+    /// Input of the wrong shape (the network takes `[N, 1, 32, 32]`).
+    #[error("{0}")]
+    Input(String),
+
     /// The operating system refused a read, write or rename.
     #[error("{path}: {source}")]
     Io {

@@ -18,6 +18,8 @@
 //! Knows nothing of datasets, optimizers or the command line.
 
 pub mod activation;
+#[cfg(feature = "ndarray")]
+mod array;
 pub mod config;
 pub mod conv;
 pub mod error;

@@ -202,6 +202,25 @@ impl LeNet5 {
         }
     }
 
+    /// Reads a model file (safetensors, as `lenet train` and `lenet export` write
+    /// it); see [`crate::model_file`].
+    ///
+    /// ```
+    /// use lenet_layers::LeNet5;
+    /// let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/lenet5-classic.safetensors");
+    /// let net = LeNet5::load(path.as_ref())?;
+    /// assert_eq!(net.config().preset, "classic");
+    /// # Ok::<(), lenet_layers::ModelError>(())
+    /// ```
+    pub fn load(path: &std::path::Path) -> Result<Self, ModelError> {
+        crate::model_file::load(path)
+    }
+
+    /// Writes the model file atomically (a temporary file, then a rename).
+    pub fn save(&self, path: &std::path::Path) -> Result<(), ModelError> {
+        crate::model_file::save(self, path)
+    }
+
     /// Forward pass on `x` (`[N, 1, 32, 32]` flattened); returns the outputs `[N, 10]`.
     ///
     /// ```
@@ -326,7 +345,8 @@ impl LeNet5 {
         out
     }
 
-    /// Class, scores and probabilities of each image of `x`.
+    /// The scores (`[N, 10]`: RBF penalties or logits) of each image of `x`
+    /// (`[N, 1, 32, 32]` flattened), written into `scores`.
     ///
     /// Large batches run as chunks of [`PREDICT_CHUNK`] images, whole chunks shared
     /// out over the rayon threads, each thread with its own copy of the network:
@@ -334,12 +354,23 @@ impl LeNet5 {
     /// in cache from one layer to the next (measured: a 1000-image pass through
     /// each layer in turn spent a third of its time in memory traffic and page
     /// faults). Chunks are fixed, so the results do not depend on the thread count.
-    pub fn predict(&mut self, x: &[f32]) -> Vec<Prediction> {
+    pub fn scores_into(&mut self, x: &[f32], scores: &mut [f32]) {
         use rayon::prelude::*;
+        assert_eq!(
+            x.len() % INPUT_LEN,
+            0,
+            "input is not a whole number of 32x32 images"
+        );
+        assert_eq!(
+            scores.len(),
+            x.len() / INPUT_LEN * CLASSES,
+            "one row of scores per image"
+        );
         let chunk = PREDICT_CHUNK * INPUT_LEN;
         let chunks = x.len().div_ceil(chunk);
         if chunks <= 1 {
-            return self.predict_pass(x);
+            scores.copy_from_slice(self.forward(x));
+            return;
         }
         let threads = tensor_ops::threads::threads().min(chunks);
         let mut nets = std::mem::take(&mut self.replicas);
@@ -350,19 +381,25 @@ impl LeNet5 {
         while nets.len() < threads {
             nets.push(self.replica());
         }
-        let parts: Vec<Vec<Prediction>> = x
-            .par_chunks(chunks.div_ceil(threads) * chunk)
+        let per_net = chunks.div_ceil(threads) * PREDICT_CHUNK;
+        x.par_chunks(per_net * INPUT_LEN)
+            .zip(scores.par_chunks_mut(per_net * CLASSES))
             .zip(nets.par_iter_mut())
-            .map(|(part, net)| part.chunks(chunk).flat_map(|c| net.predict_pass(c)).collect())
-            .collect();
+            .for_each(|((part, out), net)| {
+                for (c, o) in part.chunks(chunk).zip(out.chunks_mut(PREDICT_CHUNK * CLASSES)) {
+                    o.copy_from_slice(net.forward(c));
+                }
+            });
         self.replicas = nets;
-        parts.concat()
     }
 
-    /// [`LeNet5::predict`] in one forward pass.
-    fn predict_pass(&mut self, x: &[f32]) -> Vec<Prediction> {
+    /// Class, scores and probabilities of each image of `x` (`[N, 1, 32, 32]`
+    /// flattened), from [`LeNet5::scores_into`].
+    pub fn predictions(&mut self, x: &[f32]) -> Vec<Prediction> {
+        let mut scores = vec![0.0; x.len() / INPUT_LEN * CLASSES];
+        self.scores_into(x, &mut scores);
         let loss = self.config.loss;
-        self.forward(x)
+        scores
             .chunks_exact(CLASSES)
             .map(|row| Prediction {
                 class: loss.predict(row),
@@ -370,6 +407,11 @@ impl LeNet5 {
                 probabilities: loss.probabilities(row),
             })
             .collect()
+    }
+
+    /// The class of a row of scores (the smallest RBF penalty or the largest logit).
+    pub fn class_of(&self, scores: &[f32]) -> usize {
+        self.config.loss.predict(scores)
     }
 
     /// Forward and backward pass of one training batch: the loss's gradients in every

@@ -420,7 +420,7 @@ fn batched_predict_matches_forward_and_follows_new_parameters() {
             .num_threads(threads)
             .build()
             .unwrap();
-        pool.install(|| net.predict(&x))
+        pool.install(|| net.predictions(&x))
     };
     for seed in [3, 4] {
         net.init(seed);
@@ -474,4 +474,40 @@ fn train_step_matches_one_pass_over_the_batch() {
             }
         }
     }
+}
+
+/// The array front door gives the slice methods' numbers, whatever the layout of
+/// the input, and refuses input of the wrong shape by name.
+#[test]
+fn arrays_in_and_out_match_the_slices() {
+    use ndarray::{Array4, Axis};
+    let mut net = LeNet5::new(ModelConfig::classic(), 5).unwrap();
+    let n = 70; // more than two prediction chunks
+    let x: Vec<f32> = (0..n * INPUT_LEN)
+        .map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0)
+        .collect();
+    let preds = net.predictions(&x);
+    let arr = Array4::from_shape_vec((n, 1, 32, 32), x.clone()).unwrap();
+    let scores = net.predict(arr.view()).unwrap();
+    let classes = net.classify(arr.view()).unwrap();
+    for (i, p) in preds.iter().enumerate() {
+        assert_eq!(scores.row(i).to_vec(), p.scores);
+        assert_eq!(classes[i], p.class);
+    }
+    // a transposed copy viewed back in NCHW order: not in standard layout
+    let mut swapped = arr.clone();
+    swapped.swap_axes(2, 3);
+    let mut t = swapped.as_standard_layout().into_owned();
+    t.swap_axes(2, 3);
+    assert!(!t.is_standard_layout());
+    assert_eq!(net.predict(t.view()).unwrap(), scores);
+    let one = net
+        .forward_array(arr.index_axis(Axis(0), 3).insert_axis(Axis(0)))
+        .unwrap();
+    assert_eq!(one.row(0).to_vec(), preds[3].scores);
+    let err = net
+        .predict(Array4::zeros((2, 3, 32, 32)).view())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("[2, 3, 32, 32]"), "{err}");
 }

@@ -66,6 +66,43 @@ pub fn decode_digit(bytes: &[u8]) -> Result<Vec<u8>, DigitError> {
     digit_from_gray(gray.as_raw(), w as usize, h as usize)
 }
 
+/// A PNG or JPEG of a digit as network input `[1, 1, 32, 32]`, in one call:
+/// [`decode_digit`], then [`crate::InputSpec::default`]'s padding and scaling.
+///
+/// ```
+/// let mut png = Vec::new();
+/// let img = image::GrayImage::from_fn(40, 40, |x, _| image::Luma([if (18..22).contains(&x) { 0 } else { 255 }]));
+/// img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png).unwrap();
+/// let x = mnist_io::digit::input_from_bytes(&png).unwrap();
+/// assert_eq!(x.shape(), &[1, 1, 32, 32]);
+/// ```
+pub fn input_from_bytes(bytes: &[u8]) -> Result<ndarray::Array4<f32>, DigitError> {
+    to_input(&decode_digit(bytes)?)
+}
+
+/// A decoded grayscale picture of a digit (either polarity, any size up to
+/// [`MAX_IMAGE_SIDE`]) as network input `[1, 1, 32, 32]`, preprocessed as
+/// MNIST was.
+///
+/// ```
+/// let img = image::GrayImage::from_fn(40, 60, |x, _| image::Luma([if (18..23).contains(&x) { 0 } else { 255 }]));
+/// let x = mnist_io::digit::input_from_gray(&img).unwrap();
+/// assert_eq!(x.shape(), &[1, 1, 32, 32]);
+/// ```
+pub fn input_from_gray(img: &image::GrayImage) -> Result<ndarray::Array4<f32>, DigitError> {
+    let (w, h) = img.dimensions();
+    if w > MAX_IMAGE_SIDE || h > MAX_IMAGE_SIDE {
+        return Err(DigitError::TooLarge { width: w, height: h });
+    }
+    to_input(&digit_from_gray(img.as_raw(), w as usize, h as usize)?)
+}
+
+fn to_input(digit: &[u8]) -> Result<ndarray::Array4<f32>, DigitError> {
+    let view = ndarray::ArrayView2::from_shape((crate::preprocess::SIDE, crate::preprocess::SIDE), digit)
+        .map_err(|e| crate::MnistError::InvalidArgument(e.to_string()))?;
+    Ok(crate::InputSpec::default().image_array(view)?)
+}
+
 /// The preprocessing step of [`decode_digit`] on pixels already decoded: `gray` is
 /// `width x height` grayscale bytes, either polarity.
 pub fn digit_from_gray(gray: &[u8], width: usize, height: usize) -> Result<Vec<u8>, DigitError> {

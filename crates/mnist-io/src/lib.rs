@@ -25,6 +25,8 @@
 //! # Ok::<(), mnist_io::MnistError>(())
 //! ```
 
+#[cfg(feature = "ndarray")]
+mod array;
 pub mod batch;
 pub mod dataset;
 #[cfg(feature = "image")]
