@@ -42,7 +42,7 @@ impl InputSpec {
     /// ```
     pub fn batch_array(&self, ds: &Dataset, indices: &[usize]) -> Result<Array4<f32>> {
         let x = self.batch(ds, indices)?;
-        self.into_array(x, indices.len())
+        self.shaped(x, indices.len())
     }
 
     /// Every image of `ds`, in order, as `[len, 1, size, size]`.
@@ -66,7 +66,7 @@ impl InputSpec {
         self.batch_array(&ds, &[0])
     }
 
-    fn into_array(&self, x: Vec<f32>, n: usize) -> Result<Array4<f32>> {
+    fn shaped(&self, x: Vec<f32>, n: usize) -> Result<Array4<f32>> {
         Array4::from_shape_vec((n, 1, self.size, self.size), x)
             .map_err(|e| MnistError::InvalidArgument(format!("batch of {n}: {e}")))
     }
