@@ -6,7 +6,10 @@ use lenet_layers::LeNet5;
 use ndarray::Array4;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/lenet5-classic.safetensors");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../models/lenet5-classic.safetensors"
+    );
     let mut net = LeNet5::load(path.as_ref())?;
 
     // A "1" drawn the way MNIST's are: a bright vertical stroke on black, 28x28

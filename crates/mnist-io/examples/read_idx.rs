@@ -7,10 +7,17 @@
 use mnist_io::{DatasetKind, Split};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let dir = std::env::args().nth(1).unwrap_or_else(|| mnist_io::DEFAULT_DATA_DIR.into());
+    let dir = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| mnist_io::DEFAULT_DATA_DIR.into());
     let test = mnist_io::load_split(dir.as_ref(), DatasetKind::Mnist, Split::Test)?;
     let images = test.images(); // [n, 28, 28] bytes, no copy
-    println!("{} test images of {}x{}", images.shape()[0], images.shape()[1], images.shape()[2]);
+    println!(
+        "{} test images of {}x{}",
+        images.shape()[0],
+        images.shape()[1],
+        images.shape()[2]
+    );
 
     let mut counts = [0usize; 10];
     test.labels_array().iter().for_each(|&l| counts[l as usize] += 1);
@@ -18,7 +25,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     println!("image 0, label {}:", test.label(0));
     for row in images.index_axis(ndarray::Axis(0), 0).rows() {
-        let line: String = row.iter().map(|&p| if p > 128 { '#' } else if p > 32 { '+' } else { '.' }).collect();
+        let line: String = row
+            .iter()
+            .map(|&p| {
+                if p > 128 {
+                    '#'
+                } else if p > 32 {
+                    '+'
+                } else {
+                    '.'
+                }
+            })
+            .collect();
         println!("  {line}");
     }
     Ok(())

@@ -1,7 +1,7 @@
 //! Trains LeNet-5 for one epoch with the paper's recipe, as `lenet train` does,
 //! on the first N MNIST training images, and reports the test error.
 //!
-//! `cargo run --release -p lenet-optim --example train_one_epoch -- [DIR] [N]`
+//! `cargo run --release -p mnist-io --features train --example train_one_epoch -- [DIR] [N]`
 //! (defaults `data/mnist` and 10000; `cargo xtask fetch-mnist` puts MNIST there).
 
 use lenet_layers::{LeNet5, ModelConfig};
