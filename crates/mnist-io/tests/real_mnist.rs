@@ -1,5 +1,5 @@
-//! Checks against the real MNIST files, when they are present (CI imports them
-//! first and sets CI=true, which makes their absence a failure):
+//! Checks against the real MNIST files, `#[ignore]`d because they need them (CI
+//! imports them first and runs these with `cargo test -- --ignored`):
 //! counts, first labels, checksums, and a real download over loopback HTTP.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a bad case should stop loudly
 
@@ -12,23 +12,23 @@ use mnist_io::{
     TrainTest,
 };
 
+/// The verified MNIST of `LENET_DATA_DIR` or `data/mnist`; panics with how to get
+/// it when absent (these tests are `#[ignore]`d for that reason).
 fn data_dir() -> Option<PathBuf> {
     let dir = std::env::var_os("LENET_DATA_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/mnist"));
-    if verify_dir(&dir, DatasetKind::Mnist).is_ok() {
-        return Some(dir);
+    if let Err(e) = verify_dir(&dir, DatasetKind::Mnist) {
+        panic!(
+            "no verified MNIST in {}: {e}; run `cargo xtask fetch-mnist` (offline: --from DIR)",
+            dir.display()
+        );
     }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "CI must import MNIST into {} before the tests (cargo xtask fetch-mnist --from ...)",
-        dir.display()
-    );
-    eprintln!("skipping: no verified MNIST in {}", dir.display());
-    None
+    Some(dir)
 }
 
 #[test]
+#[ignore = "needs the real MNIST in data/mnist: cargo xtask fetch-mnist (offline: --from DIR)"]
 fn real_mnist_counts_labels_and_input() {
     let Some(dir) = data_dir() else { return };
     let data = TrainTest::load(&dir, DatasetKind::Mnist).unwrap();
@@ -51,6 +51,7 @@ fn real_mnist_counts_labels_and_input() {
 }
 
 #[test]
+#[ignore = "needs the real MNIST in data/mnist: cargo xtask fetch-mnist (offline: --from DIR)"]
 fn import_skips_what_is_verified_and_refuses_a_damaged_copy() {
     let Some(dir) = data_dir() else { return };
     let dst = tempfile::tempdir().unwrap();
@@ -141,6 +142,7 @@ fn serve(dir: PathBuf, damage: bool) -> String {
 }
 
 #[test]
+#[ignore = "needs the real MNIST in data/mnist: cargo xtask fetch-mnist (offline: --from DIR)"]
 fn download_from_a_loopback_mirror_after_a_broken_one() {
     let Some(dir) = data_dir() else { return };
     let broken = serve(dir.clone(), true);
