@@ -10,7 +10,7 @@ use lenet_layers::{model_file, INPUT_LEN};
 fuzz_target!(|data: &[u8]| {
     if let Ok(mut model) = model_file::from_bytes(data, Path::new("fuzz.safetensors")) {
         // a loaded model must be usable
-        let out = model.predict(&[0.0; INPUT_LEN]);
+        let out = model.predictions(&[0.0; INPUT_LEN]);
         assert_eq!(out.len(), 1);
     }
 });
