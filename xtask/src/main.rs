@@ -60,6 +60,28 @@ enum Task {
         #[arg(long, value_name = "PYTHON", env = "LENET_TORCH_PYTHON")]
         torch_python: Option<PathBuf>,
     },
+    /// Recompute the PyTorch (f64 autograd) reference values that
+    /// crates/lenet-layers/tests/reference.rs checks the model against, with
+    /// xtask/reference/lenet5_reference.py. By default, check that the committed
+    /// files are what PyTorch computes from their own inputs and parameters.
+    ReferenceData {
+        /// A Python with torch and numpy
+        #[arg(long, value_name = "PYTHON", env = "LENET_TORCH_PYTHON")]
+        python: PathBuf,
+        /// Rewrite the committed files: from their own inputs and parameters, or
+        /// with --fresh, from new parameters drawn by the paper's fan-in rule
+        #[arg(long)]
+        write: bool,
+        /// With --write: draw new parameters (seeded) and read the images from --mnist
+        #[arg(long, requires = "write")]
+        fresh: bool,
+        /// Seed of the fresh parameters
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Directory with MNIST (for --fresh)
+        #[arg(long, default_value = "data/mnist")]
+        mnist: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -102,6 +124,34 @@ fn run(task: Task) -> Result<()> {
             let report = fetch(&dir, dataset, &source, &mut BarProgress::default())
                 .with_context(|| format!("fetching {dataset} into {}", dir.display()))?;
             println!("{dataset}: {} in {}", report.summary(), dir.display());
+            Ok(())
+        }
+        Task::ReferenceData {
+            python,
+            write,
+            fresh,
+            seed,
+            mnist,
+        } => {
+            let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+            let data = root.join("crates/lenet-layers/tests/data");
+            let mut cmd = std::process::Command::new(&python);
+            cmd.arg(root.join("xtask/reference/lenet5_reference.py"));
+            cmd.arg("--out").arg(&data);
+            if fresh {
+                cmd.arg("--mnist").arg(&mnist).arg("--seed").arg(seed.to_string());
+            } else {
+                // the committed files' own inputs and parameters (each file is
+                // written to a temporary name and renamed)
+                cmd.arg("--params-from").arg(&data);
+                if !write {
+                    cmd.arg("--check");
+                }
+            }
+            let status = cmd
+                .status()
+                .with_context(|| format!("running {}", python.display()))?;
+            anyhow::ensure!(status.success(), "the reference script failed ({status})");
             Ok(())
         }
         Task::BenchReport {
