@@ -16,7 +16,7 @@
 //! | [`subsample`] | LeNet's subsampling: sum of 4 inputs x trainable coefficient + bias |
 //! | [`fc`] | fully-connected layer |
 //! | [`activation`] | scaled tanh, tanh, sigmoid, ReLU, PReLU, ELU (+ derivatives) |
-//! | [`gemm`] | matrix products: the `gemm` crate's, and a register-tile micro-kernel on packed weights |
+//! | [`gemm`] | matrix products: register tiles with one FMA chain per value, dot products in 16 fixed lanes, and a micro-kernel on packed weights |
 //! | [`update`] | parameter updates: gradient descent, with and without momentum |
 //!
 //! Second derivatives follow the paper's diagonal Gauss-Newton rules: a linear map's
@@ -28,6 +28,26 @@
 //! dispatch (`match algo`), the instruction set in [`simd`](crate::isa) (chosen at
 //! run time: AVX-512, AVX2+FMA or portable), and how work is split over threads
 //! in [`threads`].
+//!
+//! ```
+//! use tensor_ops::conv::{self, ConvShape, ConvWorkspace};
+//! use tensor_ops::{Algo, ConnTable};
+//!
+//! // LeNet-5's C3 on 2 images: [2, 6, 14, 14] -> [2, 16, 10, 10], 60 of 96 map pairs
+//! let shape = ConvShape::square(2, 6, 14, 16, 5);
+//! let table = ConnTable::lenet5_c3();
+//! let x = vec![0.5; shape.x_len()];
+//! // weights [16, 6, 5, 5], zero where the table has no connection
+//! let w: Vec<f32> = (0..shape.w_len())
+//!     .map(|i| if table.is_connected(i / 150, i / 25 % 6) { 0.1 } else { 0.0 })
+//!     .collect();
+//! let b = vec![0.0; 16];
+//! let (mut naive, mut fast) = (vec![0.0; shape.y_len()], vec![0.0; shape.y_len()]);
+//! let mut ws = ConvWorkspace::default();
+//! conv::forward(Algo::Naive, &shape, Some(&table), &x, &w, &b, &mut naive, &mut ws);
+//! conv::forward(Algo::Parallel, &shape, Some(&table), &x, &w, &b, &mut fast, &mut ws);
+//! assert!(naive.iter().zip(&fast).all(|(a, b)| (a - b).abs() < 1e-4));
+//! ```
 //!
 //! This crate knows nothing of layers, models, files or datasets. Shape mismatches
 //! between slices and the shapes given are programming errors and panic.
