@@ -266,18 +266,17 @@ pub struct PredictArgs {
 }
 
 /// Reads an image file as MNIST-style 28x28 bytes (see [`mnist_io::digit::decode_digit`]).
+/// Only a regular file of at most [`mnist_io::digit::MAX_IMAGE_BYTES`] is read.
 pub fn read_digit(path: &Path) -> Result<Vec<u8>> {
-    let size = std::fs::metadata(path)
-        .with_context(|| format!("opening {}", path.display()))?
-        .len();
-    if size > mnist_io::digit::MAX_IMAGE_BYTES {
-        bail!(
-            "{}: {size} bytes is too large for an image of a digit (limit {} bytes)",
-            path.display(),
-            mnist_io::digit::MAX_IMAGE_BYTES
-        );
-    }
-    let bytes = std::fs::read(path).with_context(|| format!("opening {}", path.display()))?;
+    let bytes = lenet_layers::model_file::read_capped(path, mnist_io::digit::MAX_IMAGE_BYTES).map_err(
+        |e| match e {
+            lenet_layers::ModelError::TooLarge { len, limit, .. } => anyhow::anyhow!(
+                "{}: {len} bytes or more is too large for an image of a digit (limit {limit} bytes)",
+                path.display()
+            ),
+            other => anyhow::Error::new(other),
+        },
+    )?;
     decode_digit(&bytes).with_context(|| path.display().to_string())
 }
 

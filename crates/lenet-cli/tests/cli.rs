@@ -637,3 +637,105 @@ fn the_shipped_model_reaches_its_recorded_error_on_real_mnist() {
     assert!((error - recorded).abs() < 1e-9, "{error} vs recorded {recorded}");
     assert!(error <= 0.0095, "{error}");
 }
+
+/// Runs `lenet` and kills it after 20 s: a command that blocks on a FIFO fails the
+/// test instead of hanging it.
+#[cfg(unix)]
+fn lenet_bounded(args: &[&str]) -> std::process::Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lenet"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            start.elapsed().as_secs() < 20,
+            "lenet {args:?} still running after 20 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// Inputs must be regular files and outputs never replace anything else: devices,
+/// FIFOs, directories and symbolic links are refused by name, at once.
+#[cfg(unix)]
+#[test]
+fn special_files_are_refused_by_name() {
+    let (run, _) = trained_run();
+    let tmp = tempfile::tempdir().unwrap();
+    let fifo = tmp.path().join("fifo");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let model = run.join("model.safetensors");
+    let checkpoint = run.join("checkpoint-epoch-2.bin");
+    let m = model.to_str().unwrap();
+    let dir = tmp.path().to_str().unwrap();
+    let f = fifo.to_str().unwrap();
+    for (args, expect) in [
+        (
+            vec!["predict", "--model", m, "/dev/zero"],
+            "/dev/zero: a device, not a regular file",
+        ),
+        (vec!["predict", "--model", m, f], "a FIFO, not a regular file"),
+        (
+            vec!["predict", "--model", m, dir],
+            "a directory, not a regular file",
+        ),
+        (
+            vec!["eval", "--model", "/dev/urandom"],
+            "a device, not a regular file",
+        ),
+        (vec!["eval", "--model", f], "a FIFO, not a regular file"),
+        (
+            vec!["export", "--checkpoint", "/dev/zero", "--out", "x.safetensors"],
+            "a device",
+        ),
+        (vec!["train", "--resume", f], "a FIFO"),
+    ] {
+        assert_clean_failure(&lenet_bounded(&args), expect);
+    }
+
+    // an output path that is a link is refused, and the link and its target stay
+    let target = tmp.path().join("target.txt");
+    std::fs::write(&target, b"keep me").unwrap();
+    let link = tmp.path().join("link.safetensors");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let out = lenet_bounded(&[
+        "export",
+        "--checkpoint",
+        checkpoint.to_str().unwrap(),
+        "--out",
+        link.to_str().unwrap(),
+    ]);
+    assert_clean_failure(
+        &out,
+        "a symbolic link, not a regular file: refusing to replace it",
+    );
+    assert!(link.symlink_metadata().unwrap().file_type().is_symlink());
+    assert_eq!(std::fs::read(&target).unwrap(), b"keep me");
+    let out = lenet_bounded(&["export", "--checkpoint", checkpoint.to_str().unwrap(), "--out", f]);
+    assert_clean_failure(&out, "a FIFO, not a regular file: refusing to replace it");
+
+    // a directory where a data file should be is refused, not taken as missing
+    // (which would start a download)
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(data.join("train-images-idx3-ubyte")).unwrap();
+    for f in [
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    ] {
+        std::fs::write(data.join(f), b"").unwrap();
+    }
+    let out = lenet_bounded(&[
+        "train",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--out",
+        tmp.path().join("run").to_str().unwrap(),
+    ]);
+    assert_clean_failure(&out, "not a regular file");
+    assert!(!text(&out).1.contains("downloading"), "{}", text(&out).1);
+}

@@ -96,6 +96,18 @@ pub enum ModelError {
         what: String,
     },
 
+    /// The path names a directory, FIFO, device, socket or (for an output) a
+    /// symbolic link: only regular files are read, or replaced.
+    #[error("{path}: {kind}, not a regular file: {what}")]
+    NotRegular {
+        /// The path.
+        path: PathBuf,
+        /// What it is ("a directory", "a FIFO", "a symbolic link", ...).
+        kind: &'static str,
+        /// What was refused ("refusing to read it", "refusing to replace it").
+        what: &'static str,
+    },
+
     /// The file is larger than any model file can be.
     #[error("{path}: file is {len} bytes, more than the {limit}-byte limit for a model file")]
     TooLarge {

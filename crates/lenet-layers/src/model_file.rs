@@ -88,11 +88,22 @@ pub fn save(model: &LeNet5, path: &Path) -> Result<(), ModelError> {
 
 /// Writes `bytes` to `path` through a temporary file beside it, synced, then renamed:
 /// `path` is either the old file or the complete new one, never a partial one.
+/// Only a regular file is replaced: a symbolic link, directory, FIFO or device at
+/// `path` is refused (renaming over it would replace the link or the device node).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ModelError> {
     let io = |source| ModelError::Io {
         path: path.to_path_buf(),
         source,
     };
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if !meta.file_type().is_file() {
+            return Err(ModelError::NotRegular {
+                path: path.into(),
+                kind: kind_of(&meta.file_type()),
+                what: "refusing to replace it",
+            });
+        }
+    }
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -148,20 +159,63 @@ pub fn remove_stale_temps(dir: &Path) -> std::io::Result<usize> {
 
 /// Reads a model file.
 pub fn load(path: &Path) -> Result<LeNet5, ModelError> {
+    let bytes = read_capped(path, MAX_MODEL_FILE_BYTES)?;
+    from_bytes(&bytes, path)
+}
+
+/// Reads a whole regular file of at most `limit` bytes. A directory, FIFO,
+/// device or socket is refused by name before it is opened (a FIFO would block,
+/// a device never end), and the read stops one byte past `limit` whatever the
+/// size the file system reports.
+pub fn read_capped(path: &Path, limit: u64) -> Result<Vec<u8>, ModelError> {
     let io = |source| ModelError::Io {
         path: path.to_path_buf(),
         source,
     };
-    let len = std::fs::metadata(path).map_err(io)?.len();
-    if len > MAX_MODEL_FILE_BYTES {
-        return Err(ModelError::TooLarge {
+    let meta = std::fs::metadata(path).map_err(io)?;
+    if !meta.is_file() {
+        return Err(ModelError::NotRegular {
             path: path.into(),
-            len,
-            limit: MAX_MODEL_FILE_BYTES,
+            kind: kind_of(&meta.file_type()),
+            what: "refusing to read it",
         });
     }
-    let bytes = std::fs::read(path).map_err(io)?;
-    from_bytes(&bytes, path)
+    let mut bytes = Vec::with_capacity(meta.len().min(limit) as usize);
+    std::fs::File::open(path)
+        .and_then(|f| std::io::Read::read_to_end(&mut std::io::Read::take(f, limit + 1), &mut bytes))
+        .map_err(io)?;
+    if bytes.len() as u64 > limit {
+        return Err(ModelError::TooLarge {
+            path: path.into(),
+            len: bytes.len() as u64,
+            limit,
+        });
+    }
+    Ok(bytes)
+}
+
+/// What a non-regular file is, for messages.
+fn kind_of(t: &std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if t.is_fifo() {
+            return "a FIFO";
+        }
+        if t.is_char_device() || t.is_block_device() {
+            return "a device";
+        }
+        if t.is_socket() {
+            return "a socket";
+        }
+    }
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_symlink() {
+        "a symbolic link"
+    } else {
+        "a special file"
+    }
 }
 
 /// Parses a model file's bytes; `path` only names it in errors.

@@ -12,7 +12,8 @@
 
 use std::path::{Path, PathBuf};
 
-use lenet_layers::{model_file::write_atomic, LeNet5, ModelConfig, ModelError};
+use lenet_layers::model_file::{read_capped, write_atomic};
+use lenet_layers::{LeNet5, ModelConfig, ModelError};
 use serde::{Deserialize, Serialize};
 
 use crate::optimizer::{Optimizer, OptimizerConfig, OptimizerState};
@@ -281,18 +282,16 @@ pub fn save(ck: &Checkpoint, path: &Path) -> Result<(), CheckpointError> {
 }
 
 /// Reads a checkpoint.
+/// Only a regular file is read, and at most [`MAX_PAYLOAD`] plus the header.
 pub fn load(path: &Path) -> Result<Checkpoint, CheckpointError> {
-    let io = |source| CheckpointError::Io {
-        path: path.into(),
-        source,
-    };
-    let len = std::fs::metadata(path).map_err(io)?.len();
-    if len > MAX_PAYLOAD + HEADER_LEN as u64 {
-        return Err(CheckpointError::Truncated {
-            path: path.into(),
+    let bytes = read_capped(path, MAX_PAYLOAD + HEADER_LEN as u64).map_err(|e| match e {
+        ModelError::Io { path, source } => CheckpointError::Io { path, source },
+        ModelError::TooLarge { path, len, .. } => CheckpointError::Truncated {
+            path,
             len,
             expected: MAX_PAYLOAD,
-        });
-    }
-    from_bytes(&std::fs::read(path).map_err(io)?, path)
+        },
+        other => CheckpointError::Model(other),
+    })?;
+    from_bytes(&bytes, path)
 }

@@ -230,10 +230,12 @@ pub struct TrainTest {
 }
 
 /// Where a split's file lies in `dir`: the raw name, or the name with `.gz`.
+/// Anything at the path counts (a directory or device there is then refused by
+/// the reader, not taken for a missing file to download).
 pub fn locate(dir: &Path, name: &str) -> Option<PathBuf> {
     [dir.join(name), dir.join(format!("{name}.gz"))]
         .into_iter()
-        .find(|p| p.is_file())
+        .find(|p| p.symlink_metadata().is_ok())
 }
 
 impl TrainTest {

@@ -143,6 +143,14 @@ pub enum MnistError {
         tried: String,
     },
 
+    /// The path names a directory, FIFO, device, socket or symbolic link: only
+    /// regular files are read, or replaced.
+    #[error("{path}: not a regular file (a directory, FIFO, device, socket or link); refusing to use it")]
+    NotRegular {
+        /// The path.
+        path: PathBuf,
+    },
+
     /// A caller-supplied argument is unusable (batch size 0, limit 0, ...).
     #[error("invalid argument: {0}")]
     InvalidArgument(String),

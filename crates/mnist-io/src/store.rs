@@ -179,6 +179,7 @@ pub(crate) fn install_verified(
     progress: &mut dyn Progress,
 ) -> Result<()> {
     let final_path = dst.join(spec.name);
+    refuse_non_regular(&final_path)?;
     let tmp_path = dst.join(format!(".{}.partial-{}", spec.name, std::process::id()));
     progress.begin(spec.name, Some(spec.len));
     let result = write_hashed(reader, compressed, source, &tmp_path, spec, progress).and_then(|()| {
@@ -199,6 +200,7 @@ pub(crate) fn install_verified(
 /// Writes `bytes` to `path` through a temporary file in the same folder, synced
 /// and then renamed over `path`: a reader sees the old file or the new one.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    refuse_non_regular(path)?;
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -214,6 +216,15 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         source: e.error,
     })?;
     Ok(())
+}
+
+/// An output path may be absent or a regular file: a link, directory, FIFO or
+/// device there is never replaced.
+fn refuse_non_regular(path: &Path) -> Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if !meta.file_type().is_file() => Err(MnistError::NotRegular { path: path.into() }),
+        _ => Ok(()),
+    }
 }
 
 fn write_hashed(
