@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use mnist_io::{verify_dir, DatasetKind, TrainTest};
 
 #[derive(Parser)]
@@ -66,7 +66,30 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    match run(Cli::parse()) {
+    let command = Cli::command();
+    let train_args: Vec<String> = command
+        .find_subcommand("train")
+        .map(|c| {
+            c.get_arguments()
+                .map(|a| a.get_id().as_str().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    let matches = command.get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    // the flags given on the command line (not defaults or environment), for
+    // `train --resume` to refuse the ones it would ignore
+    let given: Vec<String> = matches
+        .subcommand_matches("train")
+        .map(|m| {
+            m.ids()
+                .filter(|id| train_args.iter().any(|a| a == id.as_str()))
+                .filter(|id| m.value_source(id.as_str()) == Some(clap::parser::ValueSource::CommandLine))
+                .map(|id| id.as_str().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    match run(cli, &given) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -137,10 +160,10 @@ fn choose_isa() -> Result<()> {
     tensor_ops::set_isa(isa).context("LENET_SIMD")
 }
 
-fn run(cli: Cli) -> Result<()> {
+fn run(cli: Cli, given: &[String]) -> Result<()> {
     choose_isa()?;
     match cli.command {
-        Command::Train(args) => train::run(*args),
+        Command::Train(args) => train::run(*args, given),
         Command::Eval(args) => commands::eval(args),
         Command::Predict(args) => commands::predict(args),
         Command::Inspect(args) => commands::inspect(args),

@@ -117,7 +117,8 @@ pub struct TrainArgs {
     /// Output directory [default: runs/<timestamp>]
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Continue from this checkpoint (the other flags are taken from it)
+    /// Continue from this checkpoint: every setting comes from it, and only --data-dir,
+    /// --out, --threads, --quiet and --verbose may be given with it
     #[arg(long, value_name = "CHECKPOINT")]
     pub resume: Option<PathBuf>,
     /// Print nothing but errors
@@ -320,7 +321,26 @@ fn parse_steps(text: &str) -> Result<Schedule> {
 }
 
 /// Runs `lenet train`.
-pub fn run(args: TrainArgs) -> Result<()> {
+/// The flags `--resume` takes from the command line; every other setting comes
+/// from the checkpoint.
+const RESUME_FLAGS: [&str; 6] = ["resume", "data_dir", "out", "threads", "quiet", "verbose"];
+
+/// Runs `lenet train`; `given` names the flags given on the command line.
+pub fn run(args: TrainArgs, given: &[String]) -> Result<()> {
+    if args.resume.is_some() {
+        let ignored: Vec<String> = given
+            .iter()
+            .filter(|id| !RESUME_FLAGS.contains(&id.as_str()))
+            .map(|id| format!("--{}", id.replace('_', "-")))
+            .collect();
+        if !ignored.is_empty() {
+            bail!(
+                "--resume continues a run with the settings in its checkpoint, so it would ignore {}; \
+                 with --resume give only --data-dir, --out, --threads, --quiet or --verbose",
+                ignored.join(", ")
+            );
+        }
+    }
     crate::set_threads(args.threads)?;
     crate::on_pool(|| train(args))
 }

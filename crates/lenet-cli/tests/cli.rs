@@ -739,3 +739,33 @@ fn special_files_are_refused_by_name() {
     assert_clean_failure(&out, "not a regular file");
     assert!(!text(&out).1.contains("downloading"), "{}", text(&out).1);
 }
+
+/// `--resume` takes its settings from the checkpoint: a flag it would ignore is
+/// refused by name instead of silently dropped.
+#[test]
+fn resume_refuses_the_flags_it_would_ignore() {
+    let (run, data) = trained_run();
+    let ck = run.join("checkpoint-epoch-1.bin");
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("resumed");
+    let base = [
+        "train",
+        "--resume",
+        ck.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let with = |extra: &[&str]| {
+        let mut args = base.to_vec();
+        args.extend_from_slice(extra);
+        lenet(&args)
+    };
+    assert_clean_failure(&with(&["--epochs", "5"]), "it would ignore --epochs");
+    assert_clean_failure(
+        &with(&["--lr", "0.1", "--model", "modern"]),
+        "ignore --lr, --model",
+    );
+    assert!(!out.join("model.safetensors").exists());
+}
