@@ -6,6 +6,7 @@ mod dataset;
 mod limits;
 mod plots;
 mod report;
+mod rundir;
 mod serve;
 mod train;
 

@@ -79,15 +79,6 @@ pub fn write_metrics(out: &Path, history: &[EpochMetrics]) -> Result<()> {
     write_atomic(&path, csv.as_bytes()).with_context(|| format!("writing {}", path.display()))
 }
 
-/// Fails early, with a clear message, when `dir` cannot be written.
-pub fn check_writable(dir: &Path) -> Result<()> {
-    let probe = dir.join(format!(".write-test-{}", std::process::id()));
-    std::fs::write(&probe, b"")
-        .with_context(|| format!("output directory {} is not writable", dir.display()))?;
-    let _ = std::fs::remove_file(probe);
-    Ok(())
-}
-
 /// `YYYYmmdd-HHMMSS` (UTC) for default run directories.
 pub fn timestamp() -> String {
     let secs = std::time::SystemTime::now()

@@ -121,6 +121,11 @@ pub struct TrainArgs {
     /// --out, --threads, --quiet and --verbose may be given with it
     #[arg(long, value_name = "CHECKPOINT")]
     pub resume: Option<PathBuf>,
+    /// Replace the run in --out (its model, metrics and checkpoints) if it holds one;
+    /// without this, a directory that holds a run is refused
+    #[arg(long, conflicts_with = "resume")]
+    #[serde(default)]
+    pub overwrite: bool,
     /// Print nothing but errors
     #[arg(long)]
     pub quiet: bool,
@@ -394,7 +399,11 @@ fn train(args: TrainArgs) -> Result<()> {
     std::fs::create_dir_all(&out).with_context(|| format!("creating output directory {}", out.display()))?;
     // a run refused before it wrote anything leaves no empty directory behind
     let _remove_if_empty = made_out.then(|| RemoveIfEmpty(out.clone()));
-    report::check_writable(&out)?;
+    // one process writes a run directory at a time; the lock is released at the end
+    let _lock = crate::rundir::RunLock::take(&out, args.quiet)?;
+    if resume.is_none() {
+        crate::rundir::claim_for_new_run(&out, args.overwrite)?;
+    }
     // a run killed while writing leaves a temporary file; the real files are whole
     model_file::remove_stale_temps(&out)
         .with_context(|| format!("cleaning temporary files in {}", out.display()))?;

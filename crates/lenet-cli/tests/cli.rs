@@ -769,3 +769,52 @@ fn resume_refuses_the_flags_it_would_ignore() {
     );
     assert!(!out.join("model.safetensors").exists());
 }
+
+/// A run directory holds one run, written by one process: a second run into it is
+/// refused while the first is alive (its lock) or once it is done (its files),
+/// unless `--overwrite`; a lock left by a dead process is taken over.
+#[test]
+fn a_run_directory_holds_one_run() {
+    let (_, data) = trained_run();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let train = |extra: &[&str]| {
+        let mut args = vec![
+            "train",
+            "--limit",
+            "200",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        lenet(&args)
+    };
+    assert!(train(&["--epochs", "2", "--quiet"]).status.success());
+    let one = ["--epochs", "1"];
+    let model = std::fs::read(out.join("model.safetensors")).unwrap();
+    assert!(!out.join(".lock").exists(), "the lock is released at the end");
+
+    // a finished run is not written over
+    assert_clean_failure(&train(&one), "holds another run");
+    assert_eq!(std::fs::read(out.join("model.safetensors")).unwrap(), model);
+
+    // a live writer's lock (this test process stands in for it) keeps others out
+    std::fs::write(out.join(".lock"), format!("{}\n", std::process::id())).unwrap();
+    assert_clean_failure(
+        &train(&["--epochs", "1", "--overwrite"]),
+        "is being written by a running lenet",
+    );
+
+    // a dead writer's lock is taken over, and --overwrite replaces the old run
+    // whole: no checkpoint of its second epoch is left beside the new one's first
+    std::fs::write(out.join(".lock"), "999999999\n").unwrap();
+    let run = train(&["--epochs", "1", "--overwrite"]);
+    let (stdout, stderr) = text(&run);
+    assert!(run.status.success(), "{stdout}{stderr}");
+    assert!(stderr.contains("taking over"), "{stderr}");
+    assert!(out.join("checkpoint-epoch-1.bin").exists());
+    assert!(!out.join("checkpoint-epoch-2.bin").exists());
+    assert!(!out.join(".lock").exists());
+}
