@@ -131,18 +131,46 @@ impl ModelConfig {
         }
     }
 
-    /// Is the output layer consistent with the loss?
+    /// Is the output layer consistent with the loss, and is every constant in
+    /// range (MAP's j and MSE's scale in 0 to 1000, an activation's alpha within
+    /// +-100)? A model file's configuration is checked the same way.
     pub fn validate(&self) -> Result<(), ConfigError> {
         match (self.output, self.loss) {
-            (Output::Rbf, Loss::SoftmaxCrossEntropy) => Err(ConfigError::RbfWithCrossEntropy),
-            (Output::Softmax, Loss::Map { .. } | Loss::RbfMse { .. }) => Err(ConfigError::SoftmaxWithRbfLoss),
-            _ => Ok(()),
+            (Output::Rbf, Loss::SoftmaxCrossEntropy) => return Err(ConfigError::RbfWithCrossEntropy),
+            (Output::Softmax, Loss::Map { .. } | Loss::RbfMse { .. }) => {
+                return Err(ConfigError::SoftmaxWithRbfLoss)
+            }
+            _ => {}
         }
+        let within = |what: &'static str, v: f32, lo: f32, hi: f32| {
+            if v.is_finite() && (lo..=hi).contains(&v) {
+                Ok(())
+            } else {
+                Err(ConfigError::OutOfRange {
+                    what,
+                    value: v,
+                    lo,
+                    hi,
+                })
+            }
+        };
+        match self.loss {
+            Loss::Map { j } => within("the MAP criterion's j", j, 0.0, 1000.0)?,
+            Loss::RbfMse { scale } => within("the MSE loss's scale", scale, 0.0, 1000.0)?,
+            Loss::SoftmaxCrossEntropy => {}
+        }
+        match self.activation {
+            Activation::Prelu { alpha } | Activation::Elu { alpha } => {
+                within("the activation's alpha", alpha, -100.0, 100.0)?
+            }
+            _ => {}
+        }
+        Ok(())
     }
 }
 
 /// A model configuration whose parts do not fit together.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
 pub enum ConfigError {
     /// RBF penalties are not logits.
     #[error("an RBF output needs the MAP or MSE loss, not softmax cross-entropy")]
@@ -150,6 +178,18 @@ pub enum ConfigError {
     /// The MAP and MSE losses need RBF penalties.
     #[error("a softmax output needs the softmax cross-entropy loss")]
     SoftmaxWithRbfLoss,
+    /// A constant outside the range any working model uses.
+    #[error("{what} is {value}: out of range, from {lo} to {hi}")]
+    OutOfRange {
+        /// Which constant.
+        what: &'static str,
+        /// Its value.
+        value: f32,
+        /// The smallest accepted.
+        lo: f32,
+        /// The largest accepted.
+        hi: f32,
+    },
 }
 
 /// The paper's C3 table (Table I): which S2 maps feed each C3 map. Defined with

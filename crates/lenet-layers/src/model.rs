@@ -64,6 +64,16 @@ pub struct LeNet5 {
     replicas: Vec<LeNet5>,
 }
 
+impl std::fmt::Debug for LeNet5 {
+    /// The configuration and the size; the tensors are too many to print.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LeNet5")
+            .field("config", &self.config)
+            .field("trainable_params", &self.trainable_params())
+            .finish_non_exhaustive()
+    }
+}
+
 impl LeNet5 {
     /// Builds the network and draws its parameters with `seed`.
     pub fn new(config: ModelConfig, seed: u64) -> Result<Self, ModelError> {

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use safetensors::{Dtype, SafeTensors};
 
 use crate::config::ModelConfig;
-use crate::model::LeNet5;
+use crate::model::{LeNet5, CLASSES, INPUT_LEN, INPUT_SIZE};
 use crate::param::Param;
 use crate::ModelError;
 
@@ -261,11 +261,68 @@ pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<LeNet5, ModelError> {
                     });
                 }
             }
+            if values.iter().any(|v| v.abs() > MAX_PARAM_MAGNITUDE) {
+                return Err(ModelError::BadValues {
+                    path: path.into(),
+                    name: param.name.clone(),
+                    what: format!(
+                        "holds values beyond +-{MAX_PARAM_MAGNITUDE:e}, which no trained LeNet-5 has"
+                    ),
+                });
+            }
             param.value = values;
             Ok(())
         });
     });
-    result.map(|()| model)
+    result?;
+    probe(&mut model, path)?;
+    Ok(model)
+}
+
+/// Largest parameter magnitude a model file may hold (trained LeNet-5 weights are
+/// of order 1; this leaves room for any real model and none for 3e38).
+pub const MAX_PARAM_MAGNITUDE: f32 = 1e4;
+
+/// Runs the loaded model on three fixed inputs (blank, all ink, a checkerboard in
+/// the paper's input range) and refuses it if any layer's output is not finite,
+/// naming the first such layer: a model that answers NaN is refused at load,
+/// not at its first prediction.
+fn probe(model: &mut LeNet5, path: &Path) -> Result<(), ModelError> {
+    let x: Vec<f32> = (0..3 * INPUT_LEN)
+        .map(|i| match i / INPUT_LEN {
+            0 => -0.1,
+            1 => 1.175,
+            _ if (i % INPUT_LEN / INPUT_SIZE + i % INPUT_SIZE) % 2 == 0 => 1.175,
+            _ => -0.1,
+        })
+        .collect();
+    model.forward(&x);
+    let bad = model
+        .named_activations()
+        .into_iter()
+        .find(|(_, _, data)| data.iter().any(|v| !v.is_finite()))
+        .map(|(name, _, _)| name);
+    let probabilities_finite = model.output().chunks_exact(CLASSES).all(|row| {
+        model
+            .config()
+            .loss
+            .probabilities(row)
+            .iter()
+            .all(|p| p.is_finite())
+    });
+    match bad {
+        Some(name) => Err(ModelError::BadValues {
+            path: path.into(),
+            name,
+            what: "is not finite on a test input: the model's weights or settings are out of range".into(),
+        }),
+        None if !probabilities_finite => Err(ModelError::BadValues {
+            path: path.into(),
+            name: "output".into(),
+            what: "gives non-finite probabilities on a test input".into(),
+        }),
+        None => Ok(()),
+    }
 }
 
 /// One tensor as `f32`, checked for name, shape, dtype (F32; F64 is converted) and finiteness.
@@ -314,4 +371,20 @@ pub fn read_tensor(
         });
     }
     Ok(values)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ModelConfig;
+
+    /// The probe names the first layer whose output is not finite.
+    #[test]
+    fn the_probe_names_the_first_layer_that_is_not_finite() {
+        let mut net = LeNet5::new(ModelConfig::classic(), 1).unwrap();
+        assert!(probe(&mut net, Path::new("m")).is_ok());
+        net.params_mut().next().unwrap().value.fill(f32::MAX);
+        let err = probe(&mut net, Path::new("m")).unwrap_err().to_string();
+        assert!(err.contains("act.c1.pre is not finite"), "{err}");
+    }
 }

@@ -511,3 +511,49 @@ fn arrays_in_and_out_match_the_slices() {
         .to_string();
     assert!(err.contains("[2, 3, 32, 32]"), "{err}");
 }
+
+/// The model file with its metadata's `config` JSON rewritten by `edit`.
+fn with_config(bytes: &[u8], edit: impl Fn(&mut serde_json::Value)) -> Vec<u8> {
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let mut header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    let meta = header["__metadata__"].as_object_mut().unwrap();
+    let mut config: serde_json::Value = serde_json::from_str(meta["config"].as_str().unwrap()).unwrap();
+    edit(&mut config);
+    meta.insert("config".into(), config.to_string().into());
+    let mut text = serde_json::to_vec(&header).unwrap();
+    while text.len() % 8 != 0 {
+        text.push(b' ');
+    }
+    let mut out = (text.len() as u64).to_le_bytes().to_vec();
+    out.extend_from_slice(&text);
+    out.extend_from_slice(&bytes[8 + n..]);
+    out
+}
+
+/// Finite but absurd values load no model that would answer NaN: weights of
+/// 3e38, a MAP j of 1e30, an ELU alpha of 3e38 are refused by name at load.
+#[test]
+fn models_with_absurd_values_are_refused_at_load() {
+    let p = Path::new("m.safetensors");
+    let mut net = LeNet5::new(ModelConfig::classic(), 5).unwrap();
+    net.params_mut().next().unwrap().value[0] = 3e38;
+    let err = from_bytes(&to_bytes(&net).unwrap(), p).unwrap_err().to_string();
+    assert!(err.contains("c1.weight") && err.contains("beyond"), "{err}");
+
+    let good = to_bytes(&LeNet5::new(ModelConfig::classic(), 5).unwrap()).unwrap();
+    let big_j = with_config(&good, |c| c["loss"]["j"] = 1e30.into());
+    let err = from_bytes(&big_j, p).unwrap_err().to_string();
+    assert!(err.contains("j is 1000000000000000000000000000000"), "{err}");
+
+    let modern = to_bytes(&LeNet5::new(ModelConfig::modern(), 5).unwrap()).unwrap();
+    let elu = with_config(&modern, |c| {
+        c["activation"] = serde_json::json!({"kind": "elu", "alpha": 3e38})
+    });
+    let err = from_bytes(&elu, p).unwrap_err().to_string();
+    assert!(err.contains("alpha"), "{err}");
+    // the same edit within range loads
+    let elu_ok = with_config(&modern, |c| {
+        c["activation"] = serde_json::json!({"kind": "elu", "alpha": 1.0})
+    });
+    assert!(from_bytes(&elu_ok, p).is_ok());
+}
