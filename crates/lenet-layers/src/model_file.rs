@@ -292,7 +292,7 @@ fn probe(model: &mut LeNet5, path: &Path) -> Result<(), ModelError> {
         .map(|i| match i / INPUT_LEN {
             0 => -0.1,
             1 => 1.175,
-            _ if (i % INPUT_LEN / INPUT_SIZE + i % INPUT_SIZE) % 2 == 0 => 1.175,
+            _ if (i % INPUT_LEN / INPUT_SIZE + i % INPUT_SIZE).is_multiple_of(2) => 1.175,
             _ => -0.1,
         })
         .collect();
