@@ -33,9 +33,15 @@ impl Drop for Served {
 }
 
 fn serve() -> Served {
+    serve_with(&[])
+}
+
+/// [`serve`] with more flags.
+fn serve_with(flags: &[&str]) -> Served {
     let mut child = Command::new(env!("CARGO_BIN_EXE_lenet"))
         .args(["serve", "--addr", "127.0.0.1:0", "--workers", "2", "--model"])
         .arg(shipped_model())
+        .args(flags)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -477,4 +483,129 @@ fn the_page_reads_a_digit_drawn_in_headless_chromium() {
     assert_eq!(cleared, "?", "Clear left {cleared}");
     assert_eq!(uploaded, "1", "the uploaded image was read as {uploaded:?}");
     assert!(status.as_str().is_some_and(|t| t.contains("image")), "{status}");
+}
+
+/// The seconds `/api/health` takes to answer, at most `within` (else the test fails).
+fn health_within(addr: &str, within: Duration) -> f64 {
+    let start = Instant::now();
+    let (status, _) = http(addr, "GET", "/api/health", None, b"");
+    let took = start.elapsed();
+    assert_eq!(status, 200);
+    assert!(took < within, "/api/health took {took:?} (limit {within:?})");
+    took.as_secs_f64()
+}
+
+/// Clients that stall cannot stop the server: two uploads that announce 4 MB and
+/// send nothing, and a chunked body at one byte every 100 ms, hold no thread; the
+/// health check keeps answering within a second; the stalled upload gets 408 when
+/// its body timeout runs out.
+#[test]
+fn stalled_and_slow_uploads_do_not_stop_the_server() {
+    let s = serve();
+    let stalled: Vec<TcpStream> = (0..2)
+        .map(|_| {
+            let mut c = TcpStream::connect(&s.addr).unwrap();
+            c.write_all(b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 4000000\r\n\r\n")
+                .unwrap();
+            c
+        })
+        .collect();
+    let mut slow = TcpStream::connect(&s.addr).unwrap();
+    slow.write_all(b"POST /api/predict HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+        .unwrap();
+    let mut worst: f64 = 0.0;
+    for _ in 0..20 {
+        let _ = slow.write_all(b"1\r\nx\r\n");
+        worst = worst.max(health_within(&s.addr, Duration::from_secs(1)));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!("health while stalled: worst {:.1} ms", worst * 1e3);
+    // the stalled upload's body timeout (10 s) ends it with 408
+    let mut first = stalled.into_iter().next().unwrap();
+    first.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut head = [0u8; 12];
+    first.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 408", "{}", String::from_utf8_lossy(&head));
+    health_within(&s.addr, Duration::from_secs(1));
+}
+
+/// Past `--max-connections`, a new connection gets 503 with Retry-After and is
+/// closed; the server serves again as soon as connections close.
+#[test]
+fn a_connection_flood_past_the_limit_gets_503() {
+    let s = serve_with(&["--max-connections", "16"]);
+    let held: Vec<TcpStream> = (0..16).map(|_| TcpStream::connect(&s.addr).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut extra = TcpStream::connect(&s.addr).unwrap();
+    extra.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut answer = String::new();
+    extra.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains("Retry-After: 1"), "{answer}");
+    drop(held);
+    std::thread::sleep(Duration::from_millis(200));
+    health_within(&s.addr, Duration::from_secs(1));
+}
+
+/// An 8192 x 8192 PNG (a few kB compressed) is refused from its header, before
+/// any pixel is decoded; the server stays responsive.
+#[test]
+fn a_huge_image_is_refused_before_decoding() {
+    let s = serve();
+    let img = image::GrayImage::new(8192, 8192);
+    let mut png = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
+    let start = Instant::now();
+    let (status, body) = http(&s.addr, "POST", "/api/predict", Some("image/png"), &png);
+    assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
+    assert!(json_of(&body)["error"].as_str().unwrap().contains("8192x8192"));
+    assert!(start.elapsed() < Duration::from_secs(2), "{:?}", start.elapsed());
+    health_within(&s.addr, Duration::from_secs(1));
+}
+
+/// SIGTERM while a request is in flight: the request finishes with its answer,
+/// new connections are refused, and the process exits 0.
+#[cfg(unix)]
+#[test]
+fn sigterm_lets_the_request_in_flight_finish_and_exits_0() {
+    let mut s = serve();
+    let png = one_png();
+    let mut c = TcpStream::connect(&s.addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let head = format!(
+        "POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        png.len()
+    );
+    c.write_all(head.as_bytes()).unwrap();
+    c.write_all(&png[..png.len() / 2]).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let pid = s.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    std::thread::sleep(Duration::from_millis(300));
+    c.write_all(&png[png.len() / 2..]).unwrap();
+    let mut answer = String::new();
+    c.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("\"class\":1"), "{answer}");
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = s.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "still running after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(0));
+    assert!(
+        TcpStream::connect(&s.addr).is_err(),
+        "still listening after shutdown"
+    );
 }
