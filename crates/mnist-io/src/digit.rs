@@ -9,8 +9,9 @@ use std::io::Cursor;
 pub const MAX_IMAGE_SIDE: u32 = 8192;
 
 /// Largest image accepted, in pixels (checked from the header, before decoding):
-/// a 16-megapixel phone photo of a digit decodes, an 8192 x 8192 one does not.
-pub const MAX_IMAGE_PIXELS: u64 = 16 << 20;
+/// 8 megapixels (2896 x 2896). Decoding and preprocessing one such image peaks at
+/// about 160 MB; larger photos of a digit should be scaled down first.
+pub const MAX_IMAGE_PIXELS: u64 = 8 << 20;
 
 /// Most memory the decoder may allocate for one image (its pixel buffer in the
 /// file's own format, e.g. RGBA with 16 bits per channel), in bytes.
