@@ -268,15 +268,13 @@ pub struct PredictArgs {
 /// Reads an image file as MNIST-style 28x28 bytes (see [`mnist_io::digit::decode_digit`]).
 /// Only a regular file of at most [`mnist_io::digit::MAX_IMAGE_BYTES`] is read.
 pub fn read_digit(path: &Path) -> Result<Vec<u8>> {
-    let bytes = lenet_layers::model_file::read_capped(path, mnist_io::digit::MAX_IMAGE_BYTES).map_err(
-        |e| match e {
-            lenet_layers::ModelError::TooLarge { len, limit, .. } => anyhow::anyhow!(
-                "{}: {len} bytes or more is too large for an image of a digit (limit {limit} bytes)",
-                path.display()
-            ),
-            other => anyhow::Error::new(other),
-        },
-    )?;
+    let bytes = lenet_fs::read_capped(path, mnist_io::digit::MAX_IMAGE_BYTES).map_err(|e| match e {
+        lenet_fs::FsError::TooLarge { len, limit, .. } => anyhow::anyhow!(
+            "{}: {len} bytes or more is too large for an image of a digit (limit {limit} bytes)",
+            path.display()
+        ),
+        other => anyhow::Error::new(other),
+    })?;
     decode_digit(&bytes).with_context(|| path.display().to_string())
 }
 

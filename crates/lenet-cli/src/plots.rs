@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Once;
 
 use anyhow::{anyhow, Context, Result};
-use lenet_layers::model_file::write_atomic;
+use lenet_fs::write_atomic;
 use lenet_optim::EpochMetrics;
 use plotters::coord::Shift;
 use plotters::prelude::*;

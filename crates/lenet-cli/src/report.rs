@@ -4,7 +4,8 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use lenet_layers::{model_file::write_atomic, LeNet5, ModelConfig};
+use lenet_fs::write_atomic;
+use lenet_layers::{LeNet5, ModelConfig};
 use lenet_optim::{EpochMetrics, OptimizerConfig, TrainConfig, Trainer};
 use serde::Serialize;
 

@@ -405,7 +405,7 @@ fn train(args: TrainArgs) -> Result<()> {
         crate::rundir::claim_for_new_run(&out, args.overwrite)?;
     }
     // a run killed while writing leaves a temporary file; the real files are whole
-    model_file::remove_stale_temps(&out)
+    lenet_fs::remove_stale_temps(&out)
         .with_context(|| format!("cleaning temporary files in {}", out.display()))?;
 
     let TrainTest { train, test } = load_or_fetch(&args.data_dir, args.quiet)?;

@@ -119,3 +119,13 @@ pub enum ModelError {
         limit: u64,
     },
 }
+
+impl From<lenet_fs::FsError> for ModelError {
+    fn from(e: lenet_fs::FsError) -> Self {
+        match e {
+            lenet_fs::FsError::Io { path, source } => ModelError::Io { path, source },
+            lenet_fs::FsError::NotRegular { path, kind, what } => ModelError::NotRegular { path, kind, what },
+            lenet_fs::FsError::TooLarge { path, len, limit } => ModelError::TooLarge { path, len, limit },
+        }
+    }
+}

@@ -4,7 +4,6 @@
 //! NumPy (`safetensors.numpy.load_file`) and PyTorch open it directly.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use safetensors::{Dtype, SafeTensors};
@@ -83,139 +82,13 @@ fn sorted(value: serde_json::Value) -> serde_json::Value {
 
 /// Writes the model file atomically (temporary file in the same directory, then rename).
 pub fn save(model: &LeNet5, path: &Path) -> Result<(), ModelError> {
-    write_atomic(path, &to_bytes(model)?)
-}
-
-/// Writes `bytes` to `path` through a temporary file beside it, synced, then renamed:
-/// `path` is either the old file or the complete new one, never a partial one.
-/// Only a regular file is replaced: a symbolic link, directory, FIFO or device at
-/// `path` is refused (renaming over it would replace the link or the device node).
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ModelError> {
-    let io = |source| ModelError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    if let Ok(meta) = std::fs::symlink_metadata(path) {
-        if !meta.file_type().is_file() {
-            return Err(ModelError::NotRegular {
-                path: path.into(),
-                kind: kind_of(&meta.file_type()),
-                what: "refusing to replace it",
-            });
-        }
-    }
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{file_name}{TEMP_MARK}{}", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(io)
-}
-
-/// What names [`write_atomic`]'s temporary files: `.NAME.tmp-PID`.
-const TEMP_MARK: &str = ".tmp-";
-
-/// Removes the temporary files that [`write_atomic`] leaves in `dir` when its process
-/// is killed mid-write, if that process is gone (on Linux, `/proc/PID` tells; elsewhere
-/// every one not of this process is removed). Returns how many were removed.
-pub fn remove_stale_temps(dir: &Path) -> std::io::Result<usize> {
-    let mut removed = 0;
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name
-            .strip_prefix('.')
-            .and_then(|rest| rest.rsplit_once(TEMP_MARK))
-            .and_then(|(_, pid)| pid.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let alive = pid == std::process::id()
-            || (cfg!(target_os = "linux") && Path::new("/proc").join(pid.to_string()).exists());
-        if !alive && entry.file_type()?.is_file() {
-            std::fs::remove_file(entry.path())?;
-            removed += 1;
-        }
-    }
-    Ok(removed)
+    Ok(lenet_fs::write_atomic(path, &to_bytes(model)?)?)
 }
 
 /// Reads a model file.
 pub fn load(path: &Path) -> Result<LeNet5, ModelError> {
-    let bytes = read_capped(path, MAX_MODEL_FILE_BYTES)?;
+    let bytes = lenet_fs::read_capped(path, MAX_MODEL_FILE_BYTES)?;
     from_bytes(&bytes, path)
-}
-
-/// Reads a whole regular file of at most `limit` bytes. A directory, FIFO,
-/// device or socket is refused by name before it is opened (a FIFO would block,
-/// a device never end), and the read stops one byte past `limit` whatever the
-/// size the file system reports.
-pub fn read_capped(path: &Path, limit: u64) -> Result<Vec<u8>, ModelError> {
-    let io = |source| ModelError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let meta = std::fs::metadata(path).map_err(io)?;
-    if !meta.is_file() {
-        return Err(ModelError::NotRegular {
-            path: path.into(),
-            kind: kind_of(&meta.file_type()),
-            what: "refusing to read it",
-        });
-    }
-    let mut bytes = Vec::with_capacity(meta.len().min(limit) as usize);
-    std::fs::File::open(path)
-        .and_then(|f| std::io::Read::read_to_end(&mut std::io::Read::take(f, limit + 1), &mut bytes))
-        .map_err(io)?;
-    if bytes.len() as u64 > limit {
-        return Err(ModelError::TooLarge {
-            path: path.into(),
-            len: bytes.len() as u64,
-            limit,
-        });
-    }
-    Ok(bytes)
-}
-
-/// What a non-regular file is, for messages.
-fn kind_of(t: &std::fs::FileType) -> &'static str {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::FileTypeExt;
-        if t.is_fifo() {
-            return "a FIFO";
-        }
-        if t.is_char_device() || t.is_block_device() {
-            return "a device";
-        }
-        if t.is_socket() {
-            return "a socket";
-        }
-    }
-    if t.is_dir() {
-        "a directory"
-    } else if t.is_symlink() {
-        "a symbolic link"
-    } else {
-        "a special file"
-    }
 }
 
 /// Parses a model file's bytes; `path` only names it in errors.

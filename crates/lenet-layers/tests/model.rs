@@ -392,21 +392,6 @@ fn bad_model_files_are_typed_errors() {
     ));
 }
 
-#[test]
-fn stale_temporary_files_of_dead_processes_are_removed() {
-    let dir = tempfile::tempdir().unwrap();
-    let dead = dir.path().join(".model.safetensors.tmp-999999999"); // above any Linux pid_max
-    let ours = dir
-        .path()
-        .join(format!(".metrics.csv.tmp-{}", std::process::id()));
-    let keep = dir.path().join("model.safetensors");
-    for f in [&dead, &ours, &keep] {
-        std::fs::write(f, b"partial").unwrap();
-    }
-    assert_eq!(model_file::remove_stale_temps(dir.path()).unwrap(), 1);
-    assert!(!dead.exists() && ours.exists() && keep.exists());
-}
-
 /// `predict` on a large batch (chunks over threads, each on a copy of the network)
 /// gives what one forward pass per chunk gives, on any thread count, and follows
 /// parameter changes made between calls (the copies are refreshed).

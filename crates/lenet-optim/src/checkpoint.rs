@@ -12,7 +12,7 @@
 
 use std::path::{Path, PathBuf};
 
-use lenet_layers::model_file::{read_capped, write_atomic};
+use lenet_fs::{read_capped, write_atomic, FsError};
 use lenet_layers::{LeNet5, ModelConfig, ModelError};
 use serde::{Deserialize, Serialize};
 
@@ -276,8 +276,8 @@ pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Checkpoint, CheckpointErr
 /// Writes a checkpoint atomically (temporary file, sync, rename).
 pub fn save(ck: &Checkpoint, path: &Path) -> Result<(), CheckpointError> {
     write_atomic(path, &to_bytes(ck)).map_err(|e| match e {
-        ModelError::Io { path, source } => CheckpointError::Io { path, source },
-        other => CheckpointError::Model(other),
+        FsError::Io { path, source } => CheckpointError::Io { path, source },
+        other => CheckpointError::Model(other.into()),
     })
 }
 
@@ -285,13 +285,13 @@ pub fn save(ck: &Checkpoint, path: &Path) -> Result<(), CheckpointError> {
 /// Only a regular file is read, and at most [`MAX_PAYLOAD`] plus the header.
 pub fn load(path: &Path) -> Result<Checkpoint, CheckpointError> {
     let bytes = read_capped(path, MAX_PAYLOAD + HEADER_LEN as u64).map_err(|e| match e {
-        ModelError::Io { path, source } => CheckpointError::Io { path, source },
-        ModelError::TooLarge { path, len, .. } => CheckpointError::Truncated {
+        FsError::Io { path, source } => CheckpointError::Io { path, source },
+        FsError::TooLarge { path, len, .. } => CheckpointError::Truncated {
             path,
             len,
             expected: MAX_PAYLOAD,
         },
-        other => CheckpointError::Model(other),
+        other => CheckpointError::Model(other.into()),
     })?;
     from_bytes(&bytes, path)
 }

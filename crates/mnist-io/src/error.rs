@@ -143,12 +143,16 @@ pub enum MnistError {
         tried: String,
     },
 
-    /// The path names a directory, FIFO, device, socket or symbolic link: only
-    /// regular files are read, or replaced.
-    #[error("{path}: not a regular file (a directory, FIFO, device, socket or link); refusing to use it")]
+    /// The path names a directory, FIFO, device, socket or (for an output) a
+    /// symbolic link: only regular files are read, or replaced.
+    #[error("{}: {kind}, not a regular file: {what}", path.display())]
     NotRegular {
         /// The path.
         path: PathBuf,
+        /// What it is ("a directory", "a FIFO", "a symbolic link", ...).
+        kind: &'static str,
+        /// What was refused ("refusing to read it", "refusing to replace it").
+        what: &'static str,
     },
 
     /// A caller-supplied argument is unusable (batch size 0, limit 0, ...).
@@ -162,4 +166,17 @@ pub type Result<T, E = MnistError> = std::result::Result<T, E>;
 pub(crate) fn io_err(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> MnistError {
     let path = path.into();
     move |source| MnistError::Io { path, source }
+}
+
+impl From<lenet_fs::FsError> for MnistError {
+    fn from(e: lenet_fs::FsError) -> Self {
+        match e {
+            lenet_fs::FsError::Io { path, source } => MnistError::Io { path, source },
+            lenet_fs::FsError::NotRegular { path, kind, what } => MnistError::NotRegular { path, kind, what },
+            lenet_fs::FsError::TooLarge { path, len, limit } => MnistError::Io {
+                path,
+                source: std::io::Error::other(format!("more than {limit} bytes (read {len})")),
+            },
+        }
+    }
 }

@@ -98,9 +98,7 @@ pub fn is_gzip(prefix: &[u8]) -> bool {
 /// length when the file is not compressed (then it is the exact payload length).
 pub fn open_decompressed(path: &Path) -> Result<(Box<dyn Read>, Option<u64>)> {
     // checked before opening: opening a FIFO blocks, and a device never ends
-    if !std::fs::metadata(path).map_err(io_err(path))?.is_file() {
-        return Err(MnistError::NotRegular { path: path.into() });
-    }
+    lenet_fs::ensure_regular(path)?;
     let file = File::open(path).map_err(io_err(path))?;
     let len = file.metadata().map_err(io_err(path))?.len();
     let (reader, gz) = gunzip_if_gzip(BufReader::with_capacity(1 << 16, file)).map_err(io_err(path))?;

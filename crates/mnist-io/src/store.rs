@@ -6,7 +6,7 @@
 //! beside it, hashed on the way, and renamed into place only when the SHA-256 of
 //! the decompressed bytes matches.
 
-use std::fs::{self, File};
+use std::fs;
 use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -178,64 +178,27 @@ pub(crate) fn install_verified(
     spec: &FileSpec,
     progress: &mut dyn Progress,
 ) -> Result<()> {
-    let final_path = dst.join(spec.name);
-    refuse_non_regular(&final_path)?;
-    let tmp_path = dst.join(format!(".{}.partial-{}", spec.name, std::process::id()));
+    let out = lenet_fs::AtomicFile::create(&dst.join(spec.name))?;
     progress.begin(spec.name, Some(spec.len));
-    let result = write_hashed(reader, compressed, source, &tmp_path, spec, progress).and_then(|()| {
-        fs::rename(&tmp_path, &final_path).map_err(io_err(&final_path))?;
-        // Make the rename itself durable.
-        if let Ok(d) = File::open(dst) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    });
+    let result = write_hashed(reader, compressed, source, out, spec, progress);
     progress.end();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp_path);
-    }
     result
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same folder, synced
-/// and then renamed over `path`: a reader sees the old file or the new one.
+/// Writes `bytes` to `path` atomically ([`lenet_fs::write_atomic`]).
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    refuse_non_regular(path)?;
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".mnist-io-")
-        .tempfile_in(dir)
-        .map_err(io_err(dir))?;
-    tmp.write_all(bytes).map_err(io_err(tmp.path()))?;
-    tmp.as_file().sync_all().map_err(io_err(tmp.path()))?;
-    tmp.persist(path).map_err(|e| MnistError::Io {
-        path: path.into(),
-        source: e.error,
-    })?;
-    Ok(())
-}
-
-/// An output path may be absent or a regular file: a link, directory, FIFO or
-/// device there is never replaced.
-fn refuse_non_regular(path: &Path) -> Result<()> {
-    match fs::symlink_metadata(path) {
-        Ok(meta) if !meta.file_type().is_file() => Err(MnistError::NotRegular { path: path.into() }),
-        _ => Ok(()),
-    }
+    Ok(lenet_fs::write_atomic(path, bytes)?)
 }
 
 fn write_hashed(
     reader: impl Read,
     compressed: bool,
     source: &Path,
-    tmp_path: &Path,
+    file: lenet_fs::AtomicFile,
     spec: &FileSpec,
     progress: &mut dyn Progress,
 ) -> Result<()> {
-    let file = File::create(tmp_path).map_err(io_err(tmp_path))?;
+    let tmp_path = file.temp_path().to_path_buf();
     let mut out = BufWriter::with_capacity(1 << 16, file);
     let mut hasher = Sha256::new();
     // Never write more than one byte past the expected length (gzip bombs, wrong files).
@@ -244,7 +207,7 @@ fn write_hashed(
     let mut len = 0u64;
     while let Some(n) = read_chunk(&mut reader, &mut buf, compressed, source)? {
         hasher.update(&buf[..n]);
-        out.write_all(&buf[..n]).map_err(io_err(tmp_path))?;
+        out.write_all(&buf[..n]).map_err(io_err(&tmp_path))?;
         len += n as u64;
         progress.advance(n as u64);
     }
@@ -263,12 +226,12 @@ fn write_hashed(
             actual,
         });
     }
+    // only bytes of the right length and hash land at the final path
     let file = out.into_inner().map_err(|e| MnistError::Io {
-        path: tmp_path.into(),
+        path: tmp_path,
         source: e.into_error(),
     })?;
-    file.sync_all().map_err(io_err(tmp_path))?;
-    Ok(())
+    Ok(file.commit()?)
 }
 
 /// Reads the next chunk of decompressed bytes (`None` at the end); a failure is
