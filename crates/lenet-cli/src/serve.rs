@@ -269,6 +269,13 @@ impl AppState {
     }
 }
 
+/// The server's whole HTTP surface (pages, API, limits, request log) as one
+/// service over `model` with `workers` inference threads, without a socket: what
+/// [`serve`] runs behind its listener, and what the `http` fuzz target calls.
+pub fn app(model: LeNet5, workers: usize) -> Result<Router> {
+    Ok(router(Arc::new(AppState::new(model, workers.max(1))?)))
+}
+
 fn router(state: Arc<AppState>) -> Router {
     let not_allowed = |allow: &'static str| {
         move |method: Method, uri: Uri| async move {
