@@ -60,7 +60,7 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    let command = Cli::command();
+    let command = Cli::command().mut_subcommand("train", |c| c.after_long_help(train::presets_help()));
     let train_args: Vec<String> = command
         .find_subcommand("train")
         .map(|c| {

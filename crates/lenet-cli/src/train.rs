@@ -8,11 +8,11 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use lenet_layers::{model_file, Activation, Algo, Init, LeNet5, Loss, ModelConfig, Output, Pooling};
+use lenet_layers::{model_file, Activation, Algo, Init, LeNet5, Loss, ModelConfig, Output, Pooling, Preset};
 use lenet_optim::checkpoint::{self, Checkpoint};
 use lenet_optim::{
-    Control, EpochMetrics, EvalSets, HessianMode, Method, Observer, Optimizer, OptimizerConfig, Outcome,
-    Progress, Recipe, Schedule, TrainConfig, TrainData, Trainer,
+    Control, EpochMetrics, EvalSets, HessianMode, Method, Observer, OptimizerConfig, Outcome, Progress,
+    Recipe, Schedule, TrainData, Trainer,
 };
 use mnist_io::TrainSet;
 use mnist_io::{Distortion, MnistError, TrainTest};
@@ -24,9 +24,10 @@ use crate::report;
 /// Flags of `lenet train`.
 #[derive(Args, Debug, Clone, Serialize, Deserialize)]
 pub struct TrainArgs {
-    /// Model preset: classic (the 1998 paper), modern (ReLU, max pooling, softmax), seed2018 (the NumPy original)
-    #[arg(long, default_value = "classic")]
-    pub model: String,
+    /// Model preset, with its training recipe (listed below; every other flag changes
+    /// one setting of it)
+    #[arg(long, default_value = "classic", value_parser = preset_parser())]
+    pub model: Preset,
     /// Pooling layers S2/S4: subsample | avg | max | avg2018 (avg with the NumPy original's
     /// second-derivative bug) [default: the preset's]
     #[arg(long)]
@@ -52,42 +53,47 @@ pub struct TrainArgs {
     /// Kernel implementation: naive | im2col | parallel
     #[arg(long, default_value = "parallel")]
     pub kernels: String,
-    /// Optimizer: sdlm (the paper) | momentum | sgd
-    #[arg(long, default_value = "sdlm")]
-    pub optimizer: String,
-    /// Learning rate of the first epoch (SDLM: epsilon; later epochs follow the schedule's shape) [default: sdlm 0.0005, momentum/sgd 0.01]
+    /// Optimizer: sdlm (the paper) | momentum | sgd [default: the preset's]; another
+    /// optimizer than the preset's starts from its own defaults (sdlm: the paper's
+    /// schedule from 0.0005; momentum 0.9 and sgd: 0.01 constant)
     #[arg(long)]
+    pub optimizer: Option<String>,
+    /// Learning rate of the first epoch; later epochs keep the schedule's shape
+    /// [default: the preset's]
+    #[arg(long, allow_negative_numbers = true)]
     pub lr: Option<f32>,
-    /// Learning-rate schedule: paper (the paper's epsilon steps, scaled so epoch 1 gets --lr) | constant |
-    /// explicit steps "EPOCH=RATE,EPOCH=RATE,..." (e.g. "1=2e-5,3=1e-5,9=2e-6"; --lr is then ignored)
-    /// [default: paper for sdlm, constant otherwise]
+    /// Learning-rate schedule: paper (the paper's epsilon steps: 0.0005, 0.0002 from
+    /// epoch 3, ...) | constant | explicit steps "EPOCH=RATE,EPOCH=RATE,..." (e.g.
+    /// "1=2e-5,3=1e-5,9=2e-6"; not with --lr) [default: the preset's]
     #[arg(long)]
     pub schedule: Option<String>,
-    /// Momentum (momentum optimizer; with sdlm, SDLM with momentum) [default: 0.9 for momentum, 0 for sdlm]
-    #[arg(long)]
+    /// Momentum, 0 to below 1 (momentum optimizer; with sdlm, SDLM with momentum)
+    /// [default: the preset's]
+    #[arg(long, allow_negative_numbers = true)]
     pub momentum: Option<f32>,
     /// SDLM's mu, added to each h_kk: one number, or steps by epoch "EPOCH=MU,..." like
-    /// --schedule's. The paper's 0.02 from the first pass diverges from the fan-in init
-    /// (the lower layers' h_kk are ~1e-5, so mu alone sets their step, epsilon/mu). The
-    /// default keeps mu 1.0 for passes 1-8 and takes the paper's 0.02 from pass 9, when
-    /// epsilon has decayed to 5e-5: over seeds 1-20, 0.99% test error against 1.07% for
-    /// mu 1.0 throughout (measured on commit 2abe04d's kernels); see docs/results.md
-    #[arg(long, default_value = "1=1.0,9=0.02")]
-    pub mu: String,
+    /// --schedule's [default: the preset's; classic: 1.0 for passes 1-8, then the
+    /// paper's 0.02, because the paper's 0.02 from the first pass diverges (the lower
+    /// layers' h_kk are ~1e-5, so mu alone sets their step, epsilon/mu); see
+    /// docs/results.md]
+    #[arg(long, allow_negative_numbers = true)]
+    pub mu: Option<String>,
     /// How SDLM turns h_kk into steps: per-parameter (the paper, eps/(mu+h_kk)) |
     /// tensor-sum (the NumPy original's bug: one rate eps/(mu+sum h) per tensor)
-    #[arg(long, default_value = "per-parameter")]
-    #[serde(default = "per_parameter")]
-    pub hessian_mode: String,
+    /// [default: the preset's]
+    #[arg(long)]
+    pub hessian_mode: Option<String>,
     /// Training patterns on which SDLM re-estimates h_kk before each epoch
-    #[arg(long, default_value_t = 500)]
-    pub hessian_samples: usize,
-    /// Passes over the training set (1 to 10000)
-    #[arg(long, default_value_t = 20, value_parser = crate::limits::epochs)]
-    pub epochs: usize,
+    /// [default: the preset's, 500]
+    #[arg(long)]
+    pub hessian_samples: Option<usize>,
+    /// Passes over the training set (1 to 10000) [default: the preset's, 20]
+    #[arg(long, value_parser = crate::limits::epochs)]
+    pub epochs: Option<usize>,
     /// Patterns per update (1 = the paper's pure per-sample updates; up to 65536)
-    #[arg(long, default_value_t = 1, value_parser = crate::limits::batch_size)]
-    pub batch_size: usize,
+    /// [default: the preset's: classic 1, modern 32, seed2018 256]
+    #[arg(long, value_parser = crate::limits::batch_size)]
+    pub batch_size: Option<usize>,
     /// Worker threads (1 to 256) [default: all cores]
     #[arg(long, value_parser = crate::limits::threads)]
     pub threads: Option<usize>,
@@ -126,6 +132,11 @@ pub struct TrainArgs {
     #[arg(long, conflicts_with = "resume")]
     #[serde(default)]
     pub overwrite: bool,
+    /// Print the resolved settings (the preset's recipe with every flag applied) as
+    /// JSON, and stop before reading data or writing anything
+    #[arg(long)]
+    #[serde(default)]
+    pub dry_run: bool,
     /// Print nothing but errors
     #[arg(long)]
     pub quiet: bool,
@@ -138,13 +149,7 @@ pub struct TrainArgs {
 impl TrainArgs {
     /// The model configuration these flags describe.
     pub fn model_config(&self) -> Result<ModelConfig> {
-        let mut c = ModelConfig::preset(&self.model).with_context(|| {
-            format!(
-                "unknown model preset {:?} (classic, modern, seed2018)",
-                self.model
-            )
-        })?;
-        let mut custom = false;
+        let mut c = self.model.config();
         if let Some(p) = &self.pooling {
             c.pooling = match p.as_str() {
                 "subsample" => Pooling::Subsample,
@@ -153,11 +158,9 @@ impl TrainArgs {
                 "max" => Pooling::Max,
                 _ => bail!("unknown pooling {p:?} (subsample, avg, max, avg2018)"),
             };
-            custom = true;
         }
         if let Some(a) = &self.activation {
             c.activation = a.parse::<Activation>().map_err(anyhow::Error::msg)?;
-            custom = true;
         }
         if let Some(t) = &self.c3_table {
             c.c3_table = match t.as_str() {
@@ -165,11 +168,9 @@ impl TrainArgs {
                 "off" => false,
                 _ => bail!("--c3-table takes on or off, not {t:?}"),
             };
-            custom = true;
         }
         if let Some(i) = &self.init {
             c.init = parse_init(i)?;
-            custom = true;
         }
         if let Some(o) = &self.output {
             (c.output, c.loss) = match o.as_str() {
@@ -177,7 +178,6 @@ impl TrainArgs {
                 "softmax" => (Output::Softmax, Loss::SoftmaxCrossEntropy),
                 _ => bail!("unknown output {o:?} (rbf, softmax)"),
             };
-            custom = true;
         }
         if let Loss::Map { j } = &mut c.loss {
             if !(self.map_j.is_finite() && self.map_j >= 0.0) {
@@ -186,67 +186,214 @@ impl TrainArgs {
             *j = self.map_j;
         }
         c.algo = self.kernels.parse::<Algo>().map_err(anyhow::Error::msg)?;
-        if custom {
-            c.preset = format!("{}+custom", c.preset);
-        }
         c.validate().map_err(anyhow::Error::msg)?;
         Ok(c)
     }
 
-    /// The optimizer these flags describe.
-    pub fn optimizer_config(&self) -> Result<OptimizerConfig> {
-        let momentum = |default: f32| -> Result<f32> {
-            let m = self.momentum.unwrap_or(default);
+    /// The training recipe these flags describe: the preset's
+    /// ([`Recipe::for_preset`]), with each flag given replacing one setting.
+    pub fn recipe(&self) -> Result<Recipe> {
+        let mut recipe = Recipe::for_preset(self.model);
+        let kind = |m: &Method| match m {
+            Method::Sdlm { .. } => "sdlm",
+            Method::Momentum { .. } => "momentum",
+            Method::Sgd => "sgd",
+        };
+        let opt = &mut recipe.optimizer;
+        if let Some(name) = &self.optimizer {
+            if name != kind(&opt.method) {
+                *opt = match name.as_str() {
+                    "sdlm" => OptimizerConfig {
+                        method: Method::sdlm(),
+                        schedule: Schedule::paper(),
+                    },
+                    "momentum" => OptimizerConfig {
+                        method: Method::Momentum { momentum: 0.9 },
+                        schedule: Schedule::constant(0.01),
+                    },
+                    "sgd" => OptimizerConfig {
+                        method: Method::Sgd,
+                        schedule: Schedule::constant(0.01),
+                    },
+                    other => bail!("unknown optimizer {other:?} (sdlm, momentum, sgd)"),
+                };
+            }
+        }
+        if let Some(m) = self.momentum {
             if !(m.is_finite() && (0.0..1.0).contains(&m)) {
                 bail!("--momentum must be in [0, 1), not {m}");
             }
-            Ok(m)
-        };
-        let (method, default_lr, default_schedule) = match self.optimizer.as_str() {
-            "sdlm" => (
-                Method::Sdlm {
-                    mu: parse_mu(&self.mu)?,
-                    momentum: momentum(0.0)?,
-                    samples: self.hessian_samples.max(1),
-                    mode: match self.hessian_mode.as_str() {
+            match &mut opt.method {
+                Method::Sdlm { momentum, .. } | Method::Momentum { momentum } => *momentum = m,
+                Method::Sgd => bail!("--momentum needs the sdlm or momentum optimizer, not sgd"),
+            }
+        }
+        let current = kind(&opt.method);
+        let sdlm_only = |flag: &str| anyhow::anyhow!("{flag} is a setting of SDLM, not of {current}");
+        match &mut opt.method {
+            Method::Sdlm {
+                mu, samples, mode, ..
+            } => {
+                if let Some(text) = &self.mu {
+                    *mu = parse_mu(text)?;
+                }
+                if let Some(n) = self.hessian_samples {
+                    if n == 0 {
+                        bail!("--hessian-samples must be at least 1");
+                    }
+                    *samples = n;
+                }
+                if let Some(text) = &self.hessian_mode {
+                    *mode = match text.as_str() {
                         "per-parameter" => HessianMode::PerParameter,
                         "tensor-sum" => HessianMode::TensorSum,
                         other => bail!("unknown --hessian-mode {other:?} (per-parameter, tensor-sum)"),
-                    },
-                },
-                5e-4,
-                "paper",
-            ),
-            "momentum" => (
-                Method::Momentum {
-                    momentum: momentum(0.9)?,
-                },
-                0.01,
-                "constant",
-            ),
-            "sgd" => (Method::Sgd, 0.01, "constant"),
-            other => bail!("unknown optimizer {other:?} (sdlm, momentum, sgd)"),
-        };
-        let lr = positive_finite("--lr", self.lr.unwrap_or(default_lr))?;
-        let schedule = match self.schedule.as_deref().unwrap_or(default_schedule) {
-            "paper" => Schedule::paper().scaled(lr / 5e-4),
-            "constant" => Schedule::constant(lr),
-            steps if steps.contains('=') => parse_steps(steps)?,
-            other => bail!("unknown schedule {other:?} (paper, constant, or EPOCH=RATE,...)"),
-        };
-        if self.hessian_samples == 0 {
-            bail!("--hessian-samples must be at least 1");
+                    };
+                }
+            }
+            _ if self.mu.is_some() => return Err(sdlm_only("--mu")),
+            _ if self.hessian_samples.is_some() => return Err(sdlm_only("--hessian-samples")),
+            _ if self.hessian_mode.is_some() => return Err(sdlm_only("--hessian-mode")),
+            _ => {}
         }
-        Ok(OptimizerConfig { method, schedule })
+        let first = opt.schedule.at(1);
+        match self.schedule.as_deref() {
+            None => {}
+            Some("paper") => opt.schedule = Schedule::paper().scaled(first / 5e-4),
+            Some("constant") => opt.schedule = Schedule::constant(first),
+            Some(steps) if steps.contains('=') => {
+                if self.lr.is_some() {
+                    bail!("--schedule {steps:?} gives every epoch's rate; leave out --lr");
+                }
+                opt.schedule = parse_steps(steps)?;
+            }
+            Some(other) => bail!("unknown schedule {other:?} (paper, constant, or EPOCH=RATE,...)"),
+        }
+        if let Some(lr) = self.lr {
+            let lr = positive_finite("--lr", lr)?;
+            let first = opt.schedule.at(1);
+            opt.schedule = opt.schedule.clone().scaled(lr / first);
+        }
+        if let Some(epochs) = self.epochs {
+            recipe.train.epochs = epochs;
+        }
+        if let Some(batch) = self.batch_size {
+            recipe.train.batch_size = batch;
+        }
+        Ok(recipe)
     }
+}
+
+/// `--model`'s parser: the preset names, listed in `--help`.
+fn preset_parser() -> impl clap::builder::TypedValueParser<Value = Preset> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(Preset::ALL.map(Preset::name))
+        .try_map(|name| name.parse::<Preset>())
+}
+
+/// What `lenet train --help` says of each preset's recipe, from the library's values.
+pub fn presets_help() -> String {
+    let mut text = String::from("Presets and the recipes they train with (flags change one setting each):\n");
+    for preset in Preset::ALL {
+        let c = preset.config();
+        let r = Recipe::for_preset(preset);
+        let method = match &r.optimizer.method {
+            Method::Sdlm {
+                mu,
+                momentum,
+                samples,
+                mode,
+            } => format!(
+                "sdlm (mu {}, h_kk from {samples} patterns, {}{})",
+                steps_text(mu),
+                match mode {
+                    HessianMode::PerParameter => "per-parameter",
+                    HessianMode::TensorSum => "tensor-sum",
+                },
+                if *momentum > 0.0 {
+                    format!(", momentum {momentum}")
+                } else {
+                    String::new()
+                }
+            ),
+            Method::Momentum { momentum } => format!("momentum {momentum}"),
+            Method::Sgd => "sgd".into(),
+        };
+        text.push_str(&format!(
+            "  {:9} {}, init {}; {method}, lr {}, batch {}, {} epochs\n",
+            preset.name(),
+            network_text(&c),
+            init_text(&c.init),
+            steps_text(&r.optimizer.schedule),
+            r.train.batch_size,
+            r.train.epochs,
+        ));
+    }
+    text.push_str("`lenet train --dry-run` prints the resolved settings of any command line.");
+    text
+}
+
+/// "1=0.0005,3=0.0002": a schedule as `--schedule` and `--mu` write it.
+fn steps_text(s: &Schedule) -> String {
+    let short = |v: f32| {
+        let text = format!("{v:.6}");
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    };
+    s.steps
+        .iter()
+        .map(|(e, v)| format!("{e}={}", short(*v)))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn init_text(init: &Init) -> String {
+    match init {
+        Init::FanIn { scale } if *scale == 2.4 => "fan-in".into(),
+        Init::FanIn { scale } => format!("fan-in (scale {scale})"),
+        Init::Torch => "torch".into(),
+        Init::Eblearn => "eblearn".into(),
+        Init::Normal { std } => format!("normal:{std}"),
+    }
+}
+
+fn network_text(c: &ModelConfig) -> String {
+    format!(
+        "{} pooling, {}, C3 table {}, {}",
+        format!("{:?}", c.pooling).to_lowercase(),
+        match c.activation {
+            Activation::ScaledTanh => "scaled tanh".to_string(),
+            Activation::Tanh => "tanh".into(),
+            Activation::Sigmoid => "sigmoid".into(),
+            Activation::Relu => "relu".into(),
+            Activation::Prelu { alpha } => format!("prelu {alpha}"),
+            Activation::Elu { alpha } => format!("elu {alpha}"),
+        },
+        if c.c3_table { "on" } else { "off" },
+        match c.output {
+            Output::Rbf => "RBF output",
+            Output::Softmax => "softmax output",
+        }
+    )
 }
 
 fn one() -> f32 {
     1.0
 }
 
-fn per_parameter() -> String {
-    "per-parameter".into()
+/// What `--dry-run` prints: every setting of the run the flags describe.
+#[derive(Serialize)]
+struct Resolved<'a> {
+    preset: Preset,
+    /// The preset's name, and the network settings the flags changed.
+    network: String,
+    model: &'a ModelConfig,
+    recipe: &'a Recipe,
+    seed: u64,
+    distortion: String,
+    validation: usize,
+    limit: Option<usize>,
+    data_dir: &'a Path,
+    resume: Option<&'a Path>,
 }
 
 /// Removes the directory when dropped if it is still empty: the output directory a
@@ -328,7 +475,9 @@ fn parse_steps(text: &str) -> Result<Schedule> {
 /// Runs `lenet train`.
 /// The flags `--resume` takes from the command line; every other setting comes
 /// from the checkpoint.
-const RESUME_FLAGS: [&str; 6] = ["resume", "data_dir", "out", "threads", "quiet", "verbose"];
+const RESUME_FLAGS: [&str; 7] = [
+    "resume", "data_dir", "out", "threads", "quiet", "verbose", "dry_run",
+];
 
 /// Runs `lenet train`; `given` names the flags given on the command line.
 pub fn run(args: TrainArgs, given: &[String]) -> Result<()> {
@@ -360,6 +509,7 @@ fn train(args: TrainArgs) -> Result<()> {
                 .with_context(|| format!("{}: checkpoint has no readable run settings", path.display()))?;
             saved.resume = args.resume.clone();
             saved.quiet = args.quiet;
+            saved.dry_run = args.dry_run;
             saved.data_dir = args.data_dir.clone();
             saved.out = Some(
                 args.out
@@ -371,23 +521,39 @@ fn train(args: TrainArgs) -> Result<()> {
         None => (args, None),
     };
     let model_config = args.model_config()?;
-    let optimizer_config = args.optimizer_config()?;
+    let recipe = args.recipe()?;
     let strength = args.distort_strength;
     // the flags are bounded by their parsers; a checkpoint's settings are not
-    crate::limits::check_run(args.batch_size, args.epochs, strength).map_err(anyhow::Error::msg)?;
+    crate::limits::check_run(recipe.train.batch_size, recipe.train.epochs, strength)
+        .map_err(anyhow::Error::msg)?;
     let distortion = match args.distort.parse::<Distortion>().map_err(anyhow::Error::msg)? {
         Distortion::Affine { .. } => Distortion::Affine { strength },
         Distortion::Elastic { .. } => Distortion::Elastic { strength },
         Distortion::None => Distortion::None,
     };
-    let train_config = TrainConfig {
-        epochs: args.epochs,
-        batch_size: args.batch_size,
-        eval_batch: Recipe::EVAL_BATCH,
-    };
-    train_config.validate().map_err(anyhow::Error::msg)?;
+    recipe.train.validate().map_err(anyhow::Error::msg)?;
     if args.limit == Some(0) {
         bail!("--limit must be at least 1");
+    }
+    if args.dry_run {
+        let resolved = Resolved {
+            preset: args.model,
+            network: model_config.describe(),
+            model: &model_config,
+            recipe: &recipe,
+            seed: args.seed,
+            distortion: match distortion {
+                Distortion::None => "none".to_string(),
+                Distortion::Affine { strength } => format!("affine, strength {strength}"),
+                Distortion::Elastic { strength } => format!("elastic, strength {strength}"),
+            },
+            validation: args.validation,
+            limit: args.limit,
+            data_dir: &args.data_dir,
+            resume: args.resume.as_deref(),
+        };
+        println!("{}", serde_json::to_string_pretty(&resolved)?);
+        return Ok(());
     }
 
     // The output directory first: an unwritable one fails before any download.
@@ -444,8 +610,8 @@ fn train(args: TrainArgs) -> Result<()> {
         }
         None => {
             let model = LeNet5::new(model_config.clone(), args.seed)?;
-            let optimizer = Optimizer::new(optimizer_config.clone(), &model);
-            (model, Trainer::new(train_config.clone(), optimizer)?)
+            let trainer = recipe.trainer(&model)?;
+            (model, trainer)
         }
     };
     report::write_json(
@@ -469,8 +635,8 @@ fn train(args: TrainArgs) -> Result<()> {
             model.config().preset,
             model.trainable_params(),
             train.len(),
-            args.epochs,
-            args.batch_size,
+            trainer.config.epochs,
+            trainer.config.batch_size,
             rayon::current_num_threads(),
             tensor_ops::isa(),
             out.display()
@@ -644,22 +810,17 @@ mod tests {
     }
 
     /// The library's recipes are what the command trains with: a program that
-    /// calls the trainer with one gets the run these flags give.
+    /// calls the trainer with a preset's recipe gets the run `--model NAME` gives,
+    /// and each flag changes one setting of it.
     #[test]
-    fn the_flags_resolve_to_the_library_recipes() {
-        let check = |flags: &[&str], recipe: Recipe| {
-            let a = args(flags);
-            assert_eq!(a.optimizer_config().unwrap(), recipe.optimizer, "{flags:?}");
-            let train = TrainConfig {
-                epochs: a.epochs,
-                batch_size: a.batch_size,
-                eval_batch: Recipe::EVAL_BATCH,
-            };
-            assert_eq!(train, recipe.train, "{flags:?}");
-        };
-        check(&[], Recipe::paper_sdlm());
-        check(
-            &[
+    fn each_preset_brings_its_recipe_and_flags_change_one_setting() {
+        let recipe = |flags: &[&str]| args(flags).recipe().unwrap();
+        assert_eq!(recipe(&[]), Recipe::paper_sdlm());
+        assert_eq!(recipe(&["--model", "modern"]), Recipe::modern_momentum());
+        assert_eq!(recipe(&["--model", "seed2018"]), Recipe::numpy_2018());
+        // the command lines the README gave before presets carried recipes
+        assert_eq!(
+            recipe(&[
                 "--model",
                 "modern",
                 "--optimizer",
@@ -667,10 +828,61 @@ mod tests {
                 "--schedule",
                 "1=0.01,11=0.003,16=0.001",
                 "--batch-size",
-                "32",
-            ],
-            Recipe::modern_momentum(),
+                "32"
+            ]),
+            Recipe::modern_momentum()
         );
+        assert_eq!(
+            recipe(&[
+                "--model",
+                "seed2018",
+                "--batch-size",
+                "256",
+                "--momentum",
+                "0.9",
+                "--hessian-mode",
+                "tensor-sum",
+                "--mu",
+                "0.02",
+                "--lr",
+                "12.8"
+            ]),
+            Recipe::numpy_2018()
+        );
+        // one flag, one setting
+        let mut want = Recipe::modern_momentum();
+        want.train.batch_size = 8;
+        assert_eq!(recipe(&["--model", "modern", "--batch-size", "8"]), want);
+        let mut want = Recipe::paper_sdlm();
+        want.optimizer.schedule = Schedule::paper().scaled(2.0);
+        assert_eq!(recipe(&["--lr", "0.001"]), want);
+        let mut want = Recipe::modern_momentum();
+        want.optimizer.schedule = Schedule::constant(0.01);
+        assert_eq!(recipe(&["--model", "modern", "--schedule", "constant"]), want);
+        // another optimizer starts from its own defaults
+        let got = recipe(&["--model", "modern", "--optimizer", "sdlm"]);
+        assert_eq!(got.optimizer.method, Method::sdlm());
+        assert_eq!(got.optimizer.schedule, Schedule::paper());
+        assert_eq!(got.train.batch_size, 32);
+    }
+
+    #[test]
+    fn settings_of_another_optimizer_and_bad_values_are_refused() {
+        let refused = |flags: &[&str], says: &str| {
+            let e = args(flags).recipe().unwrap_err().to_string();
+            assert!(e.contains(says), "{flags:?}: {e}");
+        };
+        refused(
+            &["--model", "modern", "--mu", "0.02"],
+            "--mu is a setting of SDLM",
+        );
+        refused(&["--optimizer", "sgd", "--momentum", "0.5"], "not sgd");
+        refused(&["--mu", "-1"], "--mu must be a positive finite number");
+        refused(&["--lr", "-1"], "--lr must be a positive finite number");
+        refused(&["--lr", "NaN"], "--lr must be a positive finite number");
+        refused(&["--momentum", "1"], "--momentum must be in [0, 1)");
+        refused(&["--schedule", "1=0.1", "--lr", "0.1"], "leave out --lr");
+        refused(&["--optimizer", "adam"], "unknown optimizer");
     }
 
     #[test]

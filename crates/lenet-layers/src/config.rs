@@ -54,10 +54,77 @@ pub enum Init {
     },
 }
 
+/// The named networks. Each is a [`ModelConfig`] here ([`Preset::config`]) and a
+/// training recipe in lenet-optim (`Recipe::for_preset`), so that picking a
+/// preset picks how it trains too.
+///
+/// ```
+/// use lenet_layers::{ModelConfig, Preset};
+///
+/// let preset: Preset = "modern".parse()?;
+/// assert_eq!(preset.config(), ModelConfig::modern());
+/// assert_eq!(preset.to_string(), "modern");
+/// assert!("lenet4".parse::<Preset>().is_err());
+/// # Ok::<(), lenet_layers::ConfigError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Preset {
+    /// The 1998 paper's network ([`ModelConfig::classic`]).
+    Classic,
+    /// ReLU, max pooling, softmax ([`ModelConfig::modern`]).
+    Modern,
+    /// The 2018 NumPy project, bugs and all ([`ModelConfig::seed2018`]).
+    Seed2018,
+}
+
+impl Preset {
+    /// Every preset, in the order the command lists them.
+    pub const ALL: [Preset; 3] = [Preset::Classic, Preset::Modern, Preset::Seed2018];
+
+    /// The name flags and files use.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Preset::Classic => "classic",
+            Preset::Modern => "modern",
+            Preset::Seed2018 => "seed2018",
+        }
+    }
+
+    /// The preset's network.
+    pub fn config(self) -> ModelConfig {
+        match self {
+            Preset::Classic => ModelConfig::classic(),
+            Preset::Modern => ModelConfig::modern(),
+            Preset::Seed2018 => ModelConfig::seed2018(),
+        }
+    }
+}
+
+impl std::fmt::Display for Preset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Preset {
+    type Err = ConfigError;
+
+    fn from_str(s: &str) -> Result<Self, ConfigError> {
+        Preset::ALL
+            .into_iter()
+            .find(|p| p.name() == s)
+            .ok_or_else(|| ConfigError::UnknownPreset(s.to_string()))
+    }
+}
+
 /// Every choice that shapes a LeNet-5.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelConfig {
-    /// The preset this config started from (`classic`, `modern`, `seed2018`), or `custom`.
+    /// The name of the [`Preset`] this config started from (`classic`, `modern`,
+    /// `seed2018`); [`ModelConfig::departures`] says what was changed from it.
+    /// Files written before the field was typed may carry a `+custom` suffix,
+    /// which [`ModelConfig::base_preset`] ignores.
     pub preset: String,
     /// What S2 and S4 do: trainable subsampling, average or max pooling.
     pub pooling: Pooling,
@@ -76,8 +143,13 @@ pub struct ModelConfig {
 }
 
 impl ModelConfig {
-    /// Exactly the paper: subsampling, scaled tanh, C3 table, RBF output, MAP loss
-    /// (j = 1), init uniform(+-2.4/F).
+    /// The paper's network: subsampling, scaled tanh, C3 table, RBF output, MAP
+    /// loss (j = 1), with the initialisation of the authors' own software
+    /// ([`Init::Eblearn`]). That init is the one departure from the paper's text,
+    /// chosen by validation error: the paper's uniform(+-2.4/F) shrinks the
+    /// activations layer by layer and trains to a higher error on average
+    /// (docs/results.md, "Initialisation"). [`ModelConfig::paper_literal`] is
+    /// the paper read literally.
     pub fn classic() -> Self {
         ModelConfig {
             preset: "classic".into(),
@@ -86,8 +158,17 @@ impl ModelConfig {
             c3_table: true,
             output: Output::Rbf,
             loss: Loss::Map { j: 1.0 },
-            init: Init::FanIn { scale: 2.4 },
+            init: Init::Eblearn,
             algo: Algo::Parallel,
+        }
+    }
+
+    /// Exactly the paper's text: [`ModelConfig::classic`] with the paper's
+    /// initialisation, uniform(+-2.4/F) (`lenet train --init fan-in`).
+    pub fn paper_literal() -> Self {
+        ModelConfig {
+            init: Init::FanIn { scale: 2.4 },
+            ..Self::classic()
         }
     }
 
@@ -123,11 +204,47 @@ impl ModelConfig {
 
     /// A preset by name.
     pub fn preset(name: &str) -> Option<Self> {
-        match name {
-            "classic" => Some(Self::classic()),
-            "modern" => Some(Self::modern()),
-            "seed2018" => Some(Self::seed2018()),
-            _ => None,
+        name.parse::<Preset>().ok().map(Preset::config)
+    }
+
+    /// The preset this config started from, if its name is one.
+    pub fn base_preset(&self) -> Option<Preset> {
+        self.preset
+            .strip_suffix("+custom")
+            .unwrap_or(&self.preset)
+            .parse()
+            .ok()
+    }
+
+    /// The settings in which this config departs from its preset, by name
+    /// (`pooling`, `activation`, `c3_table`, `output`, `loss`, `init`); empty
+    /// for a preset as it is. The kernel choice is not part of a network.
+    pub fn departures(&self) -> Vec<&'static str> {
+        let Some(base) = self.base_preset().map(Preset::config) else {
+            return vec!["preset"];
+        };
+        [
+            ("pooling", self.pooling != base.pooling),
+            ("activation", self.activation != base.activation),
+            ("c3_table", self.c3_table != base.c3_table),
+            ("output", self.output != base.output),
+            ("loss", self.loss != base.loss),
+            ("init", self.init != base.init),
+        ]
+        .into_iter()
+        .filter_map(|(name, differs)| differs.then_some(name))
+        .collect()
+    }
+
+    /// "classic", or "classic with init, pooling changed": for messages.
+    pub fn describe(&self) -> String {
+        let name: &str = match self.base_preset() {
+            Some(p) => p.name(),
+            None => &self.preset,
+        };
+        match self.departures() {
+            d if d.is_empty() => name.to_string(),
+            d => format!("{name} with {} changed", d.join(", ")),
         }
     }
 
@@ -170,7 +287,7 @@ impl ModelConfig {
 }
 
 /// A model configuration whose parts do not fit together.
-#[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ConfigError {
     /// RBF penalties are not logits.
     #[error("an RBF output needs the MAP or MSE loss, not softmax cross-entropy")]
@@ -190,6 +307,9 @@ pub enum ConfigError {
         /// The largest accepted.
         hi: f32,
     },
+    /// A name that is not a preset.
+    #[error("unknown preset {0:?} (classic, modern, seed2018)")]
+    UnknownPreset(String),
 }
 
 /// The paper's C3 table (Table I): which S2 maps feed each C3 map. Defined with

@@ -32,7 +32,7 @@ pub mod param;
 pub mod pool;
 pub mod rbf;
 
-pub use config::{ConfigError, Init, ModelConfig, Output, Pooling, C3_TABLE};
+pub use config::{ConfigError, Init, ModelConfig, Output, Pooling, Preset, C3_TABLE};
 pub use error::ModelError;
 pub use layer::Layer;
 pub use loss::{BatchStats, Loss};

@@ -14,7 +14,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use lenet_layers::LeNet5;
+use lenet_layers::{LeNet5, Preset};
 use serde::{Deserialize, Serialize};
 
 use crate::optimizer::{HessianMode, Method, Optimizer, OptimizerConfig};
@@ -69,6 +69,48 @@ impl Recipe {
                 batch_size: 32,
                 eval_batch: Self::EVAL_BATCH,
             },
+        }
+    }
+
+    /// The 2018 NumPy project's training, which `seed2018` reproduces: SDLM with
+    /// momentum 0.9 at batch 256, one rate per tensor from the summed h_kk
+    /// ([`HessianMode::TensorSum`], its bug), mu 0.02 throughout, and the paper's
+    /// epsilon shape scaled to 12.8 in the first epoch, for 20 epochs.
+    pub fn numpy_2018() -> Self {
+        Recipe {
+            optimizer: OptimizerConfig {
+                method: Method::Sdlm {
+                    mu: Schedule::constant(0.02),
+                    momentum: 0.9,
+                    samples: 500,
+                    mode: HessianMode::TensorSum,
+                },
+                schedule: Schedule::paper().scaled(12.8 / 5e-4),
+            },
+            train: TrainConfig {
+                epochs: 20,
+                batch_size: 256,
+                eval_batch: Self::EVAL_BATCH,
+            },
+        }
+    }
+
+    /// The recipe a preset trains with when no flag changes it (`lenet train
+    /// --model NAME`): [`Recipe::paper_sdlm`] for `classic`,
+    /// [`Recipe::modern_momentum`] for `modern`, [`Recipe::numpy_2018`] for
+    /// `seed2018`.
+    ///
+    /// ```
+    /// use lenet_layers::Preset;
+    /// use lenet_optim::Recipe;
+    ///
+    /// assert_eq!(Recipe::for_preset(Preset::Modern).train.batch_size, 32);
+    /// ```
+    pub fn for_preset(preset: Preset) -> Self {
+        match preset {
+            Preset::Classic => Self::paper_sdlm(),
+            Preset::Modern => Self::modern_momentum(),
+            Preset::Seed2018 => Self::numpy_2018(),
         }
     }
 
