@@ -120,7 +120,11 @@ fn run(task: Task) -> Result<()> {
             dataset,
         } => {
             let dir = dir.unwrap_or_else(|| PathBuf::from("data").join(dataset.name()));
-            let source = FetchSource { from, mirror };
+            let source = FetchSource {
+                from,
+                mirror,
+                split: None,
+            };
             let report = fetch(&dir, dataset, &source, &mut BarProgress::default())
                 .with_context(|| format!("fetching {dataset} into {}", dir.display()))?;
             println!("{dataset}: {} in {}", report.summary(), dir.display());

@@ -6,54 +6,73 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use lenet_layers::{model_file, LeNet5, Prediction, INPUT_LEN};
 use lenet_optim::checkpoint;
-use mnist_io::{Dataset, InputSpec, TrainTest};
+use mnist_io::{Dataset, InputSpec};
 use serde::Serialize;
 
-use crate::dataset::load_or_fetch;
+use crate::dataset::load_test_or_fetch;
 use crate::plots::{self, Tile};
 use mnist_io::digit::decode_digit;
 
-/// The shipped model, used when `--model` is not given.
-pub const DEFAULT_MODEL: &str = "models/lenet5-classic.safetensors";
+/// The shipped models, by the name `--model` takes for them.
+pub const SHIPPED_MODELS: [(&str, &str); 2] = [
+    ("classic", "models/lenet5-classic.safetensors"),
+    ("modern", "models/lenet5-modern.safetensors"),
+];
 
 /// `--model`, `--preset`, `--threads`: how a command gets its network.
 #[derive(Args, Debug, Clone)]
 pub struct ModelArgs {
-    /// Model file (safetensors) [default: models/lenet5-classic.safetensors, the shipped model]
-    #[arg(long)]
-    pub model: Option<PathBuf>,
-    /// Refuse a model file of another preset than this one (classic, modern, seed2018)
-    #[arg(long)]
-    pub preset: Option<String>,
+    /// The network: classic or modern (the shipped models in models/), or the path of a
+    /// model file (safetensors; write ./classic for a file of that name)
+    #[arg(long, default_value = "classic", value_name = "classic|modern|PATH")]
+    pub model: String,
+    /// Refuse a model file of another preset than this one
+    #[arg(long, value_parser = crate::train::preset_parser())]
+    pub preset: Option<lenet_layers::Preset>,
     /// Worker threads (1 to 256) [default: all cores]
     #[arg(long, value_parser = crate::limits::threads)]
     pub threads: Option<usize>,
 }
 
 impl ModelArgs {
-    /// Loads the model (and sizes the thread pool).
-    pub fn load(&self) -> Result<LeNet5> {
-        crate::set_threads(self.threads)?;
-        let path = match &self.model {
-            Some(p) => p.clone(),
-            None => {
-                // from the repository root, or wherever the binary was built from
-                let here = PathBuf::from(DEFAULT_MODEL);
-                let built = Path::new(env!("CARGO_MANIFEST_DIR"))
-                    .join("../..")
-                    .join(DEFAULT_MODEL);
+    /// The model file `--model` names: a shipped model's file (from the working
+    /// directory, or else from the source tree the binary was built from), or the path.
+    pub fn path(&self) -> PathBuf {
+        match SHIPPED_MODELS.iter().find(|(name, _)| *name == self.model) {
+            Some((_, file)) => {
+                let here = PathBuf::from(file);
+                let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(file);
                 if here.exists() || !built.exists() {
                     here
                 } else {
                     built
                 }
             }
-        };
-        let model = model_file::load(&path).with_context(|| format!("loading model {}", path.display()))?;
-        if let Some(want) = &self.preset {
-            let have = &model.config().preset;
-            if have.split('+').next() != Some(want.as_str()) {
-                bail!("{}: the model is a {have} network, not {want}", path.display());
+            None => PathBuf::from(&self.model),
+        }
+    }
+
+    /// Loads the model (and sizes the thread pool).
+    pub fn load(&self) -> Result<LeNet5> {
+        crate::set_threads(self.threads)?;
+        let path = self.path();
+        let model = model_file::load(&path).map_err(|e| match e {
+            // a checkpoint is not a model file, but holds one
+            lenet_layers::ModelError::Format { .. } if checkpoint::looks_like(&path) => anyhow::anyhow!(
+                "{} is a training checkpoint, not a model file; write its model with \
+                 `lenet export --checkpoint {} --out model.safetensors`",
+                path.display(),
+                path.display()
+            ),
+            e => anyhow::Error::new(e).context("loading the model"),
+        })?;
+        if let Some(want) = self.preset {
+            if model.config().base_preset() != Some(want) {
+                bail!(
+                    "{}: the model is {}, not a {want} network",
+                    path.display(),
+                    model.config().describe()
+                );
             }
         }
         Ok(model)
@@ -131,7 +150,7 @@ struct EvalReport {
 
 pub fn eval(args: EvalArgs) -> Result<()> {
     let mut model = args.model.load()?;
-    let TrainTest { test, .. } = load_or_fetch(&args.data_dir, args.json)?;
+    let test = load_test_or_fetch(&args.data_dir, args.json)?;
     if test.is_empty() {
         bail!("the test set in {} holds no images", args.data_dir.display());
     }
@@ -248,6 +267,7 @@ pub fn eval(args: EvalArgs) -> Result<()> {
 
 // ---------------------------------------------------------------- predict
 
+/// Flags of `lenet predict`.
 #[derive(Args, Debug)]
 pub struct PredictArgs {
     #[command(flatten)]
@@ -282,7 +302,7 @@ pub fn predict(args: PredictArgs) -> Result<()> {
     let mut model = args.model.load()?;
     let mut inputs: Vec<(String, Vec<u8>, Option<u8>)> = Vec::new();
     if let Some(n) = args.idx_index {
-        let TrainTest { test, .. } = load_or_fetch(&args.data_dir, args.json)?;
+        let test = load_test_or_fetch(&args.data_dir, args.json)?;
         if n >= test.len() {
             bail!(
                 "--idx-index {n} is out of range: the test set has {} images (0..{})",
@@ -308,6 +328,9 @@ pub fn predict(args: PredictArgs) -> Result<()> {
                 class: usize,
                 scores: &'a [f32],
                 probabilities: &'a [f32],
+                /// RBF + MAP only: the "none of these" class's share
+                #[serde(skip_serializing_if = "Option::is_none")]
+                rejection: Option<f32>,
                 #[serde(skip_serializing_if = "Option::is_none")]
                 label: Option<u8>,
             }
@@ -316,6 +339,7 @@ pub fn predict(args: PredictArgs) -> Result<()> {
                 class: p.class,
                 scores: &p.scores,
                 probabilities: &p.probabilities,
+                rejection: rejection(&p.probabilities, &model),
                 label,
             };
             println!("{}", serde_json::to_string(&out)?);
@@ -343,9 +367,19 @@ pub fn predict(args: PredictArgs) -> Result<()> {
                     .collect::<Vec<_>>()
                     .join(" ")
             );
+            if let Some(r) = rejection(&p.probabilities, &model) {
+                println!("  none of these: {r:.3} (the MAP criterion's rejection class, penalty j; the ten above and this sum to 1)");
+            }
         }
     }
     Ok(())
+}
+
+/// With the MAP criterion the ten class probabilities leave room for an eleventh,
+/// "none of these" (penalty j): what they do not cover. `None` for other losses.
+fn rejection(probabilities: &[f32], model: &LeNet5) -> Option<f32> {
+    matches!(model.config().loss, lenet_layers::Loss::Map { .. })
+        .then(|| (1.0 - probabilities.iter().sum::<f32>()).max(0.0))
 }
 
 // ---------------------------------------------------------------- inspect
@@ -376,7 +410,7 @@ pub struct InspectArgs {
 
 pub fn inspect(args: InspectArgs) -> Result<()> {
     let mut model = args.model.load()?;
-    let TrainTest { test, .. } = load_or_fetch(&args.data_dir, false)?;
+    let test = load_test_or_fetch(&args.data_dir, false)?;
     if args.image >= test.len() {
         bail!(
             "--image {} is out of range: the test set has {} images",

@@ -28,6 +28,12 @@ enum Command {
     /// Test-set accuracy, per-class accuracy, confusion matrix (and pictures with --plots)
     Eval(commands::EvalArgs),
     /// Classify images of digits (PNG/JPEG, any size) or MNIST test images
+    ///
+    /// Prints the class, the ten scores (an RBF network's penalties, lower is better;
+    /// a softmax network's logits) and the ten probabilities. With the paper's MAP
+    /// criterion these do not sum to 1: the rest belongs to an eleventh "none of these"
+    /// class of fixed penalty j, printed as "none of these" (JSON: `rejection`). A
+    /// large share says the picture is unlike every digit.
     Predict(commands::PredictArgs),
     /// Pictures of every layer's feature maps for one test image, and the learned kernels
     Inspect(commands::InspectArgs),
@@ -84,9 +90,9 @@ fn main() -> ExitCode {
         })
         .unwrap_or_default();
     match run(cli, &given) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", chain_once(&e));
             ExitCode::FAILURE
         }
     }
@@ -99,10 +105,25 @@ fn choose_isa() -> Result<()> {
     tensor_ops::set_isa(isa).context("LENET_SIMD")
 }
 
-fn run(cli: Cli, given: &[String]) -> Result<()> {
-    choose_isa()?;
+/// What a command's success means for the exit code: 0, or 130 for a training run
+/// stopped by Ctrl-C (its state saved in a checkpoint).
+fn run(cli: Cli, given: &[String]) -> Result<ExitCode> {
     match cli.command {
-        Command::Train(args) => train::run(*args, given),
+        Command::Train(args) => {
+            choose_isa()?;
+            Ok(match train::run(*args, given)? {
+                train::Ended::Finished => ExitCode::SUCCESS,
+                train::Ended::Interrupted => ExitCode::from(130),
+            })
+        }
+        other => run_other(other).map(|()| ExitCode::SUCCESS),
+    }
+}
+
+fn run_other(command: Command) -> Result<()> {
+    choose_isa()?;
+    match command {
+        Command::Train(_) => unreachable!("handled by run"),
         Command::Eval(args) => commands::eval(args),
         Command::Predict(args) => commands::predict(args),
         Command::Inspect(args) => commands::inspect(args),
@@ -154,4 +175,18 @@ fn run(cli: Cli, given: &[String]) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// An error and its causes joined by ": ", each said once: a cause whose text its
+/// parent's message already ends with (an error that shows its source and also
+/// returns it) is left out.
+fn chain_once(e: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !parts.last().is_some_and(|last| last.ends_with(&text)) {
+            parts.push(text);
+        }
+    }
+    parts.join(": ")
 }

@@ -285,7 +285,7 @@ impl TrainArgs {
 }
 
 /// `--model`'s parser: the preset names, listed in `--help`.
-fn preset_parser() -> impl clap::builder::TypedValueParser<Value = Preset> {
+pub fn preset_parser() -> impl clap::builder::TypedValueParser<Value = Preset> {
     use clap::builder::TypedValueParser;
     clap::builder::PossibleValuesParser::new(Preset::ALL.map(Preset::name))
         .try_map(|name| name.parse::<Preset>())
@@ -479,8 +479,40 @@ const RESUME_FLAGS: [&str; 7] = [
     "resume", "data_dir", "out", "threads", "quiet", "verbose", "dry_run",
 ];
 
+/// How a training run ended without an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// Every epoch ran; the model is written.
+    Finished,
+    /// Ctrl-C: the state is in a checkpoint that `--resume` continues.
+    Interrupted,
+}
+
+/// "1 epoch", "20 epochs".
+pub fn count(n: usize, thing: &str) -> String {
+    if n == 1 {
+        format!("1 {thing}")
+    } else {
+        format!("{n} {thing}s")
+    }
+}
+
+/// How to run this binary again: `lenet` once installed, the cargo command while
+/// it runs from a cargo target directory.
+pub fn invocation() -> &'static str {
+    let exe = std::env::current_exe().unwrap_or_default();
+    let in_target = exe
+        .ancestors()
+        .any(|d| d.file_name().is_some_and(|n| n == "target") && d.join("release").exists());
+    if in_target {
+        "cargo run --release -p lenet-cli --"
+    } else {
+        "lenet"
+    }
+}
+
 /// Runs `lenet train`; `given` names the flags given on the command line.
-pub fn run(args: TrainArgs, given: &[String]) -> Result<()> {
+pub fn run(args: TrainArgs, given: &[String]) -> Result<Ended> {
     if args.resume.is_some() {
         let ignored: Vec<String> = given
             .iter()
@@ -499,7 +531,7 @@ pub fn run(args: TrainArgs, given: &[String]) -> Result<()> {
     crate::on_pool(|| train(args))
 }
 
-fn train(args: TrainArgs) -> Result<()> {
+fn train(args: TrainArgs) -> Result<Ended> {
     // Everything that defines the run: from the checkpoint when resuming.
     let (args, resume) = match &args.resume {
         Some(path) => {
@@ -553,7 +585,7 @@ fn train(args: TrainArgs) -> Result<()> {
             resume: args.resume.as_deref(),
         };
         println!("{}", serde_json::to_string_pretty(&resolved)?);
-        return Ok(());
+        return Ok(Ended::Finished);
     }
 
     // The output directory first: an unwritable one fails before any download.
@@ -631,13 +663,13 @@ fn train(args: TrainArgs) -> Result<()> {
     }
     if !args.quiet {
         println!(
-            "training {} ({} parameters) on {} images, {} epochs, batch {}, {} threads, {} -> {}",
-            model.config().preset,
+            "training {} ({} parameters) on {} images, {}, batch {}, {}, {} -> {}",
+            model.config().describe(),
             model.trainable_params(),
             train.len(),
-            trainer.config.epochs,
+            count(trainer.config.epochs, "epoch"),
             trainer.config.batch_size,
-            rayon::current_num_threads(),
+            count(rayon::current_num_threads(), "thread"),
             tensor_ops::isa(),
             out.display()
         );
@@ -652,6 +684,9 @@ fn train(args: TrainArgs) -> Result<()> {
         terminal: std::io::stdout().is_terminal(),
         error: None,
         verbose: args.verbose,
+        started: std::time::Instant::now(),
+        first_epoch: trainer.progress.epoch,
+        epochs: trainer.config.epochs,
     };
     let outcome = trainer.run(&mut model, &train_data, eval, &mut observer);
     if let Some(bar) = observer.bar.take() {
@@ -673,29 +708,62 @@ fn train(args: TrainArgs) -> Result<()> {
                 &path,
             )?;
             eprintln!(
-                "interrupted; resume with:\n  lenet train --resume {}",
+                "interrupted; resume with:\n  {} train --resume {}",
+                invocation(),
                 path.display()
             );
-            std::process::exit(130);
+            Ok(Ended::Interrupted)
         }
         Ok(Outcome::Finished) => {
             let model_path = out.join("model.safetensors");
             model_file::save(&model, &model_path)?;
             report::write_metrics(&out, &trainer.progress.history)?;
             crate::plots::error_rate_chart(&out.join("error-rate.png"), &trainer.progress.history)?;
-            if let Some(last) = trainer.progress.history.last() {
-                if !args.quiet {
-                    println!(
-                        "done: test error {:.2}% after {} epochs; model in {}",
-                        100.0 * last.test_error.unwrap_or(f64::NAN),
-                        last.epoch,
-                        model_path.display()
-                    );
-                }
+            if !args.quiet {
+                print_summary(&trainer.progress.history, &model_path, observer.started.elapsed());
             }
-            Ok(())
+            Ok(Ended::Finished)
         }
     }
+}
+
+/// The end-of-run block: errors, time, where the model is, how to use it.
+fn print_summary(history: &[EpochMetrics], model_path: &Path, took: std::time::Duration) {
+    let Some(last) = history.last() else { return };
+    let pct = |e: Option<f64>| format!("{:.2}%", 100.0 * e.unwrap_or(f64::NAN));
+    let best = history.iter().filter(|m| m.test_error.is_some()).min_by(|a, b| {
+        a.test_error
+            .partial_cmp(&b.test_error)
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+    let per_epoch: f64 = history.iter().map(|m| m.seconds).sum::<f64>() / history.len() as f64;
+    let model = model_path.display();
+    let lenet = invocation();
+    println!();
+    println!(
+        "done: {} in {:.0} s",
+        count(history.len(), "epoch"),
+        took.as_secs_f64()
+    );
+    println!(
+        "  test error   {} after epoch {}",
+        pct(last.test_error),
+        last.epoch
+    );
+    if let Some(b) = best {
+        println!("  best         {} after epoch {}", pct(b.test_error), b.epoch);
+    }
+    if last.valid_error.is_some() {
+        println!(
+            "  validation   {} after epoch {}",
+            pct(last.valid_error),
+            last.epoch
+        );
+    }
+    println!("  time         {per_epoch:.1} s per epoch of training (the rest: evaluation, checkpoints)");
+    println!("  model        {model}");
+    println!("  use it       {lenet} eval --model {model}");
+    println!("               {lenet} predict --model {model} digit.png");
 }
 
 struct CliObserver {
@@ -708,6 +776,11 @@ struct CliObserver {
     terminal: bool,
     error: Option<anyhow::Error>,
     verbose: bool,
+    /// When this process started training, the epoch it started at, the last epoch:
+    /// for the whole run's ETA.
+    started: std::time::Instant,
+    first_epoch: usize,
+    epochs: usize,
 }
 
 impl Observer for CliObserver {
@@ -717,7 +790,7 @@ impl Observer for CliObserver {
         }
         let bar = ProgressBar::new(batches as u64);
         if let Ok(style) =
-            ProgressStyle::with_template("epoch {prefix:>3} [{bar:30}] {pos}/{len} {msg} ETA {eta}")
+            ProgressStyle::with_template("epoch {prefix:>3} [{bar:30}] {pos}/{len} {msg} epoch ETA {eta}")
         {
             bar.set_style(style.progress_chars("=> "));
         }
@@ -725,15 +798,20 @@ impl Observer for CliObserver {
         self.bar = Some(bar);
     }
 
-    fn batch_end(&mut self, p: &Progress, _batches: usize) -> Control {
+    fn batch_end(&mut self, p: &Progress, batches: usize) -> Control {
         if let Some(bar) = &self.bar {
             if p.next_batch.is_multiple_of(64) {
                 bar.set_position(p.next_batch as u64);
+                // the whole run's remaining time, from this process's pace so far
+                let done = (p.epoch - self.first_epoch) as f64 + p.next_batch as f64 / batches.max(1) as f64;
+                let left = (self.epochs + 1 - self.first_epoch) as f64 - done;
+                let run_eta = self.started.elapsed().as_secs_f64() * left / done.max(1e-9);
                 bar.set_message(format!(
-                    "{:.0} img/s, loss {:.4}, train error {:.2}%",
+                    "{:.0} img/s, loss {:.4}, train error {:.2}%, run ETA {}",
                     p.count as f64 / p.seconds.max(1e-9),
                     p.loss_sum / p.count.max(1) as f64,
-                    100.0 * p.errors as f64 / p.count.max(1) as f64
+                    100.0 * p.errors as f64 / p.count.max(1) as f64,
+                    indicatif::HumanDuration(std::time::Duration::from_secs_f64(run_eta))
                 ));
             }
         }

@@ -387,9 +387,15 @@ fn absurd_training_flags_are_refused() {
         (vec!["--mu", "9=0.02"], "--mu"),
         (vec!["--threads", "0"], "threads"),
         (vec!["--momentum", "1.5"], "momentum"),
-        (vec!["--model", "lenet7"], "possible values: classic, modern, seed2018"),
+        (
+            vec!["--model", "lenet7"],
+            "possible values: classic, modern, seed2018",
+        ),
         (vec!["--mu", "-1"], "--mu must be a positive finite number"),
-        (vec!["--model", "modern", "--mu", "0.02"], "--mu is a setting of SDLM"),
+        (
+            vec!["--model", "modern", "--mu", "0.02"],
+            "--mu is a setting of SDLM",
+        ),
         (vec!["--distort", "wobbly"], "distortion"),
         (vec!["--limit", "0"], "limit"),
         (vec!["--validation=-5"], "--validation"),
@@ -466,7 +472,7 @@ fn bad_model_files_are_refused() {
                 "--idx-index",
                 "0",
             ]),
-            "not modern",
+            "not a modern network",
         );
         let data = data_dir();
         assert_clean_failure(
@@ -819,4 +825,51 @@ fn a_run_directory_holds_one_run() {
     assert!(out.join("checkpoint-epoch-1.bin").exists());
     assert!(!out.join("checkpoint-epoch-2.bin").exists());
     assert!(!out.join(".lock").exists());
+}
+
+/// `eval` reads the test set only, so it fetches only those two files; a failed
+/// fetch leaves neither a partial file nor the folders it made. (The mirror is a
+/// port on loopback where nothing listens: refused at once, no network needed.)
+#[test]
+fn eval_fetches_only_the_test_set_and_leaves_nothing_when_the_fetch_fails() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("data/mnist");
+    let out = Command::new(env!("CARGO_BIN_EXE_lenet"))
+        .args(["eval", "--data-dir"])
+        .arg(&dir)
+        .env("LENET_MNIST_MIRROR", "http://127.0.0.1:9/")
+        .output()
+        .unwrap();
+    assert_clean_failure(&out, "t10k-images-idx3-ubyte");
+    let (_, err) = text(&out);
+    assert!(
+        !err.contains("train-images"),
+        "eval asked for the training set: {err}"
+    );
+    assert_eq!(
+        std::fs::read_dir(root.path()).unwrap().count(),
+        0,
+        "left behind: {dir:?}"
+    );
+}
+
+/// Each error says each thing once, and a checkpoint given as a model points to
+/// `lenet export`.
+#[test]
+fn errors_say_each_thing_once_and_point_the_way() {
+    let (run, _) = trained_run();
+    let ck = run.join("checkpoint-epoch-1.bin");
+    let out = lenet(&["predict", "--model", ck.to_str().unwrap(), "--idx-index", "0"]);
+    assert_clean_failure(&out, "is a training checkpoint, not a model file");
+    assert_clean_failure(&out, "lenet export --checkpoint");
+    let out = lenet(&[
+        "predict",
+        "--model",
+        "/nonexistent/m.safetensors",
+        "--idx-index",
+        "0",
+    ]);
+    let (_, err) = text(&out);
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+    assert_clean_failure(&out, "/nonexistent/m.safetensors");
 }

@@ -281,6 +281,17 @@ pub fn save(ck: &Checkpoint, path: &Path) -> Result<(), CheckpointError> {
     })
 }
 
+/// Does the file at `path` start like a checkpoint (its magic bytes)? For
+/// messages: a checkpoint given where a model file belongs.
+pub fn looks_like(path: &Path) -> bool {
+    let mut head = [0u8; 8];
+    lenet_fs::ensure_regular(path).is_ok()
+        && std::fs::File::open(path)
+            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
+            .is_ok()
+        && &head == MAGIC
+}
+
 /// Reads a checkpoint.
 /// Only a regular file is read, and at most [`MAX_PAYLOAD`] plus the header.
 pub fn load(path: &Path) -> Result<Checkpoint, CheckpointError> {

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use crate::error::{io_err, MnistError, Result};
 use crate::idx::gunzip_if_gzip;
-use crate::sources::DatasetKind;
+use crate::sources::{DatasetKind, FileSpec, Split};
 use crate::store::{install_verified, present_and_verified, FetchReport, FileOutcome, Progress};
 
 /// Environment variable that overrides the mirror list with one base URL.
@@ -36,6 +36,16 @@ pub fn download(
     mirrors: &[String],
     progress: &mut dyn Progress,
 ) -> Result<FetchReport> {
+    download_files(dst, kind.files(), mirrors, progress)
+}
+
+/// [`download`] for the files `specs` only.
+fn download_files(
+    dst: &Path,
+    specs: &[FileSpec],
+    mirrors: &[String],
+    progress: &mut dyn Progress,
+) -> Result<FetchReport> {
     std::fs::create_dir_all(dst).map_err(io_err(dst))?;
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_connect(Some(Duration::from_secs(15)))
@@ -44,7 +54,7 @@ pub fn download(
         .build()
         .into();
     let mut files = Vec::new();
-    for spec in kind.files() {
+    for spec in specs {
         if present_and_verified(dst, spec) {
             files.push((*spec, FileOutcome::AlreadyPresent));
             continue;
@@ -91,20 +101,45 @@ pub struct FetchSource {
     pub from: Option<std::path::PathBuf>,
     /// Download from this base URL instead of the public mirrors.
     pub mirror: Option<String>,
+    /// Only this split's two files (`None`: all four).
+    pub split: Option<Split>,
 }
 
-/// Puts verified files of `kind` into `dst`: imported from `source.from` when
-/// given, downloaded otherwise. Files already present and verified are kept.
+/// Puts verified files of `kind` into `dst` (all four, or `source.split`'s two):
+/// imported from `source.from` when given, downloaded otherwise. Files already
+/// present and verified are kept. On failure no partial file is left, and the
+/// folders this call made for `dst` are removed if they are still empty.
 pub fn fetch(
     dst: &Path,
     kind: DatasetKind,
     source: &FetchSource,
     progress: &mut dyn Progress,
 ) -> Result<FetchReport> {
-    match &source.from {
-        Some(dir) => crate::store::import_dir(dir, dst, kind, progress),
-        None => download(dst, kind, &mirrors_for(kind, source.mirror.as_deref()), progress),
+    let specs: Vec<FileSpec> = match source.split {
+        Some(split) => kind.split_files(split).to_vec(),
+        None => kind.files().to_vec(),
+    };
+    // the folders that do not exist yet, deepest first
+    let made: Vec<&Path> = dst
+        .ancestors()
+        .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
+        .collect();
+    let result = match &source.from {
+        Some(dir) => crate::store::import_files(dir, dst, &specs, progress),
+        None => download_files(
+            dst,
+            &specs,
+            &mirrors_for(kind, source.mirror.as_deref()),
+            progress,
+        ),
+    };
+    if result.is_err() {
+        for dir in made {
+            // refuses a folder that holds anything
+            let _ = std::fs::remove_dir(dir);
+        }
     }
+    result
 }
 
 #[cfg(test)]

@@ -149,9 +149,19 @@ pub fn import_dir(
     kind: DatasetKind,
     progress: &mut dyn Progress,
 ) -> Result<FetchReport> {
+    import_files(src, dst, kind.files(), progress)
+}
+
+/// [`import_dir`] for the files `specs` only.
+pub(crate) fn import_files(
+    src: &Path,
+    dst: &Path,
+    specs: &[FileSpec],
+    progress: &mut dyn Progress,
+) -> Result<FetchReport> {
     fs::create_dir_all(dst).map_err(io_err(dst))?;
     let mut files = Vec::new();
-    for spec in kind.files() {
+    for spec in specs {
         if present_and_verified(dst, spec) {
             files.push((*spec, FileOutcome::AlreadyPresent));
             continue;
