@@ -259,7 +259,7 @@ impl TrainArgs {
         let first = opt.schedule.at(1);
         match self.schedule.as_deref() {
             None => {}
-            Some("paper") => opt.schedule = Schedule::paper().scaled(first / 5e-4),
+            Some("paper") => opt.schedule = Schedule::paper().starting_at(first),
             Some("constant") => opt.schedule = Schedule::constant(first),
             Some(steps) if steps.contains('=') => {
                 if self.lr.is_some() {
@@ -271,8 +271,7 @@ impl TrainArgs {
         }
         if let Some(lr) = self.lr {
             let lr = positive_finite("--lr", lr)?;
-            let first = opt.schedule.at(1);
-            opt.schedule = opt.schedule.clone().scaled(lr / first);
+            opt.schedule = opt.schedule.clone().starting_at(lr);
         }
         if let Some(epochs) = self.epochs {
             recipe.train.epochs = epochs;
@@ -934,6 +933,10 @@ mod tests {
         let mut want = Recipe::paper_sdlm();
         want.optimizer.schedule = Schedule::paper().scaled(2.0);
         assert_eq!(recipe(&["--lr", "0.001"]), want);
+        // seed2018's network with classic's training: the same values, bit for bit
+        let flags = ["--model", "seed2018", "--batch-size", "1", "--momentum", "0"];
+        let more = ["--hessian-mode", "per-parameter", "--mu", "1=1.0,9=0.02", "--lr", "0.0005"];
+        assert_eq!(recipe(&[&flags[..], &more[..]].concat()), Recipe::paper_sdlm());
         let mut want = Recipe::modern_momentum();
         want.optimizer.schedule = Schedule::constant(0.01);
         assert_eq!(recipe(&["--model", "modern", "--schedule", "constant"]), want);

@@ -54,6 +54,25 @@ impl Schedule {
         self
     }
 
+    /// The same shape rescaled so that epoch 1 gets exactly `first`: each value
+    /// times `first / self.at(1)`, computed in f64 so that rescaling back and forth
+    /// lands on the same f32 values (`--lr`).
+    ///
+    /// ```
+    /// use lenet_optim::Schedule;
+    ///
+    /// let big = Schedule::paper().starting_at(12.8);
+    /// assert_eq!(big.at(1), 12.8);
+    /// assert_eq!(big.starting_at(5e-4), Schedule::paper());
+    /// ```
+    pub fn starting_at(mut self, first: f32) -> Self {
+        let from = self.at(1) as f64;
+        self.steps
+            .iter_mut()
+            .for_each(|(_, r)| *r = (*r as f64 * first as f64 / from) as f32);
+        self
+    }
+
     /// The value of `epoch` (1-based): a rate, or a mu.
     pub fn at(&self, epoch: usize) -> f32 {
         self.steps
