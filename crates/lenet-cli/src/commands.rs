@@ -570,12 +570,13 @@ pub fn export(args: ExportArgs) -> Result<()> {
     let ck = checkpoint::load(&args.checkpoint)
         .with_context(|| format!("reading {}", args.checkpoint.display()))?;
     let model = ck.model(&args.checkpoint)?;
-    model_file::save(&model, &args.out).with_context(|| format!("writing {}", args.out.display()))?;
+    model_file::save_with(&model, &args.out, Some(&ck.run_config))
+        .with_context(|| format!("writing {}", args.out.display()))?;
     println!(
-        "wrote {} ({} model after {} epochs)",
+        "wrote {} ({} model after {})",
         args.out.display(),
-        model.config().preset,
-        ck.progress.history.len()
+        model.config().describe(),
+        crate::train::count(ck.progress.history.len(), "epoch")
     );
     Ok(())
 }

@@ -5,41 +5,38 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use lenet_fs::write_atomic;
-use lenet_layers::{LeNet5, ModelConfig};
-use lenet_optim::{EpochMetrics, OptimizerConfig, TrainConfig, Trainer};
+use lenet_layers::LeNet5;
+use lenet_optim::EpochMetrics;
+use mnist_io::RunConfig;
 use serde::Serialize;
 
-use crate::train::TrainArgs;
-
-/// Everything that defines a run, as written to `config.json`.
+/// Everything that defines a run, as written to `config.json`: the run's settings
+/// and the machine and build it ran on.
 #[derive(Serialize)]
 pub struct RunRecord<'a> {
     pub crate_version: &'static str,
     /// The instruction set the kernels ran on, and the CPU.
     pub isa: tensor_ops::Isa,
     pub cpu: String,
-    pub args: &'a TrainArgs,
-    pub model: &'a ModelConfig,
-    pub optimizer: &'a OptimizerConfig,
-    pub train: &'a TrainConfig,
-    pub seed: u64,
     pub threads: usize,
+    /// The preset and the network settings changed from it, in words.
+    pub network: String,
+    pub run: &'a RunConfig,
+    pub seed: u64,
     pub train_images: usize,
     pub trainable_params: usize,
 }
 
 impl<'a> RunRecord<'a> {
-    pub fn new(args: &'a TrainArgs, model: &'a LeNet5, trainer: &'a Trainer, train_images: usize) -> Self {
+    pub fn new(run: &'a RunConfig, model: &LeNet5, train_images: usize) -> Self {
         RunRecord {
             crate_version: env!("CARGO_PKG_VERSION"),
             isa: tensor_ops::isa(),
             cpu: crate::Platform::now().cpu,
-            args,
-            model: model.config(),
-            optimizer: trainer.optimizer.config(),
-            train: &trainer.config,
-            seed: args.seed,
             threads: rayon::current_num_threads(),
+            network: model.config().describe(),
+            run,
+            seed: run.seed,
             train_images,
             trainable_params: model.trainable_params(),
         }

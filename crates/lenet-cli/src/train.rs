@@ -14,15 +14,16 @@ use lenet_optim::{
     Control, EpochMetrics, EvalSets, HessianMode, Method, Observer, OptimizerConfig, Outcome, Progress,
     Recipe, Schedule, TrainData, Trainer,
 };
-use mnist_io::TrainSet;
 use mnist_io::{Distortion, MnistError, TrainTest};
-use serde::{Deserialize, Serialize};
+use mnist_io::{RunConfig, TrainSet};
+use serde::Serialize;
 
 use crate::dataset::load_or_fetch;
 use crate::report;
 
-/// Flags of `lenet train`.
-#[derive(Args, Debug, Clone, Serialize, Deserialize)]
+/// Flags of `lenet train`. They describe a [`RunConfig`] ([`TrainArgs::run_config`]),
+/// which is what a run stores; the flags themselves are never stored.
+#[derive(Args, Debug, Clone)]
 pub struct TrainArgs {
     /// Model preset, with its training recipe (listed below; every other flag changes
     /// one setting of it)
@@ -48,7 +49,6 @@ pub struct TrainArgs {
     /// eblearn (torch's weights, biases 0, subsampling coefficients 0.5) | normal:STD (the
     /// NumPy original: normal:0.1) [default: the preset's]
     #[arg(long)]
-    #[serde(default)]
     pub init: Option<String>,
     /// Kernel implementation: naive | im2col | parallel
     #[arg(long, default_value = "parallel")]
@@ -106,7 +106,6 @@ pub struct TrainArgs {
     /// Strength of the distortions: 1 = the default ranges (affine: +-2 px, scale and squeeze
     /// +-15%, shear +-0.3; elastic: alpha 34 px), 0 = none, at most 4
     #[arg(long, default_value_t = 1.0, value_parser = crate::limits::distort_strength)]
-    #[serde(default = "one")]
     pub distort_strength: f32,
     /// Train on the first N training images only
     #[arg(long)]
@@ -115,7 +114,6 @@ pub struct TrainArgs {
     /// the error on them after each epoch: for choosing settings without the test set
     /// (--limit then counts from the first image of the rest)
     #[arg(long, default_value_t = 0)]
-    #[serde(default)]
     pub validation: usize,
     /// Directory with MNIST (fetched there when missing)
     #[arg(long, env = "LENET_DATA_DIR", default_value = mnist_io::DEFAULT_DATA_DIR)]
@@ -130,19 +128,16 @@ pub struct TrainArgs {
     /// Replace the run in --out (its model, metrics and checkpoints) if it holds one;
     /// without this, a directory that holds a run is refused
     #[arg(long, conflicts_with = "resume")]
-    #[serde(default)]
     pub overwrite: bool,
     /// Print the resolved settings (the preset's recipe with every flag applied) as
     /// JSON, and stop before reading data or writing anything
     #[arg(long)]
-    #[serde(default)]
     pub dry_run: bool,
     /// Print nothing but errors
     #[arg(long)]
     pub quiet: bool,
     /// After each epoch, print SDLM's mean h_kk and step size per parameter tensor
     #[arg(long)]
-    #[serde(default)]
     pub verbose: bool,
 }
 
@@ -188,6 +183,26 @@ impl TrainArgs {
         c.algo = self.kernels.parse::<Algo>().map_err(anyhow::Error::msg)?;
         c.validate().map_err(anyhow::Error::msg)?;
         Ok(c)
+    }
+
+    /// The whole run these flags describe.
+    pub fn run_config(&self) -> Result<RunConfig> {
+        let strength = self.distort_strength;
+        let distortion = match self.distort.parse::<Distortion>().map_err(anyhow::Error::msg)? {
+            Distortion::Affine { .. } => Distortion::Affine { strength },
+            Distortion::Elastic { .. } => Distortion::Elastic { strength },
+            Distortion::None => Distortion::None,
+        };
+        Ok(RunConfig {
+            version: RunConfig::VERSION,
+            preset: self.model,
+            model: self.model_config()?,
+            recipe: self.recipe()?,
+            seed: self.seed,
+            limit: self.limit,
+            validation: self.validation,
+            distortion,
+        })
     }
 
     /// The training recipe these flags describe: the preset's
@@ -375,26 +390,6 @@ fn network_text(c: &ModelConfig) -> String {
     )
 }
 
-fn one() -> f32 {
-    1.0
-}
-
-/// What `--dry-run` prints: every setting of the run the flags describe.
-#[derive(Serialize)]
-struct Resolved<'a> {
-    preset: Preset,
-    /// The preset's name, and the network settings the flags changed.
-    network: String,
-    model: &'a ModelConfig,
-    recipe: &'a Recipe,
-    seed: u64,
-    distortion: String,
-    validation: usize,
-    limit: Option<usize>,
-    data_dir: &'a Path,
-    resume: Option<&'a Path>,
-}
-
 /// Removes the directory when dropped if it is still empty: the output directory a
 /// run made, when the run ends (refused or failed) before writing anything into it.
 struct RemoveIfEmpty(PathBuf);
@@ -474,8 +469,8 @@ fn parse_steps(text: &str) -> Result<Schedule> {
 /// Runs `lenet train`.
 /// The flags `--resume` takes from the command line; every other setting comes
 /// from the checkpoint.
-const RESUME_FLAGS: [&str; 7] = [
-    "resume", "data_dir", "out", "threads", "quiet", "verbose", "dry_run",
+const RESUME_FLAGS: [&str; 8] = [
+    "resume", "data_dir", "out", "threads", "quiet", "verbose", "dry_run", "epochs",
 ];
 
 /// How a training run ended without an error.
@@ -520,8 +515,9 @@ pub fn run(args: TrainArgs, given: &[String]) -> Result<Ended> {
             .collect();
         if !ignored.is_empty() {
             bail!(
-                "--resume continues a run with the settings in its checkpoint, so it would ignore {}; \
-                 with --resume give only --data-dir, --out, --threads, --quiet or --verbose",
+                "--resume continues a run with the settings in its checkpoint, and {} would change \
+                 what that run is; with --resume give only --epochs (the new last epoch), \
+                 --data-dir, --out, --threads, --quiet, --verbose or --dry-run",
                 ignored.join(", ")
             );
         }
@@ -531,67 +527,40 @@ pub fn run(args: TrainArgs, given: &[String]) -> Result<Ended> {
 }
 
 fn train(args: TrainArgs) -> Result<Ended> {
-    // Everything that defines the run: from the checkpoint when resuming.
-    let (args, resume) = match &args.resume {
+    // Everything that defines the run: from the flags, or from the checkpoint.
+    let (run, resume) = match &args.resume {
         Some(path) => {
             let ck =
                 checkpoint::load(path).with_context(|| format!("reading checkpoint {}", path.display()))?;
-            let mut saved: TrainArgs = serde_json::from_str(&ck.run_config)
-                .with_context(|| format!("{}: checkpoint has no readable run settings", path.display()))?;
-            saved.resume = args.resume.clone();
-            saved.quiet = args.quiet;
-            saved.dry_run = args.dry_run;
-            saved.data_dir = args.data_dir.clone();
-            saved.out = Some(
-                args.out
-                    .clone()
-                    .unwrap_or_else(|| path.parent().unwrap_or(Path::new(".")).to_path_buf()),
-            );
-            (saved, Some((ck, path.clone())))
+            (run_of_checkpoint(&ck, path)?, Some((ck, path.clone())))
         }
-        None => (args, None),
+        None => (args.run_config()?, None),
     };
-    let model_config = args.model_config()?;
-    let recipe = args.recipe()?;
-    let strength = args.distort_strength;
-    // the flags are bounded by their parsers; a checkpoint's settings are not
-    crate::limits::check_run(recipe.train.batch_size, recipe.train.epochs, strength)
-        .map_err(anyhow::Error::msg)?;
-    let distortion = match args.distort.parse::<Distortion>().map_err(anyhow::Error::msg)? {
-        Distortion::Affine { .. } => Distortion::Affine { strength },
-        Distortion::Elastic { .. } => Distortion::Elastic { strength },
-        Distortion::None => Distortion::None,
-    };
-    recipe.train.validate().map_err(anyhow::Error::msg)?;
-    if args.limit == Some(0) {
-        bail!("--limit must be at least 1");
-    }
+    check_run(&run)?;
     if args.dry_run {
-        let resolved = Resolved {
-            preset: args.model,
-            network: model_config.describe(),
-            model: &model_config,
-            recipe: &recipe,
-            seed: args.seed,
-            distortion: match distortion {
-                Distortion::None => "none".to_string(),
-                Distortion::Affine { strength } => format!("affine, strength {strength}"),
-                Distortion::Elastic { strength } => format!("elastic, strength {strength}"),
-            },
-            validation: args.validation,
-            limit: args.limit,
+        #[derive(Serialize)]
+        struct DryRun<'a> {
+            network: String,
+            run: &'a RunConfig,
+            data_dir: &'a Path,
+            resume: Option<&'a Path>,
+        }
+        let dry = DryRun {
+            network: run.model.describe(),
+            run: &run,
             data_dir: &args.data_dir,
             resume: args.resume.as_deref(),
         };
-        println!("{}", serde_json::to_string_pretty(&resolved)?);
+        println!("{}", serde_json::to_string_pretty(&dry)?);
         return Ok(Ended::Finished);
     }
 
     // The output directory first: an unwritable one fails before any download.
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("runs").join(report::timestamp()));
+    let out = match (&args.out, &args.resume) {
+        (Some(out), _) => out.clone(),
+        (None, Some(ck)) => ck.parent().unwrap_or(Path::new(".")).to_path_buf(),
+        (None, None) => PathBuf::from("runs").join(report::timestamp()),
+    };
     let made_out = !out.exists();
     std::fs::create_dir_all(&out).with_context(|| format!("creating output directory {}", out.display()))?;
     // a run refused before it wrote anything leaves no empty directory behind
@@ -606,22 +575,8 @@ fn train(args: TrainArgs) -> Result<Ended> {
         .with_context(|| format!("cleaning temporary files in {}", out.display()))?;
 
     let TrainTest { train, test } = load_or_fetch(&args.data_dir, args.quiet)?;
-    if train.is_empty() {
-        bail!("the training set in {} holds no images", args.data_dir.display());
-    }
-    let (train, valid) = train.split_last(args.validation).map_err(|e| match e {
-        MnistError::InvalidArgument(why) => anyhow::anyhow!("--validation {}: {why}", args.validation),
-        e => anyhow::Error::new(e),
-    })?;
-    let train = match args.limit {
-        Some(n) => train.limit(n),
-        None => train,
-    };
-
-    if test.is_empty() {
-        bail!("the test set in {} holds no images", args.data_dir.display());
-    }
-    let train_data = TrainSet::shuffled(&train, args.seed, distortion).context("the training set")?;
+    let (train, valid) = split_data(train, &test, &run, &args.data_dir)?;
+    let train_data = TrainSet::shuffled(&train, run.seed, run.distortion).context("the training set")?;
     let valid_data = (!valid.is_empty())
         .then(|| TrainSet::in_order(&valid))
         .transpose()
@@ -632,22 +587,27 @@ fn train(args: TrainArgs) -> Result<Ended> {
         test: Some(&test_data),
     };
 
-    let run_config = serde_json::to_string(&args)?;
     let (mut model, mut trainer) = match resume {
         Some((ck, path)) => {
             let model = ck.model(&path)?;
-            let trainer = ck.trainer(&model, &path)?;
+            let mut trainer = ck.trainer(&model, &path)?;
+            if let Some(epochs) = args.epochs {
+                extend_to(&mut trainer, epochs)?;
+            }
             (model, trainer)
         }
         None => {
-            let model = LeNet5::new(model_config.clone(), args.seed)?;
-            let trainer = recipe.trainer(&model)?;
+            let model = LeNet5::new(run.model.clone(), run.seed)?;
+            let trainer = run.recipe.trainer(&model)?;
             (model, trainer)
         }
     };
+    let mut run = run;
+    run.recipe.train.epochs = trainer.config.epochs;
+    let run_config = serde_json::to_string(&run)?;
     report::write_json(
         &out.join("config.json"),
-        &report::RunRecord::new(&args, &model, &trainer, train.len()),
+        &report::RunRecord::new(&run, &model, train.len()),
     )?;
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -675,7 +635,7 @@ fn train(args: TrainArgs) -> Result<Ended> {
     }
     let mut observer = CliObserver {
         out: out.clone(),
-        seed: args.seed,
+        seed: run.seed,
         run_config,
         stop: stop.clone(),
         bar: None,
@@ -703,7 +663,7 @@ fn train(args: TrainArgs) -> Result<Ended> {
                 trainer.progress.epoch, trainer.progress.next_batch
             ));
             checkpoint::save(
-                &Checkpoint::capture(&model, &trainer, args.seed, observer.run_config.clone()),
+                &Checkpoint::capture(&model, &trainer, run.seed, observer.run_config.clone()),
                 &path,
             )?;
             eprintln!(
@@ -715,7 +675,7 @@ fn train(args: TrainArgs) -> Result<Ended> {
         }
         Ok(Outcome::Finished) => {
             let model_path = out.join("model.safetensors");
-            model_file::save(&model, &model_path)?;
+            model_file::save_with(&model, &model_path, Some(&observer.run_config))?;
             report::write_metrics(&out, &trainer.progress.history)?;
             crate::plots::error_rate_chart(&out.join("error-rate.png"), &trainer.progress.history)?;
             if !args.quiet {
@@ -724,6 +684,86 @@ fn train(args: TrainArgs) -> Result<Ended> {
             Ok(Ended::Finished)
         }
     }
+}
+
+/// The run a checkpoint continues. Checkpoints written before run settings were
+/// typed (`RunConfig`) held the command line's flags instead; those are refused
+/// with the way out.
+fn run_of_checkpoint(ck: &Checkpoint, path: &Path) -> Result<RunConfig> {
+    match serde_json::from_str::<RunConfig>(&ck.run_config) {
+        Ok(run) if run.version == RunConfig::VERSION => Ok(run),
+        Ok(run) => bail!(
+            "{}: its run settings are version {} and this lenet reads version {}; \
+             resume it with the lenet that wrote it",
+            path.display(),
+            run.version,
+            RunConfig::VERSION
+        ),
+        Err(_) if ck.run_config.contains("\"kernels\"") => bail!(
+            "{}: written by lenet 0.1.0 before its run settings were versioned (they are \
+             command-line flags there); resume it with that build (git history), or export \
+             its model with `lenet export` and start a new run",
+            path.display()
+        ),
+        Err(e) => bail!(
+            "{}: the checkpoint's run settings are unreadable: {e}",
+            path.display()
+        ),
+    }
+}
+
+/// The settings a checkpoint may carry and flags may not: bounded again here.
+fn check_run(run: &RunConfig) -> Result<()> {
+    let strength = match run.distortion {
+        Distortion::None => 1.0,
+        Distortion::Affine { strength } | Distortion::Elastic { strength } => strength,
+    };
+    crate::limits::check_run(run.recipe.train.batch_size, run.recipe.train.epochs, strength)
+        .map_err(anyhow::Error::msg)?;
+    run.recipe.train.validate().map_err(anyhow::Error::msg)?;
+    run.model.validate().map_err(anyhow::Error::msg)?;
+    if run.limit == Some(0) {
+        bail!("--limit must be at least 1");
+    }
+    Ok(())
+}
+
+/// The training images (after `--validation` and `--limit`) and the validation set.
+fn split_data(
+    train: mnist_io::Dataset,
+    test: &mnist_io::Dataset,
+    run: &RunConfig,
+    data_dir: &Path,
+) -> Result<(mnist_io::Dataset, mnist_io::Dataset)> {
+    if train.is_empty() {
+        bail!("the training set in {} holds no images", data_dir.display());
+    }
+    if test.is_empty() {
+        bail!("the test set in {} holds no images", data_dir.display());
+    }
+    let (train, valid) = train.split_last(run.validation).map_err(|e| match e {
+        MnistError::InvalidArgument(why) => anyhow::anyhow!("--validation {}: {why}", run.validation),
+        e => anyhow::Error::new(e),
+    })?;
+    let train = match run.limit {
+        Some(n) => train.limit(n),
+        None => train,
+    };
+    Ok((train, valid))
+}
+
+/// `--resume` with `--epochs N`: the run now ends after epoch N (later or
+/// earlier than planned, but not before the epochs already done).
+fn extend_to(trainer: &mut Trainer, epochs: usize) -> Result<()> {
+    let done = trainer.progress.epoch.saturating_sub(1);
+    if epochs < done.max(1) {
+        bail!(
+            "--epochs {epochs}: the checkpoint has already finished {}",
+            count(done, "epoch")
+        );
+    }
+    trainer.config.epochs = epochs;
+    Ok(())
 }
 
 /// The end-of-run block: errors, time, where the model is, how to use it.
@@ -935,7 +975,14 @@ mod tests {
         assert_eq!(recipe(&["--lr", "0.001"]), want);
         // seed2018's network with classic's training: the same values, bit for bit
         let flags = ["--model", "seed2018", "--batch-size", "1", "--momentum", "0"];
-        let more = ["--hessian-mode", "per-parameter", "--mu", "1=1.0,9=0.02", "--lr", "0.0005"];
+        let more = [
+            "--hessian-mode",
+            "per-parameter",
+            "--mu",
+            "1=1.0,9=0.02",
+            "--lr",
+            "0.0005",
+        ];
         assert_eq!(recipe(&[&flags[..], &more[..]].concat()), Recipe::paper_sdlm());
         let mut want = Recipe::modern_momentum();
         want.optimizer.schedule = Schedule::constant(0.01);
@@ -964,6 +1011,34 @@ mod tests {
         refused(&["--momentum", "1"], "--momentum must be in [0, 1)");
         refused(&["--schedule", "1=0.1", "--lr", "0.1"], "leave out --lr");
         refused(&["--optimizer", "adam"], "unknown optimizer");
+    }
+
+    /// Checkpoints store a versioned `RunConfig`; one that stored the flags
+    /// (lenet 0.1.0 before) is refused with the way out, not misread.
+    #[test]
+    fn checkpoints_carry_a_run_config_and_old_ones_are_refused_by_name() {
+        let run = args(&["--model", "modern", "--seed", "7"]).run_config().unwrap();
+        let model = LeNet5::new(run.model.clone(), run.seed).unwrap();
+        let trainer = run.recipe.trainer(&model).unwrap();
+        let json = serde_json::to_string(&run).unwrap();
+        let ck = Checkpoint::capture(&model, &trainer, run.seed, json);
+        assert_eq!(run_of_checkpoint(&ck, Path::new("ck.bin")).unwrap(), run);
+        let old = r#"{"model":"classic","kernels":"parallel","optimizer":"sdlm","mu":"1=1.0,9=0.02"}"#;
+        let ck = Checkpoint::capture(&model, &trainer, run.seed, old.into());
+        let e = run_of_checkpoint(&ck, Path::new("ck.bin"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("before its run settings were versioned") && e.contains("lenet export"),
+            "{e}"
+        );
+        let mut newer = run.clone();
+        newer.version = 99;
+        let ck = Checkpoint::capture(&model, &trainer, run.seed, serde_json::to_string(&newer).unwrap());
+        let e = run_of_checkpoint(&ck, Path::new("ck.bin"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("version 99"), "{e}");
     }
 
     #[test]

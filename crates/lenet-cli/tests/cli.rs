@@ -770,12 +770,32 @@ fn resume_refuses_the_flags_it_would_ignore() {
         args.extend_from_slice(extra);
         lenet(&args)
     };
-    assert_clean_failure(&with(&["--epochs", "5"]), "it would ignore --epochs");
     assert_clean_failure(
         &with(&["--lr", "0.1", "--model", "modern"]),
-        "ignore --lr, --model",
+        "--lr, --model would change what that run is",
     );
     assert!(!out.join("model.safetensors").exists());
+    // --epochs sets the new last epoch, never one before the epochs already done
+    let done = run.join("checkpoint-epoch-2.bin");
+    let early = lenet(&[
+        "train",
+        "--resume",
+        done.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_clean_failure(&early, "has already finished 2 epochs");
+    let longer = with(&["--epochs", "3", "--quiet"]);
+    assert!(longer.status.success(), "{:?}", text(&longer));
+    let metrics = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
+    assert_eq!(metrics.lines().count(), 1 + 3, "{metrics}");
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["run"]["recipe"]["train"]["epochs"], 3);
 }
 
 /// A run directory holds one run, written by one process: a second run into it is

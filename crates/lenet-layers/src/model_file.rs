@@ -20,8 +20,18 @@ pub const FORMAT_KEY: &str = "format";
 /// Value of the format marker.
 pub const FORMAT: &str = "lenet5-rs model v1";
 
+/// Metadata key under which a training program may record how the model was
+/// trained (the `lenet` command writes its run's settings there as JSON).
+pub const TRAINING_KEY: &str = "training";
+
 /// The model file's bytes. The same model always gives the same bytes.
 pub fn to_bytes(model: &LeNet5) -> Result<Vec<u8>, ModelError> {
+    to_bytes_with(model, None)
+}
+
+/// [`to_bytes`] with `training` (how the model was trained, free text or JSON)
+/// recorded in the metadata under [`TRAINING_KEY`].
+pub fn to_bytes_with(model: &LeNet5, training: Option<&str>) -> Result<Vec<u8>, ModelError> {
     let format_err = |msg: String| ModelError::Format {
         path: PathBuf::new(),
         msg,
@@ -38,7 +48,7 @@ pub fn to_bytes(model: &LeNet5) -> Result<Vec<u8>, ModelError> {
     }
     let config = serde_json::to_string(model.config())
         .map_err(|e| format_err(format!("cannot serialise the configuration: {e}")))?;
-    let metadata = HashMap::from([
+    let mut metadata = HashMap::from([
         (FORMAT_KEY.to_string(), FORMAT.to_string()),
         ("preset".to_string(), model.config().preset.clone()),
         ("config".to_string(), config),
@@ -47,6 +57,9 @@ pub fn to_bytes(model: &LeNet5) -> Result<Vec<u8>, ModelError> {
             model.trainable_params().to_string(),
         ),
     ]);
+    if let Some(training) = training {
+        metadata.insert(TRAINING_KEY.to_string(), training.to_string());
+    }
     let bytes = safetensors::serialize(views, Some(metadata)).map_err(|e| format_err(e.to_string()))?;
     canonical_header(&bytes).ok_or_else(|| format_err("cannot re-encode the header".into()))
 }
@@ -82,7 +95,12 @@ fn sorted(value: serde_json::Value) -> serde_json::Value {
 
 /// Writes the model file atomically (temporary file in the same directory, then rename).
 pub fn save(model: &LeNet5, path: &Path) -> Result<(), ModelError> {
-    Ok(lenet_fs::write_atomic(path, &to_bytes(model)?)?)
+    save_with(model, path, None)
+}
+
+/// [`save`] with how the model was trained in its metadata ([`to_bytes_with`]).
+pub fn save_with(model: &LeNet5, path: &Path, training: Option<&str>) -> Result<(), ModelError> {
+    Ok(lenet_fs::write_atomic(path, &to_bytes_with(model, training)?)?)
 }
 
 /// Reads a model file.

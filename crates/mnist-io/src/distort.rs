@@ -12,6 +12,8 @@ use rand_chacha::ChaCha8Rng;
 
 /// Which distortion, and how strong (1.0 = the default ranges, 0.0 = none).
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[cfg_attr(feature = "train", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "train", serde(rename_all = "lowercase", tag = "kind"))]
 pub enum Distortion {
     /// The image as it is.
     #[default]

@@ -57,7 +57,7 @@ pub use store::{
     import_dir, sha256_decompressed, verify_dir, verify_file, FetchReport, FileOutcome, NoProgress, Progress,
 };
 #[cfg(feature = "train")]
-pub use train::{fill_inputs_parallel, TrainSet};
+pub use train::{fill_inputs_parallel, RunConfig, TrainSet};
 
 /// Directory of the default data location, relative to the working directory.
 pub const DEFAULT_DATA_DIR: &str = "data/mnist";

@@ -16,10 +16,67 @@
 //! # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
 //! ```
 
-use lenet_optim::{DataError, TrainData};
+use lenet_layers::{ModelConfig, Preset};
+use lenet_optim::{DataError, Recipe, TrainData};
 use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
 
 use crate::{BatchSampler, Dataset, Distortion, InputSpec, MnistError, Result};
+
+/// Every setting that defines a training run on a dataset of MNIST's shape: the
+/// network, the recipe, the seed, and what is done to the data. The `lenet`
+/// command stores it in every checkpoint, in `config.json` and in the model
+/// file's metadata, so a run is known by this value, not by its command line.
+///
+/// ```
+/// use lenet_layers::Preset;
+/// use mnist_io::RunConfig;
+///
+/// let run = RunConfig::preset(Preset::Classic, 1);
+/// assert_eq!(run.recipe.train.batch_size, 1);
+/// let json = serde_json::to_string(&run)?;
+/// assert_eq!(serde_json::from_str::<RunConfig>(&json)?, run);
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunConfig {
+    /// Version of this layout; [`RunConfig::VERSION`] for what this crate writes.
+    pub version: u32,
+    /// The preset the run started from.
+    pub preset: Preset,
+    /// The network (the preset's, with any setting changed).
+    pub model: ModelConfig,
+    /// The optimizer, its schedules, epochs and batch size.
+    pub recipe: Recipe,
+    /// Seed of initialisation, epoch orders and distortions.
+    pub seed: u64,
+    /// Train on the first N images of the training set only (`None`: all).
+    pub limit: Option<usize>,
+    /// Images held out at the end of the training set, never trained on, for
+    /// the validation error.
+    pub validation: usize,
+    /// Distortions of training images, drawn anew each epoch.
+    pub distortion: Distortion,
+}
+
+impl RunConfig {
+    /// The layout version this crate writes and reads.
+    pub const VERSION: u32 = 1;
+
+    /// A preset's network and recipe, on the whole training set, undistorted.
+    pub fn preset(preset: Preset, seed: u64) -> Self {
+        RunConfig {
+            version: Self::VERSION,
+            preset,
+            model: preset.config(),
+            recipe: Recipe::for_preset(preset),
+            seed,
+            limit: None,
+            validation: 0,
+            distortion: Distortion::None,
+        }
+    }
+}
 
 /// Fewest images per task when a batch's inputs are filled in parallel.
 const FILL_PER_TASK: usize = 64;
