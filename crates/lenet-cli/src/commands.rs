@@ -24,22 +24,39 @@ pub const SHIPPED_MODELS: [(&str, &str); 2] = [
 pub struct ModelArgs {
     /// The network: classic or modern (the shipped models in models/), or the path of a
     /// model file (safetensors; write ./classic for a file of that name)
-    #[arg(long, default_value = "classic", value_name = "classic|modern|PATH")]
-    pub model: String,
+    #[arg(long, default_value = "classic", value_name = "classic|modern|PATH", value_parser = model_source)]
+    pub model: ModelSource,
     /// Refuse a model file of another preset than this one
-    #[arg(long, value_parser = crate::train::preset_parser())]
+    #[arg(long, value_parser = crate::choices::one_of(&crate::choices::PRESETS))]
     pub preset: Option<lenet_layers::Preset>,
     /// Worker threads (1 to 256) [default: all cores]
     #[arg(long, value_parser = crate::limits::threads)]
     pub threads: Option<usize>,
 }
 
+/// What `--model` names: a shipped model, or a model file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelSource {
+    /// One of [`SHIPPED_MODELS`], by its file in the repository.
+    Shipped(&'static str),
+    /// A model file.
+    File(PathBuf),
+}
+
+/// `--model`'s value parser.
+fn model_source(text: &str) -> Result<ModelSource> {
+    Ok(match SHIPPED_MODELS.iter().find(|(name, _)| *name == text) {
+        Some((_, file)) => ModelSource::Shipped(file),
+        None => ModelSource::File(PathBuf::from(text)),
+    })
+}
+
 impl ModelArgs {
     /// The model file `--model` names: a shipped model's file (from the working
     /// directory, or else from the source tree the binary was built from), or the path.
     pub fn path(&self) -> PathBuf {
-        match SHIPPED_MODELS.iter().find(|(name, _)| *name == self.model) {
-            Some((_, file)) => {
+        match &self.model {
+            ModelSource::Shipped(file) => {
                 let here = PathBuf::from(file);
                 let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(file);
                 if here.exists() || !built.exists() {
@@ -48,7 +65,7 @@ impl ModelArgs {
                     built
                 }
             }
-            None => PathBuf::from(&self.model),
+            ModelSource::File(path) => path.clone(),
         }
     }
 

@@ -4,6 +4,7 @@
 //! `mnist-io`, `tensor-ops`) are. Items are public for `main.rs` and the fuzzers.
 #![allow(missing_docs)]
 
+pub mod choices;
 pub mod commands;
 pub mod dataset;
 pub mod limits;

@@ -9,6 +9,11 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use lenet_layers::{model_file, Activation, Algo, Init, LeNet5, Loss, ModelConfig, Output, Pooling, Preset};
+
+use crate::choices::{
+    name_of, one_of, OptimizerKind, ACTIVATIONS, DISTORTIONS, HESSIAN_MODES, KERNELS, OPTIMIZERS, OUTPUTS,
+    POOLINGS, PRESETS, SWITCH,
+};
 use lenet_optim::checkpoint::{self, Checkpoint};
 use lenet_optim::{
     Control, EpochMetrics, EvalSets, HessianMode, Method, Observer, OptimizerConfig, Outcome, Progress,
@@ -27,37 +32,37 @@ use crate::report;
 pub struct TrainArgs {
     /// Model preset, with its training recipe (listed below; every other flag changes
     /// one setting of it)
-    #[arg(long, default_value = "classic", value_parser = preset_parser())]
+    #[arg(long, default_value = "classic", value_parser = one_of(&PRESETS))]
     pub model: Preset,
-    /// Pooling layers S2/S4: subsample | avg | max | avg2018 (avg with the NumPy original's
-    /// second-derivative bug) [default: the preset's]
-    #[arg(long)]
-    pub pooling: Option<String>,
-    /// Squashing function: scaled-tanh | tanh | sigmoid | relu | prelu | elu [default: the preset's]
-    #[arg(long)]
-    pub activation: Option<String>,
-    /// The paper's partial C3 connection table: on | off [default: the preset's]
-    #[arg(long)]
-    pub c3_table: Option<String>,
-    /// Output layer: rbf (MAP loss) | softmax (cross-entropy) [default: the preset's]
-    #[arg(long)]
-    pub output: Option<String>,
+    /// Pooling layers S2/S4 (avg2018: avg with the NumPy original's second-derivative
+    /// bug) [default: the preset's]
+    #[arg(long, value_parser = one_of(&POOLINGS))]
+    pub pooling: Option<Pooling>,
+    /// Squashing function [default: the preset's]
+    #[arg(long, value_parser = one_of(&ACTIVATIONS))]
+    pub activation: Option<Activation>,
+    /// The paper's partial C3 connection table [default: the preset's]
+    #[arg(long, value_parser = one_of(&SWITCH))]
+    pub c3_table: Option<bool>,
+    /// Output layer: rbf (MAP loss) or softmax (cross-entropy) [default: the preset's]
+    #[arg(long, value_parser = one_of(&OUTPUTS))]
+    pub output: Option<Output>,
     /// The MAP criterion's constant j (RBF output)
     #[arg(long, default_value_t = 1.0)]
     pub map_j: f32,
     /// Initial weights: fan-in (the paper's uniform +-2.4/F) | torch (uniform +-1/sqrt(F)) |
     /// eblearn (torch's weights, biases 0, subsampling coefficients 0.5) | normal:STD (the
     /// NumPy original: normal:0.1) [default: the preset's]
-    #[arg(long)]
-    pub init: Option<String>,
-    /// Kernel implementation: naive | im2col | parallel
-    #[arg(long, default_value = "parallel")]
-    pub kernels: String,
-    /// Optimizer: sdlm (the paper) | momentum | sgd [default: the preset's]; another
-    /// optimizer than the preset's starts from its own defaults (sdlm: the paper's
-    /// schedule from 0.0005; momentum 0.9 and sgd: 0.01 constant)
-    #[arg(long)]
-    pub optimizer: Option<String>,
+    #[arg(long, value_parser = parse_init)]
+    pub init: Option<Init>,
+    /// Kernel implementation
+    #[arg(long, default_value = "parallel", value_parser = one_of(&KERNELS))]
+    pub kernels: Algo,
+    /// Optimizer (sdlm: the paper's) [default: the preset's]; another optimizer than
+    /// the preset's starts from its own defaults (sdlm: the paper's schedule from
+    /// 0.0005; momentum 0.9 and sgd: 0.01 constant)
+    #[arg(long, value_parser = one_of(&OPTIMIZERS))]
+    pub optimizer: Option<OptimizerKind>,
     /// Learning rate of the first epoch; later epochs keep the schedule's shape
     /// [default: the preset's]
     #[arg(long, allow_negative_numbers = true)]
@@ -81,8 +86,8 @@ pub struct TrainArgs {
     /// How SDLM turns h_kk into steps: per-parameter (the paper, eps/(mu+h_kk)) |
     /// tensor-sum (the NumPy original's bug: one rate eps/(mu+sum h) per tensor)
     /// [default: the preset's]
-    #[arg(long)]
-    pub hessian_mode: Option<String>,
+    #[arg(long, value_parser = one_of(&HESSIAN_MODES))]
+    pub hessian_mode: Option<HessianMode>,
     /// Training patterns on which SDLM re-estimates h_kk before each epoch
     /// [default: the preset's, 500]
     #[arg(long)]
@@ -100,9 +105,9 @@ pub struct TrainArgs {
     /// Seed of initialisation, shuffling and distortions
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Training distortions, drawn anew each epoch: none | affine | elastic
-    #[arg(long, default_value = "none")]
-    pub distort: String,
+    /// Training distortions, drawn anew each epoch
+    #[arg(long, default_value = "none", value_parser = one_of(&DISTORTIONS))]
+    pub distort: Distortion,
     /// Strength of the distortions: 1 = the default ranges (affine: +-2 px, scale and squeeze
     /// +-15%, shear +-0.3; elastic: alpha 34 px), 0 = none, at most 4
     #[arg(long, default_value_t = 1.0, value_parser = crate::limits::distort_strength)]
@@ -145,33 +150,14 @@ impl TrainArgs {
     /// The model configuration these flags describe.
     pub fn model_config(&self) -> Result<ModelConfig> {
         let mut c = self.model.config();
-        if let Some(p) = &self.pooling {
-            c.pooling = match p.as_str() {
-                "subsample" => Pooling::Subsample,
-                "avg" => Pooling::Avg,
-                "avg2018" => Pooling::Avg2018,
-                "max" => Pooling::Max,
-                _ => bail!("unknown pooling {p:?} (subsample, avg, max, avg2018)"),
-            };
-        }
-        if let Some(a) = &self.activation {
-            c.activation = a.parse::<Activation>().map_err(anyhow::Error::msg)?;
-        }
-        if let Some(t) = &self.c3_table {
-            c.c3_table = match t.as_str() {
-                "on" => true,
-                "off" => false,
-                _ => bail!("--c3-table takes on or off, not {t:?}"),
-            };
-        }
-        if let Some(i) = &self.init {
-            c.init = parse_init(i)?;
-        }
-        if let Some(o) = &self.output {
-            (c.output, c.loss) = match o.as_str() {
-                "rbf" => (Output::Rbf, Loss::Map { j: self.map_j }),
-                "softmax" => (Output::Softmax, Loss::SoftmaxCrossEntropy),
-                _ => bail!("unknown output {o:?} (rbf, softmax)"),
+        c.pooling = self.pooling.unwrap_or(c.pooling);
+        c.activation = self.activation.unwrap_or(c.activation);
+        c.c3_table = self.c3_table.unwrap_or(c.c3_table);
+        c.init = self.init.unwrap_or(c.init);
+        if let Some(output) = self.output {
+            (c.output, c.loss) = match output {
+                Output::Rbf => (Output::Rbf, Loss::Map { j: self.map_j }),
+                Output::Softmax => (Output::Softmax, Loss::SoftmaxCrossEntropy),
             };
         }
         if let Loss::Map { j } = &mut c.loss {
@@ -180,7 +166,7 @@ impl TrainArgs {
             }
             *j = self.map_j;
         }
-        c.algo = self.kernels.parse::<Algo>().map_err(anyhow::Error::msg)?;
+        c.algo = self.kernels;
         c.validate().map_err(anyhow::Error::msg)?;
         Ok(c)
     }
@@ -188,7 +174,7 @@ impl TrainArgs {
     /// The whole run these flags describe.
     pub fn run_config(&self) -> Result<RunConfig> {
         let strength = self.distort_strength;
-        let distortion = match self.distort.parse::<Distortion>().map_err(anyhow::Error::msg)? {
+        let distortion = match self.distort {
             Distortion::Affine { .. } => Distortion::Affine { strength },
             Distortion::Elastic { .. } => Distortion::Elastic { strength },
             Distortion::None => Distortion::None,
@@ -210,27 +196,26 @@ impl TrainArgs {
     pub fn recipe(&self) -> Result<Recipe> {
         let mut recipe = Recipe::for_preset(self.model);
         let kind = |m: &Method| match m {
-            Method::Sdlm { .. } => "sdlm",
-            Method::Momentum { .. } => "momentum",
-            Method::Sgd => "sgd",
+            Method::Sdlm { .. } => OptimizerKind::Sdlm,
+            Method::Momentum { .. } => OptimizerKind::Momentum,
+            Method::Sgd => OptimizerKind::Sgd,
         };
         let opt = &mut recipe.optimizer;
-        if let Some(name) = &self.optimizer {
-            if name != kind(&opt.method) {
-                *opt = match name.as_str() {
-                    "sdlm" => OptimizerConfig {
+        if let Some(wanted) = self.optimizer {
+            if wanted != kind(&opt.method) {
+                *opt = match wanted {
+                    OptimizerKind::Sdlm => OptimizerConfig {
                         method: Method::sdlm(),
                         schedule: Schedule::paper(),
                     },
-                    "momentum" => OptimizerConfig {
+                    OptimizerKind::Momentum => OptimizerConfig {
                         method: Method::Momentum { momentum: 0.9 },
                         schedule: Schedule::constant(0.01),
                     },
-                    "sgd" => OptimizerConfig {
+                    OptimizerKind::Sgd => OptimizerConfig {
                         method: Method::Sgd,
                         schedule: Schedule::constant(0.01),
                     },
-                    other => bail!("unknown optimizer {other:?} (sdlm, momentum, sgd)"),
                 };
             }
         }
@@ -243,7 +228,7 @@ impl TrainArgs {
                 Method::Sgd => bail!("--momentum needs the sdlm or momentum optimizer, not sgd"),
             }
         }
-        let current = kind(&opt.method);
+        let current = name_of(&OPTIMIZERS, &kind(&opt.method)).unwrap_or("this optimizer");
         let sdlm_only = |flag: &str| anyhow::anyhow!("{flag} is a setting of SDLM, not of {current}");
         match &mut opt.method {
             Method::Sdlm {
@@ -258,13 +243,7 @@ impl TrainArgs {
                     }
                     *samples = n;
                 }
-                if let Some(text) = &self.hessian_mode {
-                    *mode = match text.as_str() {
-                        "per-parameter" => HessianMode::PerParameter,
-                        "tensor-sum" => HessianMode::TensorSum,
-                        other => bail!("unknown --hessian-mode {other:?} (per-parameter, tensor-sum)"),
-                    };
-                }
+                *mode = self.hessian_mode.unwrap_or(*mode);
             }
             _ if self.mu.is_some() => return Err(sdlm_only("--mu")),
             _ if self.hessian_samples.is_some() => return Err(sdlm_only("--hessian-samples")),
@@ -298,13 +277,6 @@ impl TrainArgs {
     }
 }
 
-/// `--model`'s parser: the preset names, listed in `--help`.
-pub fn preset_parser() -> impl clap::builder::TypedValueParser<Value = Preset> {
-    use clap::builder::TypedValueParser;
-    clap::builder::PossibleValuesParser::new(Preset::ALL.map(Preset::name))
-        .try_map(|name| name.parse::<Preset>())
-}
-
 /// What `lenet train --help` says of each preset's recipe, from the library's values.
 pub fn presets_help() -> String {
     let mut text = String::from("Presets and the recipes they train with (flags change one setting each):\n");
@@ -320,10 +292,7 @@ pub fn presets_help() -> String {
             } => format!(
                 "sdlm (mu {}, h_kk from {samples} patterns, {}{})",
                 steps_text(mu),
-                match mode {
-                    HessianMode::PerParameter => "per-parameter",
-                    HessianMode::TensorSum => "tensor-sum",
-                },
+                name_of(&HESSIAN_MODES, mode).unwrap_or_default(),
                 if *momentum > 0.0 {
                     format!(", momentum {momentum}")
                 } else {
@@ -373,16 +342,9 @@ fn init_text(init: &Init) -> String {
 fn network_text(c: &ModelConfig) -> String {
     format!(
         "{} pooling, {}, C3 table {}, {}",
-        format!("{:?}", c.pooling).to_lowercase(),
-        match c.activation {
-            Activation::ScaledTanh => "scaled tanh".to_string(),
-            Activation::Tanh => "tanh".into(),
-            Activation::Sigmoid => "sigmoid".into(),
-            Activation::Relu => "relu".into(),
-            Activation::Prelu { alpha } => format!("prelu {alpha}"),
-            Activation::Elu { alpha } => format!("elu {alpha}"),
-        },
-        if c.c3_table { "on" } else { "off" },
+        name_of(&POOLINGS, &c.pooling).unwrap_or_default(),
+        c.activation.name(),
+        name_of(&SWITCH, &c.c3_table).unwrap_or_default(),
         match c.output {
             Output::Rbf => "RBF output",
             Output::Softmax => "softmax output",
@@ -401,7 +363,7 @@ impl Drop for RemoveIfEmpty {
     }
 }
 
-/// Parses `fan-in`, `torch`, `eblearn` or `normal:STD`.
+/// Parses `fan-in`, `torch`, `eblearn` or `normal:STD` (`--init`'s value parser).
 fn parse_init(text: &str) -> Result<Init> {
     let init = match text.split_once(':') {
         None if text == "fan-in" => Init::FanIn { scale: 2.4 },

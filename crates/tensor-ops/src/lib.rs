@@ -92,7 +92,7 @@ impl Algo {
     pub const ALL: [Algo; 3] = [Algo::Naive, Algo::Im2col, Algo::Parallel];
 
     /// Lower-case name (`naive`, `im2col`, `parallel`).
-    pub fn name(self) -> &'static str {
+    pub const fn name(self) -> &'static str {
         match self {
             Algo::Naive => "naive",
             Algo::Im2col => "im2col",
