@@ -396,7 +396,15 @@ fn absurd_training_flags_are_refused() {
             vec!["--model", "modern", "--mu", "0.02"],
             "--mu is a setting of SDLM",
         ),
-        (vec!["--distort", "wobbly"], "distortion"),
+        (
+            vec!["--distort", "wobbly"],
+            "possible values: none, affine, elastic",
+        ),
+        (
+            vec!["--optimizer", "adam"],
+            "possible values: sdlm, momentum, sgd",
+        ),
+        (vec!["--c3-table", "maybe"], "possible values: on, off"),
         (vec!["--limit", "0"], "limit"),
         (vec!["--validation=-5"], "--validation"),
         (vec!["--init", "normal:-1"], "standard deviation"),
