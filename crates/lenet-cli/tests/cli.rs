@@ -626,32 +626,29 @@ fn data_of_the_wrong_size_or_empty_is_refused() {
     assert!(run.status.success(), "{:?}", text(&run));
 }
 
-/// The shipped model on the real MNIST test set: the error its metrics file
-/// records, and the paper's 0.95% or better.
+/// The shipped models, named as `--model` names them, on the real MNIST test set:
+/// the error their metrics files record, and the paper's 0.95% or better.
 #[test]
 #[ignore = "needs the real MNIST in data/mnist: cargo xtask fetch-mnist (offline: --from DIR)"]
-fn the_shipped_model_reaches_its_recorded_error_on_real_mnist() {
+fn the_shipped_models_reach_their_recorded_error_on_real_mnist() {
     let data = real_mnist_dir();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models");
-    let out = lenet(&[
-        "eval",
-        "--model",
-        root.join("lenet5-classic.safetensors").to_str().unwrap(),
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--json",
-    ]);
-    assert!(out.status.success(), "{}", text(&out).1);
-    let report: serde_json::Value = serde_json::from_str(text(&out).0.trim()).unwrap();
-    let metrics: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(root.join("lenet5-classic.metrics.json")).unwrap()).unwrap();
-    let recorded = metrics.as_array().unwrap().last().unwrap()["test_error"]
-        .as_f64()
+    for name in ["classic", "modern"] {
+        let out = lenet(&["eval", "--model", name, "--data-dir", data.to_str().unwrap(), "--json"]);
+        assert!(out.status.success(), "{}", text(&out).1);
+        let report: serde_json::Value = serde_json::from_str(text(&out).0.trim()).unwrap();
+        let metrics: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(root.join(format!("lenet5-{name}.metrics.json"))).unwrap(),
+        )
         .unwrap();
-    let error = report["error_rate"].as_f64().unwrap();
-    assert_eq!(report["n"], 10_000);
-    assert!((error - recorded).abs() < 1e-9, "{error} vs recorded {recorded}");
-    assert!(error <= 0.0095, "{error}");
+        let recorded = metrics.as_array().unwrap().last().unwrap()["test_error"]
+            .as_f64()
+            .unwrap();
+        let error = report["error_rate"].as_f64().unwrap();
+        assert_eq!(report["n"], 10_000);
+        assert!((error - recorded).abs() < 1e-9, "{name}: {error} vs recorded {recorded}");
+        assert!(error <= 0.0095, "{name}: {error}");
+    }
 }
 
 /// Runs `lenet` and kills it after 20 s: a command that blocks on a FIFO fails the
