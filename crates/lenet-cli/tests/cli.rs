@@ -634,19 +634,28 @@ fn the_shipped_models_reach_their_recorded_error_on_real_mnist() {
     let data = real_mnist_dir();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models");
     for name in ["classic", "modern"] {
-        let out = lenet(&["eval", "--model", name, "--data-dir", data.to_str().unwrap(), "--json"]);
+        let out = lenet(&[
+            "eval",
+            "--model",
+            name,
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--json",
+        ]);
         assert!(out.status.success(), "{}", text(&out).1);
         let report: serde_json::Value = serde_json::from_str(text(&out).0.trim()).unwrap();
-        let metrics: serde_json::Value = serde_json::from_slice(
-            &std::fs::read(root.join(format!("lenet5-{name}.metrics.json"))).unwrap(),
-        )
-        .unwrap();
+        let metrics: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(root.join(format!("lenet5-{name}.metrics.json"))).unwrap())
+                .unwrap();
         let recorded = metrics.as_array().unwrap().last().unwrap()["test_error"]
             .as_f64()
             .unwrap();
         let error = report["error_rate"].as_f64().unwrap();
         assert_eq!(report["n"], 10_000);
-        assert!((error - recorded).abs() < 1e-9, "{name}: {error} vs recorded {recorded}");
+        assert!(
+            (error - recorded).abs() < 1e-9,
+            "{name}: {error} vs recorded {recorded}"
+        );
         assert!(error <= 0.0095, "{name}: {error}");
     }
 }
@@ -761,38 +770,26 @@ fn resume_refuses_the_flags_it_would_ignore() {
     let ck = run.join("checkpoint-epoch-1.bin");
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("resumed");
-    let base = [
-        "train",
-        "--resume",
-        ck.to_str().unwrap(),
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ];
-    let with = |extra: &[&str]| {
-        let mut args = base.to_vec();
+    let resume = |ck: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "train",
+            "--resume",
+            ck.to_str().unwrap(),
+            "--data-dir",
+            data.to_str().unwrap(),
+        ];
+        args.extend_from_slice(&["--out", out.to_str().unwrap()]);
         args.extend_from_slice(extra);
         lenet(&args)
     };
+    let with = |extra: &[&str]| resume(&ck, extra);
     assert_clean_failure(
         &with(&["--lr", "0.1", "--model", "modern"]),
         "--lr, --model would change what that run is",
     );
     assert!(!out.join("model.safetensors").exists());
     // --epochs sets the new last epoch, never one before the epochs already done
-    let done = run.join("checkpoint-epoch-2.bin");
-    let early = lenet(&[
-        "train",
-        "--resume",
-        done.to_str().unwrap(),
-        "--epochs",
-        "1",
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let early = resume(&run.join("checkpoint-epoch-2.bin"), &["--epochs", "1"]);
     assert_clean_failure(&early, "has already finished 2 epochs");
     let longer = with(&["--epochs", "3", "--quiet"]);
     assert!(longer.status.success(), "{:?}", text(&longer));
