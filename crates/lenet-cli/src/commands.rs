@@ -4,13 +4,14 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use lenet_layers::{model_file, LeNet5, Prediction, INPUT_LEN};
+use lenet_layers::rbf::{BITMAP_COLS, BITMAP_LEN, BITMAP_ROWS};
+use lenet_layers::{model_file, LeNet5, Prediction, CLASSES, INPUT_LEN, INPUT_SIZE};
 use lenet_optim::checkpoint;
 use mnist_io::{Dataset, InputSpec};
 use serde::Serialize;
 
 use crate::dataset::load_test_or_fetch;
-use crate::plots::{self, Tile};
+use crate::plots::{self, GalleryStyle, Tile};
 use mnist_io::digit::decode_digit;
 
 /// The shipped models, by the name `--model` takes for them.
@@ -266,15 +267,8 @@ pub fn eval(args: EvalArgs) -> Result<()> {
             "misclassified test digits (true->predicted), first {} of {errors}",
             tiles.len()
         );
-        plots::gallery(
-            &dir.join("misclassified.png"),
-            &title,
-            &tiles,
-            10,
-            2,
-            Some((0.0, 255.0)),
-            true,
-        )?;
+        let style = GalleryStyle::grid(10, 2).range(0.0, 255.0).ink_dark();
+        plots::gallery(&dir.join("misclassified.png"), &title, &tiles, style)?;
         if !args.json {
             println!("\nwrote confusion.png and misclassified.png to {}", dir.display());
         }
@@ -435,131 +429,20 @@ pub fn inspect(args: InspectArgs) -> Result<()> {
             test.len()
         );
     }
-    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    let out = &args.out;
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let x = InputSpec::default().batch(&test, &[args.image])?;
     let pred = model.predictions(&x).remove(0);
-    let out = &args.out;
+    let input = [tile(&x, INPUT_SIZE, INPUT_SIZE, String::new())];
     plots::gallery(
         &out.join("input.png"),
         "input (32x32)",
-        &[tile(&x, 32, 32, String::new())],
-        1,
-        6,
-        None,
-        false,
+        &input,
+        GalleryStyle::grid(1, 6),
     )?;
-
-    let acts = model.named_activations();
     let mut written = vec!["input.png".to_string()];
-    for (name, shape, data) in &acts {
-        let layer = name.trim_start_matches("act.").replace('.', "-");
-        let file = format!("{layer}.png");
-        let title = format!("{name} {:?}", &shape[1..]);
-        match shape.len() {
-            4 => {
-                let (c, h, w) = (shape[1], shape[2], shape[3]);
-                let tiles: Vec<Tile> = (0..c)
-                    .map(|m| tile(&data[m * h * w..(m + 1) * h * w], h, w, format!("map {m}")))
-                    .collect();
-                let zoom = (112 / h.max(1)).max(2);
-                plots::gallery(&out.join(&file), &title, &tiles, c.min(8), zoom, None, false)?;
-            }
-            _ => {
-                let n = shape[1];
-                let (rows, cols) = if n == 84 {
-                    (12, 7)
-                } else if n == 120 {
-                    (12, 10)
-                } else {
-                    (1, n)
-                };
-                let mut tiles = vec![tile(data, rows, cols, layer.clone())];
-                let centers = model
-                    .tensors()
-                    .find(|p| p.name == "output.centers")
-                    .map(|p| p.value.clone());
-                if let (84, Some(c)) = (n, &centers) {
-                    tiles.push(tile(
-                        &c[pred.class * 84..(pred.class + 1) * 84],
-                        12,
-                        7,
-                        format!("bitmap {}", pred.class),
-                    ));
-                }
-                plots::gallery(
-                    &out.join(&file),
-                    &title,
-                    &tiles,
-                    2,
-                    12,
-                    if n == 84 { Some((-1.8, 1.8)) } else { None },
-                    false,
-                )?;
-            }
-        }
-        written.push(file);
-    }
-    if let Some(c) = model.tensors().find(|p| p.name == "output.centers") {
-        let tiles: Vec<Tile> = (0..10)
-            .map(|d| tile(&c.value[d * 84..(d + 1) * 84], 12, 7, d.to_string()))
-            .collect();
-        plots::gallery(
-            &out.join("rbf-bitmaps.png"),
-            "RBF output prototypes",
-            &tiles,
-            10,
-            8,
-            Some((-1.0, 1.0)),
-            true,
-        )?;
-        written.push("rbf-bitmaps.png".into());
-    }
-    let kernels = |name: &str| model.params().find(|p| p.name == name).cloned();
-    if let Some(w) = kernels("c1.weight") {
-        let tiles: Vec<Tile> = (0..6)
-            .map(|o| tile(&w.value[o * 25..(o + 1) * 25], 5, 5, format!("{o}")))
-            .collect();
-        plots::gallery(
-            &out.join("c1-kernels.png"),
-            "C1 kernels",
-            &tiles,
-            6,
-            12,
-            None,
-            false,
-        )?;
-        written.push("c1-kernels.png".into());
-    }
-    if let Some(w) = kernels("c3.weight") {
-        // 16 rows (C3 maps) x 6 columns (S2 maps); blank where the table has no connection
-        let blank = [0.0f32; 25];
-        let (lo, hi) = w
-            .value
-            .iter()
-            .fold((0.0f32, 0.0f32), |(l, h), &v| (l.min(v), h.max(v)));
-        let tiles: Vec<Tile> = (0..96)
-            .map(|k| {
-                let connected = w.mask.as_ref().is_none_or(|m| m[k * 25] != 0.0);
-                let values = if connected {
-                    &w.value[k * 25..(k + 1) * 25]
-                } else {
-                    &blank[..]
-                };
-                tile(values, 5, 5, String::new())
-            })
-            .collect();
-        let r = lo.abs().max(hi.abs()).max(1e-6);
-        plots::gallery(
-            &out.join("c3-kernels.png"),
-            "C3 kernels (row: C3 map, column: S2 map)",
-            &tiles,
-            6,
-            8,
-            Some((-r, r)),
-            false,
-        )?;
-        written.push("c3-kernels.png".into());
-    }
+    written.extend(draw_activations(&model, pred.class, out)?);
+    written.extend(draw_parameters(&model, out)?);
     println!(
         "test image {} (label {}): predicted {}; wrote {} to {}",
         args.image,
@@ -570,6 +453,136 @@ pub fn inspect(args: InspectArgs) -> Result<()> {
     );
     Ok(())
 }
+
+/// One picture per layer output: maps as images, vectors (C5, F6, the ten
+/// outputs) as bar charts, F6 also as the 12x7 picture the RBF unit of the
+/// predicted `class` compares with its bitmap. Returns the file names.
+fn draw_activations(model: &LeNet5, class: usize, out: &Path) -> Result<Vec<String>> {
+    let centers = model.tensors().find(|p| p.name == "output.centers");
+    let mut written = Vec::new();
+    for (name, shape, data) in model.named_activations() {
+        let layer = name.trim_start_matches("act.").replace('.', "-");
+        let file = format!("{layer}.png");
+        let title = format!("{name} {:?}", &shape[1..]);
+        let units = shape[1..].iter().product::<usize>();
+        let is_maps = shape.len() == 4 && shape[2] * shape[3] > 1;
+        if is_maps {
+            let (c, h, w) = (shape[1], shape[2], shape[3]);
+            let tiles: Vec<Tile> = (0..c)
+                .map(|m| tile(&data[m * h * w..(m + 1) * h * w], h, w, format!("map {m}")))
+                .collect();
+            let zoom = (MAP_PIXELS / h.max(1)).max(2);
+            plots::gallery(
+                &out.join(&file),
+                &title,
+                &tiles,
+                GalleryStyle::grid(c.min(8), zoom),
+            )?;
+        } else if units == CLASSES {
+            let digits: Vec<String> = (0..CLASSES).map(|d| d.to_string()).collect();
+            let what = if model.config().loss.lower_is_better() {
+                "RBF penalty per digit (lower wins)"
+            } else {
+                "logit per digit (higher wins)"
+            };
+            plots::bars(&out.join(&file), &format!("{layer}: {what}"), data, Some(&digits))?;
+        } else {
+            plots::bars(&out.join(&file), &title, data, None)?;
+        }
+        written.push(file);
+        if let (true, Some(c)) = (units == BITMAP_LEN, centers) {
+            // F6 as the picture its RBF unit compares with the winning class's bitmap
+            let file = format!("{layer}-as-bitmap.png");
+            let tiles = [
+                tile(data, BITMAP_ROWS, BITMAP_COLS, layer.clone()),
+                tile(
+                    &c.value[class * BITMAP_LEN..(class + 1) * BITMAP_LEN],
+                    BITMAP_ROWS,
+                    BITMAP_COLS,
+                    format!("bitmap {class}"),
+                ),
+            ];
+            let style = GalleryStyle::grid(2, 12).range(-F6_RANGE, F6_RANGE);
+            plots::gallery(&out.join(&file), &title, &tiles, style)?;
+            written.push(file);
+        }
+    }
+    Ok(written)
+}
+
+/// The RBF prototypes and the C1 and C3 kernels. Returns the file names.
+fn draw_parameters(model: &LeNet5, out: &Path) -> Result<Vec<String>> {
+    let mut written = Vec::new();
+    if let Some(c) = model.tensors().find(|p| p.name == "output.centers") {
+        let tiles: Vec<Tile> = (0..CLASSES)
+            .map(|d| {
+                let bitmap = &c.value[d * BITMAP_LEN..(d + 1) * BITMAP_LEN];
+                tile(bitmap, BITMAP_ROWS, BITMAP_COLS, d.to_string())
+            })
+            .collect();
+        let style = GalleryStyle::grid(CLASSES, 8).range(-1.0, 1.0).ink_dark();
+        plots::gallery(
+            &out.join("rbf-bitmaps.png"),
+            "RBF output prototypes",
+            &tiles,
+            style,
+        )?;
+        written.push("rbf-bitmaps.png".into());
+    }
+    let param = |name: &str| model.params().find(|p| p.name == name).cloned();
+    let kernel = KERNEL * KERNEL;
+    if let Some(w) = param("c1.weight") {
+        let maps = w.value.len() / kernel;
+        let tiles: Vec<Tile> = (0..maps)
+            .map(|o| {
+                tile(
+                    &w.value[o * kernel..(o + 1) * kernel],
+                    KERNEL,
+                    KERNEL,
+                    format!("{o}"),
+                )
+            })
+            .collect();
+        plots::gallery(
+            &out.join("c1-kernels.png"),
+            "C1 kernels",
+            &tiles,
+            GalleryStyle::grid(maps, 12),
+        )?;
+        written.push("c1-kernels.png".into());
+    }
+    if let Some(w) = param("c3.weight") {
+        // one row per C3 map, one column per S2 map; blank where the table has no connection
+        let (inputs, kernels) = (C3_INPUTS, w.value.len() / kernel);
+        let blank = vec![0.0f32; kernel];
+        let r = w.value.iter().fold(1e-6f32, |r, &v| r.max(v.abs()));
+        let tiles: Vec<Tile> = (0..kernels)
+            .map(|k| {
+                let connected = w.mask.as_ref().is_none_or(|m| m[k * kernel] != 0.0);
+                let values = if connected {
+                    &w.value[k * kernel..(k + 1) * kernel]
+                } else {
+                    &blank[..]
+                };
+                tile(values, KERNEL, KERNEL, String::new())
+            })
+            .collect();
+        let title = "C3 kernels (row: C3 map, column: S2 map)";
+        let style = GalleryStyle::grid(inputs, 8).range(-r, r);
+        plots::gallery(&out.join("c3-kernels.png"), title, &tiles, style)?;
+        written.push("c3-kernels.png".into());
+    }
+    Ok(written)
+}
+
+/// Screen pixels a feature map is drawn at (each way).
+const MAP_PIXELS: usize = 112;
+/// F6's outputs and the bitmaps lie in about +-1.7 (the squashing function's range).
+const F6_RANGE: f32 = 1.8;
+/// Convolution kernels are KERNEL x KERNEL.
+const KERNEL: usize = 5;
+/// C3 reads the 6 maps of S2.
+const C3_INPUTS: usize = 6;
 
 // ---------------------------------------------------------------- export
 

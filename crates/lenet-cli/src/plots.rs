@@ -116,6 +116,52 @@ pub fn error_rate_chart(path: &Path, history: &[EpochMetrics]) -> Result<()> {
     })
 }
 
+/// One bar per value, labelled by `labels` (or by index): for the layers whose maps
+/// are single numbers (C5, F6, the ten outputs), which a picture of 1x1 maps hides.
+pub fn bars(path: &Path, title: &str, values: &[f32], labels: Option<&[String]>) -> Result<()> {
+    let n = values.len().max(1);
+    let width = (60 + 14 * n).clamp(500, 1800) as u32;
+    let (lo, hi) = values
+        .iter()
+        .fold((0.0f32, 0.0f32), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+    let pad = 0.05 * (hi - lo).max(1e-6);
+    render(path, width, 360, |area| {
+        let mut chart = ChartBuilder::on(area)
+            .caption(title, ("sans-serif", 18))
+            .margin(10)
+            .x_label_area_size(30)
+            .y_label_area_size(50)
+            .build_cartesian_2d((0..n).into_segmented(), (lo - pad)..(hi + pad))
+            .map_err(err)?;
+        let label_of = |i: usize| {
+            labels
+                .and_then(|l| l.get(i).cloned())
+                .unwrap_or_else(|| i.to_string())
+        };
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(n.min(30))
+            .x_label_formatter(&|v| match v {
+                SegmentValue::CenterOf(i) => label_of(*i),
+                _ => String::new(),
+            })
+            .label_style(("sans-serif", 12))
+            .draw()
+            .map_err(err)?;
+        chart
+            .draw_series(values.iter().enumerate().map(|(i, &v)| {
+                let color = if v >= 0.0 { BLUE } else { RED };
+                Rectangle::new(
+                    [(SegmentValue::Exact(i), 0.0), (SegmentValue::Exact(i + 1), v)],
+                    color.mix(0.7).filled(),
+                )
+            }))
+            .map_err(err)?;
+        Ok(())
+    })
+}
+
 /// A 10x10 confusion matrix (rows: true class, columns: predicted) as a heat map.
 #[allow(clippy::needless_range_loop)] // t and p are both indices and labels
 pub fn confusion_png(path: &Path, confusion: &[[usize; 10]; 10]) -> Result<()> {
@@ -191,17 +237,55 @@ pub struct Tile<'a> {
     pub caption: String,
 }
 
-/// Tiles in a grid, each scaled by `zoom` and normalised to its own range
-/// (`fixed` gives a shared range instead); dark = low, bright = high unless `ink_dark`.
-pub fn gallery(
-    path: &Path,
-    title: &str,
-    tiles: &[Tile],
-    grid_cols: usize,
-    zoom: usize,
-    fixed: Option<(f32, f32)>,
-    ink_dark: bool,
-) -> Result<()> {
+/// How [`gallery`] lays out and shades its tiles.
+#[derive(Debug, Clone, Copy)]
+pub struct GalleryStyle {
+    /// Tiles per row of the grid.
+    pub grid_cols: usize,
+    /// Screen pixels per value, each way.
+    pub zoom: usize,
+    /// One value range for every tile (`None`: each tile normalised to its own).
+    pub range: Option<(f32, f32)>,
+    /// Low values bright and high values dark (ink on paper), instead of the reverse.
+    pub ink_dark: bool,
+}
+
+impl GalleryStyle {
+    /// `grid_cols` tiles a row at `zoom`, each tile in its own range, high = bright.
+    pub fn grid(grid_cols: usize, zoom: usize) -> Self {
+        GalleryStyle {
+            grid_cols,
+            zoom,
+            range: None,
+            ink_dark: false,
+        }
+    }
+
+    /// The same with one range for every tile.
+    pub fn range(self, lo: f32, hi: f32) -> Self {
+        GalleryStyle {
+            range: Some((lo, hi)),
+            ..self
+        }
+    }
+
+    /// The same with high values dark.
+    pub fn ink_dark(self) -> Self {
+        GalleryStyle {
+            ink_dark: true,
+            ..self
+        }
+    }
+}
+
+/// Tiles in a grid (see [`GalleryStyle`]).
+pub fn gallery(path: &Path, title: &str, tiles: &[Tile], style: GalleryStyle) -> Result<()> {
+    let GalleryStyle {
+        grid_cols,
+        zoom,
+        range: fixed,
+        ink_dark,
+    } = style;
     let grid_cols = grid_cols.max(1);
     let (tw, th) = (
         tiles.iter().map(|t| t.cols).max().unwrap_or(1) * zoom,

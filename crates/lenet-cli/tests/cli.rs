@@ -232,12 +232,20 @@ fn inspect_and_export() {
         "s4-out.png",
         "c5-out.png",
         "f6-out.png",
+        "f6-out-as-bitmap.png",
+        "output-penalties.png",
         "rbf-bitmaps.png",
         "c1-kernels.png",
         "c3-kernels.png",
     ] {
         assert!(dir.join(f).is_file(), "{f} missing");
     }
+    // C5's 1x1 maps are drawn as a bar chart on white, not as 120 black tiles
+    let c5 = image::open(dir.join("c5-out.png")).unwrap().to_rgb8();
+    let white = c5.pixels().filter(|p| p.0 == [255, 255, 255]).count();
+    let bars = c5.pixels().filter(|p| p.0[2] > 200 && p.0[0] < 160).count();
+    assert!(white > c5.len() / 3 / 2, "c5-out.png is mostly dark");
+    assert!(bars > 1000, "c5-out.png has no bars");
     // the last checkpoint exported is the final model, byte for byte
     let exported = run.join("exported.safetensors");
     let out = lenet(&[
