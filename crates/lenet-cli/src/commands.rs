@@ -155,7 +155,7 @@ struct EvalReport {
     n: usize,
     errors: usize,
     per_class: Vec<f64>,
-    confusion: Vec<[usize; 10]>,
+    confusion: Vec<[usize; CLASSES]>,
     /// Inference time over the test set (input preparation and forward passes),
     /// after one untimed warm-up batch.
     seconds: f64,
@@ -172,108 +172,133 @@ pub fn eval(args: EvalArgs) -> Result<()> {
     if test.is_empty() {
         bail!("the test set in {} holds no images", args.data_dir.display());
     }
-    let indices: Vec<usize> = (0..test.len()).collect();
-    // One untimed batch first: the process's one-time costs (the thread pool,
-    // the network copies of each thread, first touches of code and buffers: 4-9
-    // ms, measured) are not inference throughput. PyTorch's side of the
-    // benchmark is warm the same way (its rounds run in one process).
-    // The timed pass reuses the warm-up's input buffer.
-    let (preds, seconds) = crate::on_pool(|| -> Result<_> {
-        let mut x = Vec::new();
-        let warm_up = &indices[..args.batch_size.min(indices.len())];
-        predict_dataset_in(&mut model, &test, warm_up, args.batch_size, &mut x)?;
-        let started = std::time::Instant::now();
-        let preds = predict_dataset_in(&mut model, &test, &indices, args.batch_size, &mut x)?;
-        Ok((preds, started.elapsed().as_secs_f64()))
-    })?;
-    let mut confusion = [[0usize; 10]; 10];
-    for (p, &label) in preds.iter().zip(test.labels()) {
-        confusion[label as usize][p.class] += 1;
-    }
-    let errors = preds
-        .iter()
-        .zip(test.labels())
-        .filter(|(p, &l)| p.class != l as usize)
-        .count();
-    let n = test.len();
-    let per_class: Vec<f64> = (0..10)
-        .map(|c| confusion[c][c] as f64 / confusion[c].iter().sum::<usize>().max(1) as f64)
-        .collect();
-    let report = EvalReport {
-        accuracy: 1.0 - errors as f64 / n as f64,
-        error_rate: errors as f64 / n as f64,
-        n,
-        errors,
-        per_class,
-        confusion: confusion.to_vec(),
-        seconds,
-        images_per_s: n as f64 / seconds.max(1e-9),
-        batch_size: args.batch_size,
-        threads: rayon::current_num_threads(),
-        isa: tensor_ops::isa(),
-    };
+    let (preds, seconds) = timed_predictions(&mut model, &test, args.batch_size)?;
+    let report = EvalReport::new(&preds, &test, seconds, args.batch_size);
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
+        report.print();
+    }
+    if let Some(dir) = &args.plots {
+        draw_eval_plots(dir, &report, &preds, &test)?;
+        if !args.json {
+            println!("\nwrote confusion.png and misclassified.png to {}", dir.display());
+        }
+    }
+    Ok(())
+}
+
+/// Every test image's prediction, and the seconds the pass took. One untimed batch
+/// first: the process's one-time costs (the thread pool, each thread's network
+/// copy, first touches of code and buffers: 4-9 ms, measured) are not inference
+/// throughput; PyTorch's side of the benchmark is warm the same way. The timed
+/// pass reuses the warm-up's input buffer.
+fn timed_predictions(model: &mut LeNet5, test: &Dataset, batch: usize) -> Result<(Vec<Prediction>, f64)> {
+    let indices: Vec<usize> = (0..test.len()).collect();
+    crate::on_pool(|| -> Result<_> {
+        let mut x = Vec::new();
+        let warm_up = &indices[..batch.min(indices.len())];
+        predict_dataset_in(model, test, warm_up, batch, &mut x)?;
+        let started = std::time::Instant::now();
+        let preds = predict_dataset_in(model, test, &indices, batch, &mut x)?;
+        Ok((preds, started.elapsed().as_secs_f64()))
+    })
+}
+
+impl EvalReport {
+    fn new(preds: &[Prediction], test: &Dataset, seconds: f64, batch_size: usize) -> Self {
+        let mut confusion = [[0usize; CLASSES]; CLASSES];
+        for (p, &label) in preds.iter().zip(test.labels()) {
+            confusion[label as usize][p.class] += 1;
+        }
+        let n = test.len();
+        let errors = n - (0..CLASSES).map(|c| confusion[c][c]).sum::<usize>();
+        let per_class = (0..CLASSES)
+            .map(|c| confusion[c][c] as f64 / confusion[c].iter().sum::<usize>().max(1) as f64)
+            .collect();
+        EvalReport {
+            accuracy: 1.0 - errors as f64 / n as f64,
+            error_rate: errors as f64 / n as f64,
+            n,
+            errors,
+            per_class,
+            confusion: confusion.to_vec(),
+            seconds,
+            images_per_s: n as f64 / seconds.max(1e-9),
+            batch_size,
+            threads: rayon::current_num_threads(),
+            isa: tensor_ops::isa(),
+        }
+    }
+
+    fn print(&self) {
         println!(
-            "test set: {n} images, {errors} errors: accuracy {:.2}%, error {:.2}%",
-            100.0 * report.accuracy,
-            100.0 * report.error_rate
+            "test set: {} images, {} errors: accuracy {:.2}%, error {:.2}%",
+            self.n,
+            self.errors,
+            100.0 * self.accuracy,
+            100.0 * self.error_rate
         );
         println!(
-            "inference: {:.0} images/s (batch {}, {} threads, {})",
-            report.images_per_s, report.batch_size, report.threads, report.isa
+            "inference: {:.0} images/s (batch {}, {}, {})",
+            self.images_per_s,
+            self.batch_size,
+            crate::train::count(self.threads, "thread"),
+            self.isa
         );
         println!("\nper class accuracy:");
-        for (c, a) in report.per_class.iter().enumerate() {
+        for (c, a) in self.per_class.iter().enumerate() {
             println!("  {c}: {:.2}%", 100.0 * a);
         }
         println!("\nconfusion (rows: true class, columns: predicted):");
         println!(
             "       {}",
-            (0..10).map(|c| format!("{c:>5}")).collect::<String>()
+            (0..CLASSES).map(|c| format!("{c:>5}")).collect::<String>()
         );
-        for (t, row) in confusion.iter().enumerate() {
+        for (t, row) in self.confusion.iter().enumerate() {
             println!(
                 "  {t:>3}  {}",
                 row.iter().map(|v| format!("{v:>5}")).collect::<String>()
             );
         }
     }
-    if let Some(dir) = &args.plots {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        plots::confusion_png(&dir.join("confusion.png"), &confusion)?;
-        let wrong: Vec<(usize, &Prediction)> = preds
-            .iter()
-            .enumerate()
-            .filter(|(i, p)| p.class != test.label(*i) as usize)
-            .take(100)
-            .collect();
-        let images: Vec<Vec<f32>> = wrong
-            .iter()
-            .map(|(i, _)| test.image(*i).iter().map(|&v| v as f32).collect())
-            .collect();
-        let tiles: Vec<Tile> = wrong
-            .iter()
-            .zip(&images)
-            .map(|((i, p), img)| Tile {
-                values: img,
-                rows: 28,
-                cols: 28,
-                caption: format!("{}->{}", test.label(*i), p.class),
-            })
-            .collect();
-        let title = format!(
-            "misclassified test digits (true->predicted), first {} of {errors}",
-            tiles.len()
-        );
-        let style = GalleryStyle::grid(10, 2).range(0.0, 255.0).ink_dark();
-        plots::gallery(&dir.join("misclassified.png"), &title, &tiles, style)?;
-        if !args.json {
-            println!("\nwrote confusion.png and misclassified.png to {}", dir.display());
-        }
-    }
-    Ok(())
+}
+
+/// `confusion.png`, and `misclassified.png` with the first 100 wrong test digits.
+fn draw_eval_plots(dir: &Path, report: &EvalReport, preds: &[Prediction], test: &Dataset) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut confusion = [[0usize; CLASSES]; CLASSES];
+    confusion.copy_from_slice(&report.confusion);
+    plots::confusion_png(&dir.join("confusion.png"), &confusion)?;
+    let wrong: Vec<(usize, &Prediction)> = preds
+        .iter()
+        .enumerate()
+        .filter(|(i, p)| p.class != test.label(*i) as usize)
+        .take(100)
+        .collect();
+    let images: Vec<Vec<f32>> = wrong
+        .iter()
+        .map(|(i, _)| test.image(*i).iter().map(|&v| v as f32).collect())
+        .collect();
+    let tiles: Vec<Tile> = wrong
+        .iter()
+        .zip(&images)
+        .map(|((i, p), img)| {
+            tile(
+                img,
+                test.rows(),
+                test.cols(),
+                format!("{}->{}", test.label(*i), p.class),
+            )
+        })
+        .collect();
+    let title = format!(
+        "misclassified test digits (true->predicted), first {} of {}",
+        tiles.len(),
+        report.errors
+    );
+    let style = GalleryStyle::grid(10, 2).range(0.0, 255.0).ink_dark();
+    plots::gallery(&dir.join("misclassified.png"), &title, &tiles, style)
 }
 
 // ---------------------------------------------------------------- predict
