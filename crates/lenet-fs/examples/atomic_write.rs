@@ -13,13 +13,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     lenet_fs::write_atomic(&path, b"version 1")?;
     lenet_fs::write_atomic(&path, b"version 2")?; // old file or new file, never a mix
-    println!("read back: {:?}", String::from_utf8(lenet_fs::read_capped(&path, 1024)?)?);
+    println!(
+        "read back: {:?}",
+        String::from_utf8(lenet_fs::read_capped(&path, 1024)?)?
+    );
 
     // a stream whose bytes land only if it is committed (a download checked by hash)
     let mut file = lenet_fs::AtomicFile::create(&path)?;
     file.write_all(b"a download that fails its checksum")?;
     drop(file); // no commit: the old file stays
-    println!("after a dropped stream: {:?}", String::from_utf8(std::fs::read(&path)?)?);
+    println!(
+        "after a dropped stream: {:?}",
+        String::from_utf8(std::fs::read(&path)?)?
+    );
 
     #[cfg(unix)]
     {
