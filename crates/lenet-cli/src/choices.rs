@@ -18,10 +18,11 @@ pub enum OptimizerKind {
     Sgd,
 }
 
+/// The library's own names: no second spelling here.
 pub const PRESETS: [(&str, Preset); 3] = [
-    ("classic", Preset::Classic),
-    ("modern", Preset::Modern),
-    ("seed2018", Preset::Seed2018),
+    (Preset::ALL[0].name(), Preset::ALL[0]),
+    (Preset::ALL[1].name(), Preset::ALL[1]),
+    (Preset::ALL[2].name(), Preset::ALL[2]),
 ];
 pub const POOLINGS: [(&str, Pooling); 4] = [
     ("subsample", Pooling::Subsample),
@@ -51,13 +52,14 @@ pub const KERNELS: [(&str, Algo); 3] = [
     (Algo::Im2col.name(), Algo::Im2col),
     (Algo::Parallel.name(), Algo::Parallel),
 ];
+/// The library's own names and default constants (`Activation::ALL`).
 pub const ACTIVATIONS: [(&str, Activation); 6] = [
-    ("scaled-tanh", Activation::ScaledTanh),
-    ("tanh", Activation::Tanh),
-    ("sigmoid", Activation::Sigmoid),
-    ("relu", Activation::Relu),
-    ("prelu", Activation::Prelu { alpha: 0.25 }),
-    ("elu", Activation::Elu { alpha: 1.0 }),
+    (Activation::ALL[0].name(), Activation::ALL[0]),
+    (Activation::ALL[1].name(), Activation::ALL[1]),
+    (Activation::ALL[2].name(), Activation::ALL[2]),
+    (Activation::ALL[3].name(), Activation::ALL[3]),
+    (Activation::ALL[4].name(), Activation::ALL[4]),
+    (Activation::ALL[5].name(), Activation::ALL[5]),
 ];
 
 /// A value parser that takes one of `table`'s names and gives its value.

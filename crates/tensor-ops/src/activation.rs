@@ -223,7 +223,7 @@ impl Activation {
     }
 
     /// The name used in options and files.
-    pub fn name(self) -> &'static str {
+    pub const fn name(self) -> &'static str {
         match self {
             Activation::ScaledTanh => "scaled-tanh",
             Activation::Tanh => "tanh",
