@@ -25,11 +25,11 @@ pub fn load_test_or_fetch(dir: &Path, quiet: bool) -> Result<Dataset> {
 /// Fetches the files of `split` (`None`: all four) that `dir` lacks.
 fn ensure(dir: &Path, quiet: bool, split: Option<Split>) -> Result<()> {
     let kind = DatasetKind::Mnist;
-    let wanted = match split {
-        Some(s) => kind.split_files(s).to_vec(),
-        None => kind.files().to_vec(),
-    };
-    if wanted.iter().all(|f| locate(dir, f.name).is_some()) {
+    if kind
+        .files_for(split)
+        .iter()
+        .all(|f| locate(dir, f.name).is_some())
+    {
         return Ok(());
     }
     if !quiet {

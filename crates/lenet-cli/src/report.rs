@@ -21,8 +21,8 @@ pub struct RunRecord<'a> {
     pub threads: usize,
     /// The preset and the network settings changed from it, in words.
     pub network: String,
+    /// Every persisted setting, the seed among them.
     pub run: &'a RunConfig,
-    pub seed: u64,
     pub train_images: usize,
     pub trainable_params: usize,
 }
@@ -36,7 +36,6 @@ impl<'a> RunRecord<'a> {
             threads: rayon::current_num_threads(),
             network: model.config().describe(),
             run,
-            seed: run.seed,
             train_images,
             trainable_params: model.trainable_params(),
         }

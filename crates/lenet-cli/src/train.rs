@@ -96,7 +96,7 @@ pub struct TrainArgs {
     #[arg(long, value_parser = crate::limits::epochs)]
     pub epochs: Option<usize>,
     /// Patterns per update (1 = the paper's pure per-sample updates; up to 65536)
-    /// [default: the preset's: classic 1, modern 32, seed2018 256]
+    /// [default: the preset's, listed below]
     #[arg(long, value_parser = crate::limits::batch_size)]
     pub batch_size: Option<usize>,
     /// Worker threads (1 to 256) [default: all cores]
@@ -896,7 +896,12 @@ mod tests {
         let recipe = |flags: &[&str]| args(flags).recipe().unwrap();
         assert_eq!(recipe(&[]), Recipe::paper_sdlm());
         assert_eq!(recipe(&["--model", "modern"]), Recipe::modern_momentum());
-        assert_eq!(recipe(&["--model", "seed2018"]), Recipe::paper_sdlm());
+        assert_eq!(recipe(&["--model", "seed2018"]), Recipe::seed2018_sdlm());
+        // the run that chose seed2018's epsilon
+        assert_eq!(
+            recipe(&["--model", "seed2018", "--lr", "0.002"]),
+            Recipe::seed2018_sdlm()
+        );
         // the command lines the README gave before presets carried recipes
         assert_eq!(
             recipe(&[
@@ -937,6 +942,10 @@ mod tests {
         assert_eq!(recipe(&["--lr", "0.001"]), want);
         // seed2018's network with classic's training: the same values, bit for bit
         let flags = ["--model", "seed2018", "--batch-size", "1", "--momentum", "0"];
+        assert_eq!(
+            recipe(&[&flags[..], &["--lr", "0.0005"]].concat()),
+            Recipe::paper_sdlm()
+        );
         let more = [
             "--hessian-mode",
             "per-parameter",

@@ -91,7 +91,7 @@ fn train_writes_every_file() {
     );
     let config: serde_json::Value =
         serde_json::from_slice(&std::fs::read(run.join("config.json")).unwrap()).unwrap();
-    assert_eq!(config["seed"], 3);
+    assert_eq!(config["run"]["seed"], 3);
     assert!(config["crate_version"].is_string());
     let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
     let lines: Vec<&str> = csv.lines().collect();

@@ -115,23 +115,15 @@ pub fn fetch(
     source: &FetchSource,
     progress: &mut dyn Progress,
 ) -> Result<FetchReport> {
-    let specs: Vec<FileSpec> = match source.split {
-        Some(split) => kind.split_files(split).to_vec(),
-        None => kind.files().to_vec(),
-    };
+    let specs = kind.files_for(source.split);
     // the folders that do not exist yet, deepest first
     let made: Vec<&Path> = dst
         .ancestors()
         .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
         .collect();
     let result = match &source.from {
-        Some(dir) => crate::store::import_files(dir, dst, &specs, progress),
-        None => download_files(
-            dst,
-            &specs,
-            &mirrors_for(kind, source.mirror.as_deref()),
-            progress,
-        ),
+        Some(dir) => crate::store::import_files(dir, dst, specs, progress),
+        None => download_files(dst, specs, &mirrors_for(kind, source.mirror.as_deref()), progress),
     };
     if result.is_err() {
         for dir in made {

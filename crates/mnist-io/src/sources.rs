@@ -94,10 +94,27 @@ impl DatasetKind {
 
     /// The image and label file of one split.
     pub fn split_files(self, split: Split) -> [FileSpec; 2] {
+        let [images, labels] = self.files_for(Some(split)) else {
+            unreachable!("a split has two files")
+        };
+        [*images, *labels]
+    }
+
+    /// The files of `split`, or all four for `None`: what a fetch of that
+    /// split reads and writes.
+    ///
+    /// ```
+    /// use mnist_io::{DatasetKind, Split};
+    /// let test = DatasetKind::Mnist.files_for(Some(Split::Test));
+    /// assert_eq!(test[0].name, "t10k-images-idx3-ubyte");
+    /// assert_eq!(DatasetKind::Mnist.files_for(None).len(), 4);
+    /// ```
+    pub fn files_for(self, split: Option<Split>) -> &'static [FileSpec] {
         let f = self.files();
         match split {
-            Split::Train => [f[0], f[1]],
-            Split::Test => [f[2], f[3]],
+            None => f,
+            Some(Split::Train) => &f[..2],
+            Some(Split::Test) => &f[2..],
         }
     }
 
