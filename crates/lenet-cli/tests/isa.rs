@@ -74,7 +74,7 @@ fn every_instruction_set_trains_the_same_model() {
             note(&format!("SKIPPED {isa}: this CPU does not support it"));
         }
     }
-    // batch 1 (im2col and the gemm crate, SDLM) and batch 32 (the lanes kernel
+    // batch 1 (im2col and gemm.rs's products, SDLM) and batch 32 (the lanes kernel
     // and the packed FC micro-kernel, two halves of the batch side by side)
     let runs: [(&str, &[&str]); 2] = [
         ("batch1", &["--limit", "300", "--threads", "1"]),

@@ -88,8 +88,8 @@ pub fn x_backward(algo: Algo, s: &FcShape, w: &[f32], dy: &[f32], dx: &mut [f32]
     let task = |dy: &[f32], dx: &mut [f32]| {
         if dy.len() == o {
             // one sample (batch 1, the paper's per-pattern updates): a sum of the
-            // weight rows scaled by dy, without the `gemm` crate's set-up for a
-            // one-row product (its small-matrix driver was 2-3% of a batch-1 step)
+            // weight rows scaled by dy, without a GEMM's set-up for a one-row
+            // product (a small-matrix driver measured 2-3% of a batch-1 step)
             return with_isa!(_s => {
                 dx.fill(0.0);
                 for (&g, w_row) in dy.iter().zip(w.chunks_exact(i)) {
@@ -126,8 +126,8 @@ pub fn weight_backward(algo: Algo, s: &FcShape, x: &[f32], dy: &[f32], dw: &mut 
     let task = |o0: usize, dw: &mut [f32], db: &mut [f32]| {
         let m = db.len();
         if n == 1 {
-            // one sample: dW is the outer product dy^T x, row by row (through the
-            // `gemm` crate, a product with k = 1 took 6% of a batch-1 step)
+            // one sample: dW is the outer product dy^T x, row by row (through a
+            // general GEMM, a product with k = 1 measured 6% of a batch-1 step)
             return with_isa!(_s => {
                 for ((dw_row, g_b), &g) in dw.chunks_exact_mut(i).zip(db.iter_mut()).zip(&dy[o0..o0 + m]) {
                     dw_row.iter_mut().zip(x).for_each(|(d, &xv)| *d = g * xv);

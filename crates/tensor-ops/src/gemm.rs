@@ -8,9 +8,9 @@
 //! **Same bits on every CPU with FMA.** Every kernel here fixes the order of each
 //! sum in its source: one chain of multiply-adds in order of `k`, or 16
 //! interleaved partial sums added in order. The register width only decides how
-//! many sums run side by side, so AVX2 and AVX-512 give the same bits. (The
-//! `gemm` crate, used before, picks its kernels and its blocking of `k` from the
-//! CPU, so its sums differed between machines.)
+//! many sums run side by side, so AVX2 and AVX-512 give the same bits. (A GEMM
+//! library that picks its kernels and its blocking of `k` from the CPU, as the
+//! `gemm` crate does, sums in another order on another machine.)
 
 use crate::simd::{with_isa, Simd};
 

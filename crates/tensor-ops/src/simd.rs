@@ -481,6 +481,7 @@ mod tests {
         let y: Vec<f32> = (0..16).map(|i| (i as f32 * 1.3).cos()).collect();
         let z: Vec<f32> = (0..16).map(|i| (i as f32 * 0.1).tan()).collect();
         let args = (&x[..], &y[..], &z[..]);
+        #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
         let mut results = vec![(Isa::Portable, exercise(Portable, args))];
         #[cfg(target_arch = "x86_64")]
         {

@@ -63,8 +63,8 @@ pub fn sums_in_halves(algo: Algo, batch: usize) -> bool {
 
 /// Into how many tasks the parallel variants split a GEMM's work (samples, output
 /// units, or the images whose weight gradients are summed): a fixed number, never
-/// the thread count. A GEMM's summation order can depend on its shape (the `gemm`
-/// crate picks kernels by shape), so blocks sized by the thread count would make
+/// the thread count. A GEMM's summation order can depend on its shape (`gemm.rs`
+/// picks its form and tiles by shape), so blocks sized by the thread count would make
 /// results depend on it; with a fixed split the parallel variants are bit-identical
 /// on any number of threads. Two halves keep every GEMM as large as possible on the
 /// 2-core machines this is tuned for (finer fixed blocks measured up to 2x slower:
