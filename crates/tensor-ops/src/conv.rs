@@ -33,7 +33,7 @@ use rayon::prelude::*;
 
 use crate::gemm::{gemm, MatRef};
 use crate::simd::with_isa;
-use crate::{scratch, squared, Algo};
+use crate::{scratch, squared, Algo, Method, Plan};
 
 mod lanes;
 
@@ -273,18 +273,25 @@ fn check(s: &ConvShape, table: Option<&ConnTable>) {
     }
 }
 
-/// Does the parallel variant split this call into tasks? Not for a single image:
-/// handing one small task to the pool costs more than it saves. (Never decided by
-/// the thread count, so that results do not depend on it.)
-fn split(algo: Algo, s: &ConvShape) -> bool {
-    algo == Algo::Parallel && s.batch > 1
-}
-
-/// Does the parallel variant use the lanes kernel (batch in vector lanes) rather
-/// than im2col + GEMM? For batches of at least one group of images, except when
-/// the kernel covers the whole input (C5), which is one dense matrix product.
-fn lanes_apply(s: &ConvShape) -> bool {
-    lanes::applies(s) && !im2col::is_dense(s)
+/// How a convolution of shape `s` runs for `algo` (all three passes): the one
+/// place that picks the algorithm and the thread split.
+/// - `Naive`: the naive loops.
+/// - `Im2col`: im2col + GEMM on the calling thread.
+/// - `Parallel`: the lanes kernel (batch in vector lanes, one task per group of
+///   images) for batches of at least one group, except when the kernel covers
+///   the whole input (C5), which is one dense matrix product; otherwise im2col +
+///   GEMM, split over the threads from two images on ([`crate::threads::splits`]).
+///
+/// The shape alone decides, never the CPU or the thread count.
+pub fn plan(algo: Algo, s: &ConvShape) -> Plan {
+    match algo {
+        Algo::Naive => Plan::NAIVE,
+        Algo::Parallel if lanes::applies(s) && !im2col::is_dense(s) => Plan {
+            method: Method::Lanes,
+            split: true,
+        },
+        Algo::Im2col | Algo::Parallel => Plan::gemm(algo, s.batch),
+    }
 }
 
 fn connected(table: Option<&ConnTable>, o: usize, i: usize) -> bool {
@@ -292,7 +299,7 @@ fn connected(table: Option<&ConnTable>, o: usize, i: usize) -> bool {
 }
 
 // ======================================================================
-// Dispatch: the one place that picks the algorithm.
+// Dispatch: each pass runs the plan of `plan`.
 // ======================================================================
 
 /// `y = conv(x, w) + b`.
@@ -312,10 +319,11 @@ pub fn forward(
         (x.len(), w.len(), b.len(), y.len()),
         (s.x_len(), s.w_len(), s.out_c, s.y_len())
     );
-    match algo {
-        Algo::Naive => naive::forward(s, table, x, w, b, y),
-        Algo::Parallel if lanes_apply(s) => lanes::forward(s, table, x, w, b, y, ws),
-        Algo::Im2col | Algo::Parallel => im2col::forward(s, x, w, b, y, ws, split(algo, s)),
+    let Plan { method, split } = plan(algo, s);
+    match method {
+        Method::Naive => naive::forward(s, table, x, w, b, y),
+        Method::Lanes => lanes::forward(s, table, x, w, b, y, ws),
+        Method::Gemm => im2col::forward(s, x, w, b, y, ws, split),
     }
 }
 
@@ -331,10 +339,11 @@ pub fn x_backward(
 ) {
     check(s, table);
     assert_eq!((w.len(), dy.len(), dx.len()), (s.w_len(), s.y_len(), s.x_len()));
-    match algo {
-        Algo::Naive => naive::x_backward(s, table, w, dy, dx),
-        Algo::Parallel if lanes_apply(s) => lanes::x_backward(s, table, w, dy, dx, ws),
-        Algo::Im2col | Algo::Parallel => im2col::x_backward(s, w, dy, dx, ws, split(algo, s)),
+    let Plan { method, split } = plan(algo, s);
+    match method {
+        Method::Naive => naive::x_backward(s, table, w, dy, dx),
+        Method::Lanes => lanes::x_backward(s, table, w, dy, dx, ws),
+        Method::Gemm => im2col::x_backward(s, w, dy, dx, ws, split),
     }
 }
 
@@ -356,11 +365,12 @@ pub fn weight_backward(
         (x.len(), dy.len(), dw.len(), db.len()),
         (s.x_len(), s.y_len(), s.w_len(), s.out_c)
     );
-    match algo {
-        Algo::Naive => naive::weight_backward(s, table, x, dy, dw, db),
-        Algo::Parallel if lanes_apply(s) => lanes::weight_backward(s, table, x, dy, dw, db, ws),
-        Algo::Im2col | Algo::Parallel => {
-            im2col::weight_backward(s, x, dy, dw, db, ws, split(algo, s));
+    let Plan { method, split } = plan(algo, s);
+    match method {
+        Method::Naive => naive::weight_backward(s, table, x, dy, dw, db),
+        Method::Lanes => lanes::weight_backward(s, table, x, dy, dw, db, ws),
+        Method::Gemm => {
+            im2col::weight_backward(s, x, dy, dw, db, ws, split);
             if let Some(t) = table {
                 t.mask_weights(dw);
             }

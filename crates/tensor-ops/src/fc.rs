@@ -7,7 +7,7 @@ use rayon::prelude::*;
 
 use crate::gemm::{gemm, gemm_packed, pack_transposed, packed_len, MatRef};
 use crate::simd::with_isa;
-use crate::{rows_per_task, squared, Algo};
+use crate::{rows_per_task, squared, Algo, Method, Plan};
 
 /// Geometry of a batched fully-connected layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,12 +27,23 @@ impl FcShape {
     }
 }
 
-/// The parallel variant runs on one thread for a single sample (see `conv::split`).
-fn effective(algo: Algo, s: &FcShape) -> Algo {
-    if algo == Algo::Parallel && s.batch < 2 {
-        Algo::Im2col
-    } else {
-        algo
+/// How a fully connected pass of shape `s` runs for `algo`: the naive loops, or
+/// a matrix product, split over the threads by rows ([`crate::threads::GEMM_SPLIT`]
+/// blocks) for `Parallel` from two samples on ([`crate::threads::splits`]).
+///
+/// ```
+/// use tensor_ops::fc::{plan, FcShape};
+/// use tensor_ops::{Algo, Method};
+///
+/// let f6 = FcShape { batch: 32, in_f: 120, out_f: 84 };
+/// assert_eq!(plan(Algo::Parallel, &f6).method, Method::Gemm);
+/// assert!(plan(Algo::Parallel, &f6).split);
+/// assert!(!plan(Algo::Parallel, &FcShape { batch: 1, ..f6 }).split);
+/// ```
+pub fn plan(algo: Algo, s: &FcShape) -> Plan {
+    match algo {
+        Algo::Naive => Plan::NAIVE,
+        Algo::Im2col | Algo::Parallel => Plan::gemm(algo, s.batch),
     }
 }
 
@@ -63,16 +74,19 @@ pub fn forward(algo: Algo, s: &FcShape, x: &[f32], w: &[f32], b: &[f32], y: &mut
         }
         gemm(MatRef::new(x, rows, i), MatRef::new(w, o, i).t(), 1.0, y, o)
     };
-    match effective(algo, s) {
-        Algo::Naive => {
+    match plan(algo, s) {
+        Plan {
+            method: Method::Naive,
+            ..
+        } => {
             for (x_row, y_row) in x.chunks_exact(i).zip(y.chunks_exact_mut(o)) {
                 for (out, (w_row, &bias)) in y_row.iter_mut().zip(w.chunks_exact(i).zip(b)) {
                     *out = bias + x_row.iter().zip(w_row).map(|(a, b)| a * b).sum::<f32>();
                 }
             }
         }
-        Algo::Im2col => task(x, y),
-        Algo::Parallel => {
+        Plan { split: false, .. } => task(x, y),
+        Plan { split: true, .. } => {
             let r = rows_per_task(n);
             x.par_chunks(r * i)
                 .zip(y.par_chunks_mut(r * o))
@@ -99,8 +113,11 @@ pub fn x_backward(algo: Algo, s: &FcShape, w: &[f32], dy: &[f32], dx: &mut [f32]
         }
         gemm(MatRef::new(dy, dy.len() / o, o), MatRef::new(w, o, i), 0.0, dx, i);
     };
-    match effective(algo, s) {
-        Algo::Naive => {
+    match plan(algo, s) {
+        Plan {
+            method: Method::Naive,
+            ..
+        } => {
             dx.fill(0.0);
             for (dy_row, dx_row) in dy.chunks_exact(o).zip(dx.chunks_exact_mut(i)) {
                 for (&g, w_row) in dy_row.iter().zip(w.chunks_exact(i)) {
@@ -108,8 +125,8 @@ pub fn x_backward(algo: Algo, s: &FcShape, w: &[f32], dy: &[f32], dx: &mut [f32]
                 }
             }
         }
-        Algo::Im2col => task(dy, dx),
-        Algo::Parallel => {
+        Plan { split: false, .. } => task(dy, dx),
+        Plan { split: true, .. } => {
             let r = rows_per_task(n);
             dy.par_chunks(r * o)
                 .zip(dx.par_chunks_mut(r * i))
@@ -147,8 +164,11 @@ pub fn weight_backward(algo: Algo, s: &FcShape, x: &[f32], dy: &[f32], dw: &mut 
             *g = dy[o0 + r..].iter().step_by(o).sum();
         }
     };
-    match effective(algo, s) {
-        Algo::Naive => {
+    match plan(algo, s) {
+        Plan {
+            method: Method::Naive,
+            ..
+        } => {
             dw.fill(0.0);
             db.fill(0.0);
             for (x_row, dy_row) in x.chunks_exact(i).zip(dy.chunks_exact(o)) {
@@ -158,8 +178,8 @@ pub fn weight_backward(algo: Algo, s: &FcShape, x: &[f32], dy: &[f32], dw: &mut 
                 }
             }
         }
-        Algo::Im2col => task(0, dw, db),
-        Algo::Parallel => {
+        Plan { split: false, .. } => task(0, dw, db),
+        Plan { split: true, .. } => {
             let r = rows_per_task(o);
             dw.par_chunks_mut(r * i)
                 .zip(db.par_chunks_mut(r))

@@ -24,10 +24,11 @@
 //! multiplies by `f'(a)^2`. For linear kernels these are the first-derivative
 //! kernels applied to squared operands, so they share one implementation.
 //!
-//! Three decisions are made in one place each: the algorithm in each concept's
-//! dispatch (`match algo`), the instruction set in [`simd`](crate::isa) (chosen at
-//! run time: AVX-512, AVX2+FMA or portable), and how work is split over threads
-//! in [`threads`].
+//! Three decisions are made in one place each: the algorithm of each call and
+//! whether it is split over threads in its concept's `plan` ([`conv::plan`],
+//! [`fc::plan`], returning a [`Plan`]) by the rules of [`threads`], and the
+//! instruction set in [`simd`](crate::isa) (chosen at run time: AVX-512, AVX2+FMA
+//! or portable).
 //!
 //! ```
 //! use tensor_ops::conv::{self, ConvShape, ConvWorkspace};
@@ -68,9 +69,11 @@ pub use simd::{isa, set_isa, Isa, IsaError};
 pub use threads::over_images;
 pub(crate) use threads::{rows_per_task, GEMM_SPLIT};
 
-/// Which implementation a kernel uses. All give the same results up to float
-/// rounding (tested to 1e-5 relative); `Parallel` is the fastest. Every variant
-/// runs on the instruction set chosen at run time ([`isa`]).
+/// Which implementation the caller asks for (`lenet train --kernels`). Each
+/// concept's `plan` turns it into the [`Plan`] that runs: the algorithm and the
+/// thread split. All give the same results up to float rounding (tested to 1e-5
+/// relative); `Parallel` is the fastest. Every variant runs on the instruction set
+/// chosen at run time ([`isa`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Algo {
@@ -78,11 +81,12 @@ pub enum Algo {
     Naive,
     /// Unfold patches (im2col), one matrix multiply for the whole batch; one thread.
     Im2col,
-    /// The fastest kernel per shape, split across rayon threads ([`threads`]): for
-    /// convolutions at batch >= 8 a direct kernel with sixteen images in the
+    /// The fastest plan per shape, split across rayon threads where that pays
+    /// ([`conv::plan`], [`fc::plan`], [`threads`]): for convolutions from
+    /// [`conv::LANES_MIN_BATCH`] images a direct kernel with sixteen images in the
     /// vector lanes (`conv/lanes.rs`), otherwise im2col + GEMM with the batch (or
-    /// the output channels) split. Which algorithm runs depends on the shape
-    /// alone, never on the CPU or the thread count.
+    /// the output channels) split. Which plan runs depends on the shape alone,
+    /// never on the CPU or the thread count.
     #[default]
     Parallel,
 }
@@ -97,6 +101,60 @@ impl Algo {
             Algo::Naive => "naive",
             Algo::Im2col => "im2col",
             Algo::Parallel => "parallel",
+        }
+    }
+}
+
+/// How one kernel call runs: the algorithm, and whether the call is split into
+/// tasks over the rayon threads. Each concept with more than one algorithm decides
+/// it in one function from the caller's [`Algo`] and the shape alone, never from
+/// the CPU or the thread count ([`conv::plan`], [`fc::plan`]), and its kernels
+/// match on the plan; the thread rules themselves are in [`threads`].
+///
+/// ```
+/// use tensor_ops::{conv, Algo, ConvShape, Method, Plan};
+///
+/// // C3 at batch 32: sixteen images in the vector lanes, one task per group
+/// let c3 = ConvShape::square(32, 6, 14, 16, 5);
+/// assert_eq!(conv::plan(Algo::Parallel, &c3), Plan { method: Method::Lanes, split: true });
+/// // the paper's batch 1: im2col and one matrix product, on the calling thread
+/// let c3_one = ConvShape::square(1, 6, 14, 16, 5);
+/// assert_eq!(conv::plan(Algo::Parallel, &c3_one), Plan { method: Method::Gemm, split: false });
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Plan {
+    /// The algorithm.
+    pub method: Method,
+    /// Split into tasks on the rayon pool (by image, or by rows in
+    /// [`threads::GEMM_SPLIT`] blocks), or run on the calling thread.
+    pub split: bool,
+}
+
+/// The algorithm of a kernel call ([`Plan`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// The readable loops of the `naive` modules: the specification.
+    Naive,
+    /// A matrix product ([`gemm`]), after unfolding the input's patches (im2col)
+    /// for a convolution.
+    Gemm,
+    /// The direct convolution with sixteen images in the vector lanes
+    /// (`conv/lanes.rs`).
+    Lanes,
+}
+
+impl Plan {
+    /// The naive loops on the calling thread.
+    pub const NAIVE: Plan = Plan {
+        method: Method::Naive,
+        split: false,
+    };
+
+    /// A matrix product, split over the threads when [`threads::splits`] says so.
+    pub fn gemm(algo: Algo, batch: usize) -> Plan {
+        Plan {
+            method: Method::Gemm,
+            split: threads::splits(algo, batch),
         }
     }
 }

@@ -14,6 +14,21 @@
 
 use crate::Algo;
 
+/// Does a call of the parallel variant on `batch` images split into tasks? Not
+/// for a single image (the paper's per-pattern updates): handing one small task
+/// to the pool costs more than it saves. Never decided by the thread count, so
+/// that results do not depend on it.
+///
+/// ```
+/// use tensor_ops::{threads::splits, Algo};
+/// assert!(splits(Algo::Parallel, 32));
+/// assert!(!splits(Algo::Parallel, 1));
+/// assert!(!splits(Algo::Im2col, 32));
+/// ```
+pub fn splits(algo: Algo, batch: usize) -> bool {
+    algo == Algo::Parallel && batch > 1
+}
+
 /// Threads of the rayon pool the kernels run on.
 pub fn threads() -> usize {
     rayon::current_num_threads()

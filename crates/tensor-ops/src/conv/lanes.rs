@@ -63,7 +63,7 @@ fn live_halves<S: Simd>(count: usize) -> impl Iterator<Item = usize> {
     (0..count.min(L)).step_by(S::W)
 }
 
-/// Is the lanes kernel used for this shape (by [`crate::Algo::Parallel`])? From
+/// Can the lanes kernel run this shape (`conv::plan` decides whether it does)? From
 /// [`MIN_BATCH`] images on.
 pub fn applies(s: &ConvShape) -> bool {
     s.batch >= MIN_BATCH
