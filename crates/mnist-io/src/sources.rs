@@ -94,10 +94,11 @@ impl DatasetKind {
 
     /// The image and label file of one split.
     pub fn split_files(self, split: Split) -> [FileSpec; 2] {
-        let [images, labels] = self.files_for(Some(split)) else {
-            unreachable!("a split has two files")
-        };
-        [*images, *labels]
+        let [train_images, train_labels, test_images, test_labels] = *self.files();
+        match split {
+            Split::Train => [train_images, train_labels],
+            Split::Test => [test_images, test_labels],
+        }
     }
 
     /// The files of `split`, or all four for `None`: what a fetch of that
@@ -110,11 +111,12 @@ impl DatasetKind {
     /// assert_eq!(DatasetKind::Mnist.files_for(None).len(), 4);
     /// ```
     pub fn files_for(self, split: Option<Split>) -> &'static [FileSpec] {
-        let f = self.files();
+        // train images and labels, then test images and labels
+        let (train, test) = self.files().split_at(2);
         match split {
-            None => f,
-            Some(Split::Train) => &f[..2],
-            Some(Split::Test) => &f[2..],
+            None => self.files(),
+            Some(Split::Train) => train,
+            Some(Split::Test) => test,
         }
     }
 

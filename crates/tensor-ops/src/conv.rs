@@ -500,6 +500,23 @@ mod im2col {
         s.pad == 0 && s.k == s.in_h && s.k == s.in_w
     }
 
+    /// The fully connected layer a dense convolution is: `[N, patch] -> [N, C_out]`.
+    fn dense_shape(s: &ConvShape) -> crate::fc::FcShape {
+        crate::fc::FcShape {
+            batch: s.batch,
+            in_f: s.patch_len(),
+            out_f: s.out_c,
+        }
+    }
+
+    /// Its plan: a matrix product, split over the threads as this call is.
+    fn dense_plan(parallel: bool) -> Plan {
+        Plan {
+            method: Method::Gemm,
+            split: parallel,
+        }
+    }
+
     /// Calls `f(row, p, r, q0..q1, c0)` for every run of the patch matrix that comes
     /// from the input: patch-matrix row `row` = `(i, u, v)`, output row `p`, input
     /// row `r = p + u - pad` (skipped when outside the image), output columns
@@ -641,18 +658,7 @@ mod im2col {
         let (hw, patch, oc) = (s.out_hw(), s.patch_len(), s.out_c);
         if is_dense(s) {
             // y [N, C_out] = x [N, patch] * W^T
-            return crate::fc::forward(
-                if parallel { Algo::Parallel } else { Algo::Im2col },
-                &crate::fc::FcShape {
-                    batch: s.batch,
-                    in_f: patch,
-                    out_f: oc,
-                },
-                x,
-                w,
-                b,
-                y,
-            );
+            return crate::fc::forward_with(dense_plan(parallel), &dense_shape(s), x, w, b, y);
         }
         let img = s.in_c * s.in_h * s.in_w;
         // per image, into the task's one patch buffer (small enough to stay in
@@ -719,18 +725,7 @@ mod im2col {
     ) {
         let (hw, patch, oc) = (s.out_hw(), s.patch_len(), s.out_c);
         if is_dense(s) {
-            let algo = if parallel { Algo::Parallel } else { Algo::Im2col };
-            return crate::fc::x_backward(
-                algo,
-                &crate::fc::FcShape {
-                    batch: s.batch,
-                    in_f: patch,
-                    out_f: oc,
-                },
-                w,
-                dy,
-                dx,
-            );
+            return crate::fc::x_backward_with(dense_plan(parallel), &dense_shape(s), w, dy, dx);
         }
         let img = s.in_c * s.in_h * s.in_w;
         // per image: dcols_n [patch, HW] = W^T [patch, C_out] * dy_n [C_out, HW], folded into dx_n
@@ -770,13 +765,7 @@ mod im2col {
     ) {
         let (hw, patch, oc) = (s.out_hw(), s.patch_len(), s.out_c);
         if is_dense(s) {
-            let algo = if parallel { Algo::Parallel } else { Algo::Im2col };
-            let fc = crate::fc::FcShape {
-                batch: s.batch,
-                in_f: patch,
-                out_f: oc,
-            };
-            return crate::fc::weight_backward(algo, &fc, x, dy, dw, db);
+            return crate::fc::weight_backward_with(dense_plan(parallel), &dense_shape(s), x, dy, dw, db);
         }
         // dW [C_out, patch] = sum_n dy_n [C_out, HW] * cols_n^T [HW, patch],
         // db [C_out] = sum_n sum_HW dy_n; each image unfolded again into the task's

@@ -57,6 +57,12 @@ const PACKED_FROM: usize = 16;
 
 /// `y = x w^T + b`.
 pub fn forward(algo: Algo, s: &FcShape, x: &[f32], w: &[f32], b: &[f32], y: &mut [f32]) {
+    forward_with(plan(algo, s), s, x, w, b, y)
+}
+
+/// [`forward`] as `plan` says (for a caller that has its plan already: a
+/// convolution whose kernel covers its whole input).
+pub(crate) fn forward_with(plan: Plan, s: &FcShape, x: &[f32], w: &[f32], b: &[f32], y: &mut [f32]) {
     let (n, i, o) = (s.batch, s.in_f, s.out_f);
     assert_eq!((x.len(), w.len(), b.len(), y.len()), (n * i, o * i, o, n * o));
     let task = |x: &[f32], y: &mut [f32]| {
@@ -74,7 +80,7 @@ pub fn forward(algo: Algo, s: &FcShape, x: &[f32], w: &[f32], b: &[f32], y: &mut
         }
         gemm(MatRef::new(x, rows, i), MatRef::new(w, o, i).t(), 1.0, y, o)
     };
-    match plan(algo, s) {
+    match plan {
         Plan {
             method: Method::Naive,
             ..
@@ -97,6 +103,11 @@ pub fn forward(algo: Algo, s: &FcShape, x: &[f32], w: &[f32], b: &[f32], y: &mut
 
 /// `dx = dy w`.
 pub fn x_backward(algo: Algo, s: &FcShape, w: &[f32], dy: &[f32], dx: &mut [f32]) {
+    x_backward_with(plan(algo, s), s, w, dy, dx)
+}
+
+/// [`x_backward`] as `plan` says.
+pub(crate) fn x_backward_with(plan: Plan, s: &FcShape, w: &[f32], dy: &[f32], dx: &mut [f32]) {
     let (n, i, o) = (s.batch, s.in_f, s.out_f);
     assert_eq!((w.len(), dy.len(), dx.len()), (o * i, n * o, n * i));
     let task = |dy: &[f32], dx: &mut [f32]| {
@@ -113,7 +124,7 @@ pub fn x_backward(algo: Algo, s: &FcShape, w: &[f32], dy: &[f32], dx: &mut [f32]
         }
         gemm(MatRef::new(dy, dy.len() / o, o), MatRef::new(w, o, i), 0.0, dx, i);
     };
-    match plan(algo, s) {
+    match plan {
         Plan {
             method: Method::Naive,
             ..
@@ -137,6 +148,18 @@ pub fn x_backward(algo: Algo, s: &FcShape, w: &[f32], dy: &[f32], dx: &mut [f32]
 
 /// `dw = dy^T x`, `db = sum over the batch of dy` (overwritten).
 pub fn weight_backward(algo: Algo, s: &FcShape, x: &[f32], dy: &[f32], dw: &mut [f32], db: &mut [f32]) {
+    weight_backward_with(plan(algo, s), s, x, dy, dw, db)
+}
+
+/// [`weight_backward`] as `plan` says.
+pub(crate) fn weight_backward_with(
+    plan: Plan,
+    s: &FcShape,
+    x: &[f32],
+    dy: &[f32],
+    dw: &mut [f32],
+    db: &mut [f32],
+) {
     let (n, i, o) = (s.batch, s.in_f, s.out_f);
     assert_eq!((x.len(), dy.len(), dw.len(), db.len()), (n * i, n * o, o * i, o));
     // Rows o0.. of dW and db: dW[o0+r, :] = sum_n dy[n, o0+r] x[n, :]
@@ -164,7 +187,7 @@ pub fn weight_backward(algo: Algo, s: &FcShape, x: &[f32], dy: &[f32], dw: &mut 
             *g = dy[o0 + r..].iter().step_by(o).sum();
         }
     };
-    match plan(algo, s) {
+    match plan {
         Plan {
             method: Method::Naive,
             ..
