@@ -1,6 +1,6 @@
 //! Fully-connected layer (F6, and the modern output layer).
 
-use tensor_ops::fc::{self, FcShape};
+use tensor_ops::fc::{self, FcShape, FcWorkspace};
 use tensor_ops::Algo;
 
 use crate::layer::Layer;
@@ -14,6 +14,8 @@ pub struct FullyConnected {
     out_f: usize,
     algo: Algo,
     sq: Vec<f32>,
+    /// The forward pass's packed weights.
+    ws: FcWorkspace,
     /// `[weight [out, in], bias [out]]`
     params: Vec<Param>,
 }
@@ -27,6 +29,7 @@ impl FullyConnected {
             out_f,
             algo,
             sq: Vec::new(),
+            ws: FcWorkspace::default(),
             params: vec![
                 Param::zeros(format!("{name}.weight"), &[out_f, in_f]),
                 Param::zeros(format!("{name}.bias"), &[out_f]),
@@ -65,6 +68,7 @@ impl Layer for FullyConnected {
             &self.params[0].value,
             &self.params[1].value,
             y,
+            &mut self.ws,
         );
     }
 

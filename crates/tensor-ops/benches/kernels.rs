@@ -7,11 +7,11 @@
 //! whatever the variant computes: `2 * batch * pairs * K^2 * H_out * W_out` per pass;
 //! "backward" is both backward passes (to the input and to the weights), 2x that.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a bench stops at the first surprise
-#![allow(missing_docs)] // criterion_main! writes an undocumented `main`
+#![allow(missing_docs)] // criterion_group! writes an undocumented `benches`
 
 use std::time::Duration;
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 use tensor_ops::conv::{self, ConnTable, ConvShape, ConvWorkspace};
 use tensor_ops::pool::{self, PoolShape};
 use tensor_ops::{subsample, Activation, Algo};
@@ -215,4 +215,15 @@ mod peak {
 }
 
 criterion_group!(benches, conv_benches, pool_benches, peak_bench);
-criterion_main!(benches);
+/// criterion's `main`, run on a thread of a rayon pool (of `RAYON_NUM_THREADS`
+/// threads, or one per core), as `lenet` runs its work: called from outside the
+/// pool, every parallel call would first hand its work over and wait for a
+/// thread to wake (C5's forward pass at batch 32 on a pool of one thread: 84-141
+/// us from outside, 19-20 us from inside, on an AMD EPYC).
+fn main() {
+    let pool = rayon::ThreadPoolBuilder::new().build().expect("a thread pool");
+    pool.install(|| {
+        benches();
+        Criterion::default().configure_from_args().final_summary();
+    });
+}

@@ -239,7 +239,8 @@ impl ConnTable {
     }
 }
 
-/// Scratch buffers of the im2col variants, sized on first use and then reused.
+/// Scratch buffers and caches of the im2col, lanes and dense variants, sized on
+/// first use and then reused.
 #[derive(Debug, Default, Clone)]
 pub struct ConvWorkspace {
     /// One image's patch matrix per task.
@@ -261,6 +262,8 @@ pub struct ConvWorkspace {
     dw_lanes: Vec<lanes::V>,
     /// The kernel flipped, channels swapped, for the lanes input gradient.
     w_flipped: Vec<f32>,
+    /// A dense convolution's (C5's) packed weights.
+    dense: crate::fc::FcWorkspace,
 }
 
 fn check(s: &ConvShape, table: Option<&ConnTable>) {
@@ -658,7 +661,7 @@ mod im2col {
         let (hw, patch, oc) = (s.out_hw(), s.patch_len(), s.out_c);
         if is_dense(s) {
             // y [N, C_out] = x [N, patch] * W^T
-            return crate::fc::forward_with(dense_plan(parallel), &dense_shape(s), x, w, b, y);
+            return crate::fc::forward_with(dense_plan(parallel), &dense_shape(s), x, w, b, y, &mut ws.dense);
         }
         let img = s.in_c * s.in_h * s.in_w;
         // per image, into the task's one patch buffer (small enough to stay in
@@ -710,9 +713,7 @@ mod im2col {
     fn cols_hold(ws: &ConvWorkspace, s: &ConvShape, x: &[f32]) -> bool {
         // bit for bit (a float comparison, value by value, cost 3% of C3's batch-1
         // backward pass)
-        matches!(&ws.cols_image, Some((shape, image)) if shape == s
-            && image.len() == x.len()
-            && image.iter().zip(x).all(|(a, b)| a.to_bits() == b.to_bits()))
+        matches!(&ws.cols_image, Some((shape, image)) if shape == s && crate::same_bits(image, x))
     }
 
     pub fn x_backward(

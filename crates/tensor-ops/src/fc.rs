@@ -47,32 +47,97 @@ pub fn plan(algo: Algo, s: &FcShape) -> Plan {
     }
 }
 
-/// Fewest rows per task for which [`forward`] packs the weights itself and runs
-/// the micro-kernel of [`gemm_packed`]; below, packing 48,000 weights per call
-/// costs more than it saves. Measured end to end on an AMD EPYC with AVX-512, 6
-/// rounds in turn: `lenet eval --batch-size 1000` (chunks of 32 images, tasks of
-/// 16 rows) 134k images/s packed against 112k with dot products; `lenet train
-/// --batch-size 32` (halves of 16 images, tasks of 8 rows) 51k packed against 62k.
+/// Fewest rows per task for which [`forward`] runs the micro-kernel of
+/// [`gemm_packed`] on the weights packed into panels ([`FcWorkspace`] keeps them
+/// while the weights do not change); below, dot products of rows of `x` and `w`.
+/// The two sum in different orders, so this threshold is part of what a training
+/// run computes: training at batch 32 (halves of 16 images, tasks of 8 rows) runs
+/// dot products. (On an AMD EPYC with AVX-512, one thread, C5's 400 -> 120
+/// weights: packing takes 15.5 us, the packed product 4.1 us for 8 rows and 8.1 us
+/// for 16, dot products 14.5 and 29 us.)
 const PACKED_FROM: usize = 16;
 
-/// `y = x w^T + b`.
-pub fn forward(algo: Algo, s: &FcShape, x: &[f32], w: &[f32], b: &[f32], y: &mut [f32]) {
-    forward_with(plan(algo, s), s, x, w, b, y)
+/// Scratch of the fully connected passes, reused from call to call: the weights
+/// packed for the forward micro-kernel, with the weights they were packed from.
+/// A call with other weights (compared bit for bit, [`crate::same_bits`]) packs
+/// them again, so a workspace can never hand out stale panels; while the weights
+/// stay the same (inference, or the chunks of one batch), they are packed once.
+#[derive(Debug, Default, Clone)]
+pub struct FcWorkspace {
+    /// The weights `[Out, In]` that `panels` were packed from.
+    packed_from: Vec<f32>,
+    /// `w^T` in panels for [`gemm_packed`] ([`pack_transposed`]).
+    panels: Vec<f32>,
+}
+
+impl FcWorkspace {
+    /// The panels of `w [out_f, in_f]`, packed again only when `w` changed.
+    fn panels(&mut self, w: &[f32], out_f: usize, in_f: usize) -> &[f32] {
+        if !crate::same_bits(&self.packed_from, w) {
+            self.packed_from.clear();
+            self.packed_from.extend_from_slice(w);
+            self.panels.resize(packed_len(in_f, out_f), 0.0);
+            pack_transposed(w, out_f, in_f, &mut self.panels);
+        }
+        &self.panels
+    }
+}
+
+/// `y = x w^T + b`; `ws` keeps the packed weights between calls.
+///
+/// ```
+/// use tensor_ops::fc::{forward, FcShape, FcWorkspace};
+/// use tensor_ops::Algo;
+///
+/// // two samples of 3 features into 2 outputs
+/// let s = FcShape { batch: 2, in_f: 3, out_f: 2 };
+/// let (x, w, b) = ([1.0, 2.0, 3.0, 0.0, 1.0, 0.0], [1.0, 0.0, 0.0, 0.0, 0.0, 1.0], [0.5, 0.0]);
+/// let mut y = [0.0; 4];
+/// forward(Algo::Parallel, &s, &x, &w, &b, &mut y, &mut FcWorkspace::default());
+/// assert_eq!(y, [1.5, 3.0, 0.5, 0.0]);
+/// ```
+pub fn forward(
+    algo: Algo,
+    s: &FcShape,
+    x: &[f32],
+    w: &[f32],
+    b: &[f32],
+    y: &mut [f32],
+    ws: &mut FcWorkspace,
+) {
+    forward_with(plan(algo, s), s, x, w, b, y, ws)
 }
 
 /// [`forward`] as `plan` says (for a caller that has its plan already: a
 /// convolution whose kernel covers its whole input).
-pub(crate) fn forward_with(plan: Plan, s: &FcShape, x: &[f32], w: &[f32], b: &[f32], y: &mut [f32]) {
+pub(crate) fn forward_with(
+    plan: Plan,
+    s: &FcShape,
+    x: &[f32],
+    w: &[f32],
+    b: &[f32],
+    y: &mut [f32],
+    ws: &mut FcWorkspace,
+) {
     let (n, i, o) = (s.batch, s.in_f, s.out_f);
     assert_eq!((x.len(), w.len(), b.len(), y.len()), (n * i, o * i, o, n * o));
+    if plan.method == Method::Naive {
+        for (x_row, y_row) in x.chunks_exact(i).zip(y.chunks_exact_mut(o)) {
+            for (out, (w_row, &bias)) in y_row.iter_mut().zip(w.chunks_exact(i).zip(b)) {
+                *out = bias + x_row.iter().zip(w_row).map(|(a, b)| a * b).sum::<f32>();
+            }
+        }
+        return;
+    }
+    // each task's rows decide its kernel; the panels are packed (or found
+    // packed) once, before the tasks share them
+    let task_rows = if plan.split { rows_per_task(n) } else { n };
+    let panels = (task_rows >= PACKED_FROM).then(|| ws.panels(w, o, i));
     let task = |x: &[f32], y: &mut [f32]| {
         let rows = y.len() / o;
-        if rows >= PACKED_FROM {
-            // the weights packed once for this task's rows, then 4 x 24 register tiles
-            let mut scratch = crate::ThreadScratch::take();
-            let packed = scratch.get(packed_len(i, o));
-            pack_transposed(w, o, i, packed);
-            return gemm_packed(x, rows, i, i, packed, o, b, y, o);
+        if let Some(panels) = panels.filter(|_| rows >= PACKED_FROM) {
+            // 4 x 24 (AVX2) or 8 x 48 (AVX-512) register tiles
+            return gemm_packed(x, rows, i, i, panels, o, b, y, o);
         }
         // y = b + x w^T: dot products of rows of x with rows of w
         for y_row in y.chunks_exact_mut(o) {
@@ -80,24 +145,12 @@ pub(crate) fn forward_with(plan: Plan, s: &FcShape, x: &[f32], w: &[f32], b: &[f
         }
         gemm(MatRef::new(x, rows, i), MatRef::new(w, o, i).t(), 1.0, y, o)
     };
-    match plan {
-        Plan {
-            method: Method::Naive,
-            ..
-        } => {
-            for (x_row, y_row) in x.chunks_exact(i).zip(y.chunks_exact_mut(o)) {
-                for (out, (w_row, &bias)) in y_row.iter_mut().zip(w.chunks_exact(i).zip(b)) {
-                    *out = bias + x_row.iter().zip(w_row).map(|(a, b)| a * b).sum::<f32>();
-                }
-            }
-        }
-        Plan { split: false, .. } => task(x, y),
-        Plan { split: true, .. } => {
-            let r = rows_per_task(n);
-            x.par_chunks(r * i)
-                .zip(y.par_chunks_mut(r * o))
-                .for_each(|(x, y)| task(x, y));
-        }
+    if plan.split {
+        x.par_chunks(task_rows * i)
+            .zip(y.par_chunks_mut(task_rows * o))
+            .for_each(|(x, y)| task(x, y));
+    } else {
+        task(x, y)
     }
 }
 

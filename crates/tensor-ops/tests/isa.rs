@@ -92,7 +92,7 @@ fn outputs(algo: Algo, magnitudes: bool) -> Vec<(String, Vec<f32>)> {
             values(batch * out_f, 8),
         );
         let mut y = vec![0.0; batch * out_f];
-        fc::forward(algo, &s, &x, &w, &b, &mut y);
+        fc::forward(algo, &s, &x, &w, &b, &mut y, &mut fc::FcWorkspace::default());
         let mut dx = vec![0.0; batch * in_f];
         fc::x_backward(algo, &s, &w, &dy, &mut dx);
         let (mut dw, mut db) = (vec![0.0; out_f * in_f], vec![0.0; out_f]);

@@ -9,7 +9,7 @@ mod common;
 use common::{abs, assert_close, conv_magnitudes, conv_passes, table, values, PASSES};
 use proptest::prelude::*;
 use tensor_ops::conv::{self, ConnTable, ConvShape, ConvWorkspace};
-use tensor_ops::fc::{self, FcShape};
+use tensor_ops::fc::{self, FcShape, FcWorkspace};
 use tensor_ops::Algo;
 
 fn shape_and_table() -> impl Strategy<Value = (ConvShape, Option<ConnTable>, u64)> {
@@ -61,9 +61,10 @@ proptest! {
         }
     }
 
-    // batches up to 140: from 8 rows per task on, the forward pass computes its
-    // product transposed, and from 64 on it packs the weights for its own
-    // micro-kernel (`fc::forward`; the parallel variant's tasks have half the rows)
+    // batches up to 140: from 16 rows per task on, the forward pass packs the
+    // weights for its own micro-kernel (`fc::forward`; the parallel variant's
+    // tasks have half the rows). Its workspace has packed other weights first (one
+    // value changed in sign), and must not reuse them.
     #[test]
     fn fc_variants_match_naive(batch in 1usize..=140, in_f in 1usize..=64, out_f in 1usize..=32, seed in any::<u64>()) {
         let s = FcShape { batch, in_f, out_f };
@@ -74,7 +75,11 @@ proptest! {
         let run = |algo: Algo, x: &[f32], w: &[f32], b: &[f32], dy: &[f32]| {
             let mut sq = Vec::new();
             let mut y = vec![0.0; batch * out_f];
-            fc::forward(algo, &s, x, w, b, &mut y);
+            let mut ws = FcWorkspace::default();
+            let mut other_w = w.to_vec();
+            other_w[0] = -other_w[0];
+            fc::forward(algo, &s, x, &other_w, b, &mut y, &mut ws);
+            fc::forward(algo, &s, x, w, b, &mut y, &mut ws);
             let mut dx = vec![0.0; batch * in_f];
             fc::x_backward(algo, &s, w, dy, &mut dx);
             let (mut dw, mut db) = (vec![0.0; out_f * in_f], vec![0.0; out_f]);
@@ -153,7 +158,8 @@ fn parallel_results_do_not_depend_on_the_thread_count() {
         );
         same_on_any_thread_count(&format!("fc {fs:?}"), || {
             let mut y = vec![0.0; batch * out_f];
-            fc::forward(Algo::Parallel, &fs, &x, &w, &vec![0.1; out_f], &mut y);
+            let mut ws = FcWorkspace::default();
+            fc::forward(Algo::Parallel, &fs, &x, &w, &vec![0.1; out_f], &mut y, &mut ws);
             let (mut dw, mut db) = (vec![0.0; out_f * in_f], vec![0.0; out_f]);
             fc::weight_backward(Algo::Parallel, &fs, &x, &dy, &mut dw, &mut db);
             let mut dx = vec![0.0; batch * in_f];
