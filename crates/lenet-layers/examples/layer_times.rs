@@ -1,0 +1,89 @@
+//! Where a training step's time goes, layer by layer: each layer of LeNet-5 timed
+//! alone on a fixed input, its forward pass and its backward pass (with the input
+//! gradient, and without it as the first layer runs), the best of 7 rounds of 100
+//! calls, on a rayon pool of the given size.
+//!
+//! ```sh
+//! cargo run --release -p lenet-layers --example layer_times -- [THREADS] [BATCH] [classic|modern]
+//! ```
+//!
+//! Defaults: 1 thread, batch 16 (one half of a training batch of 32, as
+//! `LeNet5::train_step` runs it), classic.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // an example stops at the first surprise
+
+use std::time::Instant;
+
+use lenet_layers::{Layer, LeNet5, ModelConfig, INPUT_LEN};
+
+/// Best time of one call of `f`, in microseconds.
+fn best_us(f: &mut dyn FnMut()) -> f64 {
+    for _ in 0..30 {
+        f();
+    }
+    (0..7)
+        .map(|_| {
+            let started = Instant::now();
+            for _ in 0..100 {
+                f();
+            }
+            started.elapsed().as_secs_f64() / 100.0 * 1e6
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let threads: usize = args.next().map_or(1, |s| s.parse().expect("THREADS: a number"));
+    let batch: usize = args.next().map_or(16, |s| s.parse().expect("BATCH: a number"));
+    let config = match args.next().as_deref() {
+        None | Some("classic") => ModelConfig::classic(),
+        Some("modern") => ModelConfig::modern(),
+        Some(other) => panic!("unknown model {other:?} (classic, modern)"),
+    };
+    let net = LeNet5::new(config, 7).unwrap();
+    let mut layers: Vec<Box<dyn Layer>> = net.layers().iter().map(|l| l.boxed_clone()).collect();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap();
+    pool.install(|| {
+        // activations of one forward pass on a fixed, image-like input
+        let x: Vec<f32> = (0..batch * INPUT_LEN)
+            .map(|i| (i * 7919 % 255) as f32 / 255.0 - 0.1)
+            .collect();
+        let mut acts = vec![x];
+        for layer in &mut layers {
+            let mut y = vec![0.0; batch * layer.out_len()];
+            layer.forward(batch, &acts[acts.len() - 1], &mut y);
+            acts.push(y);
+        }
+        println!(
+            "batch {batch}, {threads} thread(s), {}: microseconds per call",
+            tensor_ops::isa()
+        );
+        println!(
+            "{:>8} {:>9} {:>10} {:>18}",
+            "layer", "forward", "backward", "backward, no dx"
+        );
+        let (mut forward, mut backward) = (0.0, 0.0);
+        for (i, layer) in layers.iter_mut().enumerate() {
+            let (x, y) = (&acts[i], &acts[i + 1]);
+            let mut out = y.clone();
+            let f = best_us(&mut || layer.forward(batch, x, &mut out));
+            let dy: Vec<f32> = y.iter().map(|v| 0.01 * v).collect();
+            let mut dx = vec![0.0; x.len()];
+            let b = best_us(&mut || layer.backward(batch, x, y, &dy, Some(&mut dx)));
+            let b0 = best_us(&mut || layer.backward(batch, x, y, &dy, None));
+            // the first layer's input gradient is never needed
+            let b_used = if i == 0 { b0 } else { b };
+            forward += f;
+            backward += b_used;
+            println!("{:>8} {f:9.1} {b:10.1} {b0:18.1}", layer.name());
+        }
+        println!(
+            "{:>8} {forward:9.1} {backward:10.1}   (the first layer without dx: {:.0} images/s)",
+            "total",
+            batch as f64 / (forward + backward) * 1e6
+        );
+    });
+}
