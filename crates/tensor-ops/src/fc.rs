@@ -61,7 +61,8 @@ const PACKED_FROM: usize = 16;
 /// packed for the forward micro-kernel, with the weights they were packed from.
 /// A call with other weights (compared bit for bit, [`crate::same_bits`]) packs
 /// them again, so a workspace can never hand out stale panels; while the weights
-/// stay the same (inference, or the chunks of one batch), they are packed once.
+/// stay the same (inference over many chunks of images, or the tasks of one call),
+/// they are packed once.
 #[derive(Debug, Default, Clone)]
 pub struct FcWorkspace {
     /// The weights `[Out, In]` that `panels` were packed from.
