@@ -9,8 +9,6 @@
 //!
 //! Defaults: 1 thread, batch 16 (one half of a training batch of 32, as
 //! `LeNet5::train_step` runs it), classic.
-#![allow(clippy::unwrap_used, clippy::expect_used)] // an example stops at the first surprise
-
 use std::time::Instant;
 
 use lenet_layers::{Layer, LeNet5, ModelConfig, INPUT_LEN};
@@ -31,21 +29,32 @@ fn best_us(f: &mut dyn FnMut()) -> f64 {
         .fold(f64::INFINITY, f64::min)
 }
 
-fn main() {
+/// A positive whole number from the command line, or `default` when absent.
+fn count(arg: Option<String>, name: &str, default: usize) -> Result<usize, String> {
+    match arg {
+        None => Ok(default),
+        Some(s) => match s.parse() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(format!("{name} must be a whole number from 1, not {s:?}")),
+        },
+    }
+}
+
+fn main() -> Result<(), String> {
     let mut args = std::env::args().skip(1);
-    let threads: usize = args.next().map_or(1, |s| s.parse().expect("THREADS: a number"));
-    let batch: usize = args.next().map_or(16, |s| s.parse().expect("BATCH: a number"));
+    let threads = count(args.next(), "THREADS", 1)?;
+    let batch = count(args.next(), "BATCH", 16)?;
     let config = match args.next().as_deref() {
         None | Some("classic") => ModelConfig::classic(),
         Some("modern") => ModelConfig::modern(),
-        Some(other) => panic!("unknown model {other:?} (classic, modern)"),
+        Some(other) => return Err(format!("unknown model {other:?} (classic, modern)")),
     };
-    let net = LeNet5::new(config, 7).unwrap();
+    let net = LeNet5::new(config, 7).map_err(|e| e.to_string())?;
     let mut layers: Vec<Box<dyn Layer>> = net.layers().iter().map(|l| l.boxed_clone()).collect();
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
-        .unwrap();
+        .map_err(|e| e.to_string())?;
     pool.install(|| {
         // activations of one forward pass on a fixed, image-like input
         let x: Vec<f32> = (0..batch * INPUT_LEN)
@@ -86,4 +95,5 @@ fn main() {
             batch as f64 / (forward + backward) * 1e6
         );
     });
+    Ok(())
 }
