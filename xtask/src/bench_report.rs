@@ -235,6 +235,8 @@ pub fn bench_report(opts: Options) -> Result<()> {
                     &data,
                     "--out",
                     dir.to_str().unwrap_or("run"),
+                    // each build and round replaces the run before it
+                    "--overwrite",
                 ]
                 .iter()
                 .map(|s| s.to_string())
@@ -245,9 +247,6 @@ pub fn bench_report(opts: Options) -> Result<()> {
                 // each build in turn, round after round, so that both see the
                 // same neighbours on a shared machine
                 let ips = fastest_of_builds(&builds, |bin| {
-                    // a fresh run each time (`lenet train` refuses to write over
-                    // another run's directory)
-                    let _ = std::fs::remove_dir_all(&dir);
                     run(Command::new(bin).args(&args))?;
                     let metrics: Value = serde_json::from_slice(&std::fs::read(dir.join("metrics.json"))?)?;
                     Ok(metrics[0]["images_per_s"].as_f64().unwrap_or(0.0))

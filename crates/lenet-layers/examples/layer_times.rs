@@ -29,21 +29,23 @@ fn best_us(f: &mut dyn FnMut()) -> f64 {
         .fold(f64::INFINITY, f64::min)
 }
 
-/// A positive whole number from the command line, or `default` when absent.
-fn count(arg: Option<String>, name: &str, default: usize) -> Result<usize, String> {
+/// A whole number from 1 to `max` from the command line, or `default` when absent.
+fn count(arg: Option<String>, name: &str, default: usize, max: usize) -> Result<usize, String> {
     match arg {
         None => Ok(default),
         Some(s) => match s.parse() {
-            Ok(n) if n > 0 => Ok(n),
-            _ => Err(format!("{name} must be a whole number from 1, not {s:?}")),
+            Ok(n) if (1..=max).contains(&n) => Ok(n),
+            _ => Err(format!(
+                "{name} must be a whole number from 1 to {max}, not {s:?}"
+            )),
         },
     }
 }
 
 fn main() -> Result<(), String> {
     let mut args = std::env::args().skip(1);
-    let threads = count(args.next(), "THREADS", 1)?;
-    let batch = count(args.next(), "BATCH", 16)?;
+    let threads = count(args.next(), "THREADS", 1, 256)?;
+    let batch = count(args.next(), "BATCH", 16, 65_536)?;
     let config = match args.next().as_deref() {
         None | Some("classic") => ModelConfig::classic(),
         Some("modern") => ModelConfig::modern(),

@@ -188,8 +188,8 @@ pub fn scratch(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
 
 /// Do `a` and `b` hold the same values, bit for bit? (For caches keyed by the
 /// values they were made from: a float comparison would take `-0.0` for `0.0`.)
-/// Compared as bytes, by the C library's `memcmp` (a value-by-value loop cost 5%
-/// of `lenet eval`, measured by perf).
+/// Compared as bytes, by the C library's `memcmp` (perf of `LeNet5::scores_into`
+/// on 1,000 images: 2.6% of the time in a value-by-value loop, 1.75% in `memcmp`).
 ///
 /// ```
 /// assert!(tensor_ops::same_bits(&[1.0, 0.0], &[1.0, 0.0]));
