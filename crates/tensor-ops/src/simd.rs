@@ -223,8 +223,10 @@ pub(crate) trait Simd: Copy + Send + Sync {
     fn mul(self, a: Self::R, b: Self::R) -> Self::R;
     /// Scalar `a * b + c`, rounded as [`Simd::mul_add`] rounds it.
     fn mul_add1(self, a: f32, b: f32, c: f32) -> f32;
-    /// The 8x8 transpose of rows of 8 values: `out[i][j] = rows[j][i]`.
-    fn transpose8(self, rows: [[f32; 8]; 8]) -> [[f32; 8]; 8];
+    /// An 8 x 8 block transposed from one strided buffer into another, through
+    /// registers: `dst[i * dst_stride + j] = src[j * src_stride + i]` for
+    /// `i, j < 8`. Panics if either block reaches past its slice.
+    fn transpose8(self, src: (&[f32], usize), dst: (&mut [f32], usize));
     /// The sum of 16 values in a fixed tree: `v[i] + v[i + 8]`, then `+ [i + 4]`,
     /// `+ [i + 2]`, `+ [i + 1]` (four vector adds on x86).
     fn reduce16(self, v: &[f32; 16]) -> f32;
@@ -275,8 +277,12 @@ impl Simd for Portable {
         a * b + c
     }
     #[inline(always)]
-    fn transpose8(self, rows: [[f32; 8]; 8]) -> [[f32; 8]; 8] {
-        std::array::from_fn(|i| std::array::from_fn(|j| rows[j][i]))
+    fn transpose8(self, (src, ss): (&[f32], usize), (dst, ds): (&mut [f32], usize)) {
+        for i in 0..8 {
+            for j in 0..8 {
+                dst[i * ds + j] = src[j * ss + i];
+            }
+        }
     }
     #[inline(always)]
     fn reduce16(self, v: &[f32; 16]) -> f32 {
@@ -345,22 +351,35 @@ pub(crate) mod x86 {
         }
     }
 
-    /// The 8x8 transpose on AVX registers (both tokens have AVX).
+    /// [`Simd::transpose8`] on AVX registers (both tokens have AVX): 8 row loads,
+    /// 24 shuffles, 8 row stores.
     #[inline(always)]
-    fn transpose8_avx(rows: [[f32; 8]; 8]) -> [[f32; 8]; 8] {
+    fn transpose8_avx((src, ss): (&[f32], usize), (dst, ds): (&mut [f32], usize)) {
+        assert!(
+            src.len() >= 7 * ss + 8 && dst.len() >= 7 * ds + 8,
+            "transpose8: the block reaches past its slice"
+        );
         // SAFETY: called only through a token, whose existence means the CPU has
-        // AVX; every pointer is that of an array of 8 values.
+        // AVX; the assert above keeps every row of 8 values inside its slice.
         unsafe {
-            let r: [__m256; 8] = std::array::from_fn(|i| _mm256_loadu_ps(rows[i].as_ptr()));
+            let (p, q) = (src.as_ptr(), dst.as_mut_ptr());
+            let r0 = _mm256_loadu_ps(p);
+            let r1 = _mm256_loadu_ps(p.add(ss));
+            let r2 = _mm256_loadu_ps(p.add(2 * ss));
+            let r3 = _mm256_loadu_ps(p.add(3 * ss));
+            let r4 = _mm256_loadu_ps(p.add(4 * ss));
+            let r5 = _mm256_loadu_ps(p.add(5 * ss));
+            let r6 = _mm256_loadu_ps(p.add(6 * ss));
+            let r7 = _mm256_loadu_ps(p.add(7 * ss));
             // pairs of rows interleaved, then pairs of pairs, then the halves
-            let t0 = _mm256_unpacklo_ps(r[0], r[1]);
-            let t1 = _mm256_unpackhi_ps(r[0], r[1]);
-            let t2 = _mm256_unpacklo_ps(r[2], r[3]);
-            let t3 = _mm256_unpackhi_ps(r[2], r[3]);
-            let t4 = _mm256_unpacklo_ps(r[4], r[5]);
-            let t5 = _mm256_unpackhi_ps(r[4], r[5]);
-            let t6 = _mm256_unpacklo_ps(r[6], r[7]);
-            let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+            let t0 = _mm256_unpacklo_ps(r0, r1);
+            let t1 = _mm256_unpackhi_ps(r0, r1);
+            let t2 = _mm256_unpacklo_ps(r2, r3);
+            let t3 = _mm256_unpackhi_ps(r2, r3);
+            let t4 = _mm256_unpacklo_ps(r4, r5);
+            let t5 = _mm256_unpackhi_ps(r4, r5);
+            let t6 = _mm256_unpacklo_ps(r6, r7);
+            let t7 = _mm256_unpackhi_ps(r6, r7);
             let s0 = _mm256_shuffle_ps::<0x44>(t0, t2);
             let s1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
             let s2 = _mm256_shuffle_ps::<0x44>(t1, t3);
@@ -369,21 +388,14 @@ pub(crate) mod x86 {
             let s5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
             let s6 = _mm256_shuffle_ps::<0x44>(t5, t7);
             let s7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
-            let out = [
-                _mm256_permute2f128_ps::<0x20>(s0, s4),
-                _mm256_permute2f128_ps::<0x20>(s1, s5),
-                _mm256_permute2f128_ps::<0x20>(s2, s6),
-                _mm256_permute2f128_ps::<0x20>(s3, s7),
-                _mm256_permute2f128_ps::<0x31>(s0, s4),
-                _mm256_permute2f128_ps::<0x31>(s1, s5),
-                _mm256_permute2f128_ps::<0x31>(s2, s6),
-                _mm256_permute2f128_ps::<0x31>(s3, s7),
-            ];
-            let mut rows = [[0.0f32; 8]; 8];
-            for (row, r) in rows.iter_mut().zip(out) {
-                _mm256_storeu_ps(row.as_mut_ptr(), r);
-            }
-            rows
+            _mm256_storeu_ps(q, _mm256_permute2f128_ps::<0x20>(s0, s4));
+            _mm256_storeu_ps(q.add(ds), _mm256_permute2f128_ps::<0x20>(s1, s5));
+            _mm256_storeu_ps(q.add(2 * ds), _mm256_permute2f128_ps::<0x20>(s2, s6));
+            _mm256_storeu_ps(q.add(3 * ds), _mm256_permute2f128_ps::<0x20>(s3, s7));
+            _mm256_storeu_ps(q.add(4 * ds), _mm256_permute2f128_ps::<0x31>(s0, s4));
+            _mm256_storeu_ps(q.add(5 * ds), _mm256_permute2f128_ps::<0x31>(s1, s5));
+            _mm256_storeu_ps(q.add(6 * ds), _mm256_permute2f128_ps::<0x31>(s2, s6));
+            _mm256_storeu_ps(q.add(7 * ds), _mm256_permute2f128_ps::<0x31>(s3, s7));
         }
     }
 
@@ -431,8 +443,8 @@ pub(crate) mod x86 {
                     a.mul_add(b, c)
                 }
                 #[inline(always)]
-                fn transpose8(self, rows: [[f32; 8]; 8]) -> [[f32; 8]; 8] {
-                    transpose8_avx(rows)
+                fn transpose8(self, src: (&[f32], usize), dst: (&mut [f32], usize)) {
+                    transpose8_avx(src, dst)
                 }
                 #[inline(always)]
                 fn reduce16(self, v: &[f32; 16]) -> f32 {
@@ -466,7 +478,11 @@ mod tests {
             let r = s.mul_add(s.load(&x[h..]), s.load(&y[h..]), s.load(&z[h..]));
             s.store(s.add(r, s.splat(0.5)), &mut out[h..]);
         }
-        out.extend(s.transpose8(rows()).iter().flatten());
+        // the 8 x 8 block at stride 9 into one at stride 10
+        let src: Vec<f32> = (0..7 * 9 + 8).map(|k| rows()[k / 9][(k % 9).min(7)]).collect();
+        let mut dst = vec![0.0; 7 * 10 + 8];
+        s.transpose8((&src, 9), (&mut dst, 10));
+        out.extend((0..64).map(|k| dst[k / 8 * 10 + k % 8]));
         let sixteen: [f32; 16] = std::array::from_fn(|i| x[i] * 1e3 + y[i]);
         out.push(s.reduce16(&sixteen));
         out.iter().map(|v| v.to_bits()).collect()

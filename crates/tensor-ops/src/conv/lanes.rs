@@ -36,7 +36,7 @@ pub const MIN_BATCH: usize = 8;
 /// One value of sixteen images, aligned to its size so that no vector load
 /// crosses a cache line (measured together with border-only zeroing of padded
 /// inputs: C3 at batch 256 went from 60 to 90 GFLOP/s forward; docs/benchmarks.md).
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
 #[repr(C, align(64))]
 pub struct V(pub [f32; L]);
 
@@ -98,48 +98,62 @@ impl Maps {
     }
 }
 
-/// Interleaves up to 16 equally long runs of values, one per image:
-/// `dst[j][l] = runs[l][j]`, zero for the lanes of missing images. Each whole
-/// block of 8 runs goes 8 values at a time through an 8x8 register transpose.
+/// The values of `v`, lane by lane: `[v.len(), 16]`.
+fn flat(v: &[V]) -> &[f32] {
+    bytemuck::cast_slice(v)
+}
+
+/// [`flat`] to write.
+fn flat_mut(v: &mut [V]) -> &mut [f32] {
+    bytemuck::cast_slice_mut(v)
+}
+
+/// Interleaves `count <= 16` runs of `dst.len()` values, one per image, run `l`
+/// at `src[l * stride..]`: `dst[j][l] = src[l * stride + j]`, zero for the lanes
+/// of missing images. Each whole block of 8 runs goes 8 values at a time through
+/// an 8 x 8 register transpose.
 #[inline(always)]
-fn interleave<S: Simd>(s: S, runs: &[&[f32]], dst: &mut [V]) {
+fn interleave<S: Simd>(s: S, (src, stride, count): (&[f32], usize, usize), dst: &mut [V]) {
     let n = dst.len();
     let whole = n - n % 8;
-    let blocks = runs.len() / 8;
+    let blocks = count / 8;
+    let dst = flat_mut(dst);
     for b in 0..blocks {
         for j in (0..whole).step_by(8) {
-            let rows = std::array::from_fn(|l| std::array::from_fn(|jj| runs[b * 8 + l][j + jj]));
-            for (d, t) in dst[j..j + 8].iter_mut().zip(s.transpose8(rows)) {
-                d.0[b * 8..b * 8 + 8].copy_from_slice(&t);
-            }
+            s.transpose8(
+                (&src[b * 8 * stride + j..], stride),
+                (&mut dst[j * L + b * 8..], L),
+            );
         }
     }
-    for (jj, d) in dst.iter_mut().enumerate() {
-        let from = if jj < whole { blocks * 8 } else { 0 };
-        for l in from..L {
-            d.0[l] = runs.get(l).map_or(0.0, |r| r[jj]);
+    for (j, d) in dst.chunks_exact_mut(L).enumerate() {
+        let from = if j < whole { blocks * 8 } else { 0 };
+        for (l, d) in d.iter_mut().enumerate().skip(from) {
+            *d = if l < count { src[l * stride + j] } else { 0.0 };
         }
     }
 }
 
-/// The inverse of [`interleave`]: `runs[l][j] = src[j][l]` for the runs given.
+/// The inverse of [`interleave`]: `dst[l * stride + j] = src[j][l]` for the
+/// first `count` lanes.
 #[inline(always)]
-fn deinterleave<S: Simd>(s: S, src: &[V], runs: &mut [&mut [f32]]) {
+fn deinterleave<S: Simd>(s: S, src: &[V], (dst, stride, count): (&mut [f32], usize, usize)) {
     let n = src.len();
     let whole = n - n % 8;
-    let blocks = runs.len() / 8;
+    let blocks = count / 8;
+    let src = flat(src);
     for b in 0..blocks {
         for j in (0..whole).step_by(8) {
-            let rows = std::array::from_fn(|jj| std::array::from_fn(|l| src[j + jj].0[b * 8 + l]));
-            for (l, t) in s.transpose8(rows).into_iter().enumerate() {
-                runs[b * 8 + l][j..j + 8].copy_from_slice(&t);
-            }
+            s.transpose8(
+                (&src[j * L + b * 8..], L),
+                (&mut dst[b * 8 * stride + j..], stride),
+            );
         }
     }
-    for (l, run) in runs.iter_mut().enumerate() {
+    for l in 0..count {
         let from = if l < blocks * 8 { whole } else { 0 };
-        for (d, v) in run[from..].iter_mut().zip(&src[from..]) {
-            *d = v.0[l];
+        for j in from..n {
+            dst[l * stride + j] = src[j * L + l];
         }
     }
 }
@@ -148,15 +162,10 @@ fn deinterleave<S: Simd>(s: S, src: &[V], runs: &mut [&mut [f32]]) {
 /// `dst [C, H + 2 pad, W + 2 pad, 16]`; borders and missing images are zero.
 #[inline(always)]
 fn gather<S: Simd>(s: S, m: Maps, pad: usize, src: &[f32], dst: &mut [V]) {
-    let mut runs: [&[f32]; L] = [&[]; L];
     let count = src.len() / m.len();
-    for (r, img) in runs.iter_mut().zip(src.chunks_exact(m.len())) {
-        *r = img;
-    }
-    let runs = &mut runs[..count];
     if pad == 0 {
         // the images are one contiguous run each
-        return interleave(s, runs, dst);
+        return interleave(s, (src, m.len(), count), dst);
     }
     let p = m.padded(pad);
     for (ch, plane) in dst.chunks_exact_mut(p.h * p.w).enumerate() {
@@ -170,13 +179,8 @@ fn gather<S: Simd>(s: S, m: Maps, pad: usize, src: &[f32], dst: &mut [V]) {
         }
         for row in 0..m.h {
             let at = (ch * m.h + row) * m.w;
-            let row_runs: [&[f32]; L] =
-                std::array::from_fn(|l| runs.get(l).map_or(&[][..], |r| &r[at..at + m.w]));
-            interleave(
-                s,
-                &row_runs[..count],
-                &mut plane[(row + pad) * p.w + pad..][..m.w],
-            );
+            let dst_row = &mut plane[(row + pad) * p.w + pad..][..m.w];
+            interleave(s, (&src[at..], m.len(), count), dst_row);
         }
     }
 }
@@ -185,28 +189,16 @@ fn gather<S: Simd>(s: S, m: Maps, pad: usize, src: &[f32], dst: &mut [V]) {
 /// `H x W` window at `(off, off)` of `src [C, H + 2 off, W + 2 off, 16]`.
 #[inline(always)]
 fn scatter<S: Simd>(s: S, m: Maps, off: usize, src: &[V], dst: &mut [f32]) {
-    let mut runs: [&mut [f32]; L] = Default::default();
     let count = dst.len() / m.len();
-    for (r, img) in runs.iter_mut().zip(dst.chunks_exact_mut(m.len())) {
-        *r = img;
-    }
-    let runs = &mut runs[..count];
     if off == 0 {
-        return deinterleave(s, &src[..m.len()], runs);
+        return deinterleave(s, &src[..m.len()], (dst, m.len(), count));
     }
     let p = m.padded(off);
     for ch in 0..m.c {
         for row in 0..m.h {
             let at = (ch * m.h + row) * m.w;
-            let mut row_runs: [&mut [f32]; L] = Default::default();
-            for (rr, r) in row_runs.iter_mut().zip(runs.iter_mut()) {
-                *rr = &mut r[at..at + m.w];
-            }
-            deinterleave(
-                s,
-                &src[(ch * p.h + row + off) * p.w + off..][..m.w],
-                &mut row_runs[..count],
-            );
+            let src_row = &src[(ch * p.h + row + off) * p.w + off..][..m.w];
+            deinterleave(s, src_row, (&mut dst[at..], m.len(), count));
         }
     }
 }
