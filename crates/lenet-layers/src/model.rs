@@ -406,11 +406,16 @@ impl LeNet5 {
     /// Class, scores and probabilities of each image of `x` (`[N, 1, 32, 32]`
     /// flattened), from [`LeNet5::scores_into`].
     pub fn predictions(&mut self, x: &[f32]) -> Vec<Prediction> {
+        use rayon::prelude::*;
         let mut scores = vec![0.0; x.len() / INPUT_LEN * CLASSES];
         self.scores_into(x, &mut scores);
         let loss = self.config.loss;
+        // (the rows shared out over the threads from 256 on: on one thread, building
+        // the predictions of 1,000 images cost a seventh of their forward pass)
+        let per_task = tensor_ops::threads::per_thread(scores.len() / CLASSES, 256);
         scores
-            .chunks_exact(CLASSES)
+            .par_chunks_exact(CLASSES)
+            .with_min_len(per_task)
             .map(|row| Prediction {
                 class: loss.predict(row),
                 scores: row.to_vec(),
