@@ -471,11 +471,8 @@ impl LeNet5 {
         );
         // each half's gradient is of its own mean loss: weight them by their sizes
         // (for equal halves this is (g0 + g1) / 2 exactly)
-        let (w0, w1, total) = (n0 as f32, n1 as f32, n as f32);
         for (p, q) in self.params_mut().zip(other.params()) {
-            for (g, &h) in p.grad.iter_mut().zip(&q.grad) {
-                *g = (*g * w0 + h * w1) / total;
-            }
+            tensor_ops::update::mean_of_parts(&mut p.grad, &q.grad, n0, n1);
         }
         self.replicas.push(other);
         stats.add(stats1);

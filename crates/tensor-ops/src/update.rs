@@ -48,3 +48,22 @@ pub fn descend_momentum(w: &mut [f32], v: &mut [f32], g: &[f32], rate: &[f32], l
         }
     })
 }
+
+/// `g0 = (g0 * n0 + g1 * n1) / (n0 + n1)` element-wise: the gradient of a batch's
+/// mean loss from the gradients of its two parts' mean losses, `n0` and `n1`
+/// examples each (for equal parts, `(g0 + g1) / 2` exactly).
+///
+/// ```
+/// let mut g0 = [1.0f32, 4.0];
+/// tensor_ops::update::mean_of_parts(&mut g0, &[3.0, 0.0], 3, 1);
+/// assert_eq!(g0, [1.5, 3.0]);
+/// ```
+pub fn mean_of_parts(g0: &mut [f32], g1: &[f32], n0: usize, n1: usize) {
+    assert_eq!(g0.len(), g1.len(), "update: lengths differ");
+    let (w0, w1, total) = (n0 as f32, n1 as f32, (n0 + n1) as f32);
+    with_isa!(_s => {
+        for (g, &h) in g0.iter_mut().zip(g1) {
+            *g = (*g * w0 + h * w1) / total;
+        }
+    })
+}
