@@ -78,8 +78,10 @@ impl RunConfig {
     }
 }
 
-/// Fewest images per task when a batch's inputs are filled in parallel.
-const FILL_PER_TASK: usize = 64;
+/// Fewest images per task when a batch's inputs are filled in parallel: a
+/// training batch of 32 fills on two threads, which keeps the second thread awake
+/// for the next step (see `tensor_ops::threads::elementwise_piece`).
+const FILL_PER_TASK: usize = 16;
 
 /// Images per task when a batch is distorted in parallel: a distortion costs
 /// microseconds per image (an affine map's samples; an elastic field's draws and

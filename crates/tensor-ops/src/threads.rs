@@ -46,6 +46,26 @@ pub fn per_thread(items: usize, min: usize) -> usize {
     items.div_ceil(threads()).max(min).max(1)
 }
 
+/// Values per piece when an element-wise update of `len` values (an optimizer's
+/// step, the mean of two halves' gradients) is shared out over the threads: one
+/// piece per thread, at least [`ELEMENTWISE_MIN_PIECE`] values each; `len` or
+/// more means one piece, run on the calling thread. Between two training steps
+/// these updates keep the other threads busy, so that they are awake when the
+/// next step's halves are handed out (a sleeping rayon thread took about 40 us
+/// to start its half).
+///
+/// ```
+/// use tensor_ops::threads::{elementwise_piece, ELEMENTWISE_MIN_PIECE};
+/// assert!(elementwise_piece(100) >= 100); // too short to split
+/// assert!(elementwise_piece(48_120) >= ELEMENTWISE_MIN_PIECE);
+/// ```
+pub fn elementwise_piece(len: usize) -> usize {
+    per_thread(len, ELEMENTWISE_MIN_PIECE)
+}
+
+/// Fewest values per piece of an element-wise update: about a microsecond of work.
+pub const ELEMENTWISE_MIN_PIECE: usize = 4096;
+
 /// Where a training batch of `n` images is cut into two halves that run side by
 /// side on two copies of a network, or `None` to run it whole (fewer than
 /// [`HALVES_FROM`] images). The first half is rounded up to whole half-groups of

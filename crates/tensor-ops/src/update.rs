@@ -3,9 +3,15 @@
 //! after every batch: at batch 1, 60,000 times per epoch).
 //!
 //! Each value is computed as written, a multiply then a subtraction, so the
-//! results do not depend on the instruction set.
+//! results do not depend on the instruction set. Long tensors are cut into one
+//! piece per thread ([`crate::threads::elementwise_piece`]): each value is
+//! computed the same way in any piece, so neither does the thread count change
+//! them.
+
+use rayon::prelude::*;
 
 use crate::simd::with_isa;
+use crate::threads::elementwise_piece;
 
 /// `w -= lr * rate * g` element-wise: plain gradient descent with a per-weight
 /// rate (SDLM's `1 / (mu + h)`, or 1).
@@ -20,6 +26,17 @@ pub fn descend(w: &mut [f32], g: &[f32], rate: &[f32], lr: f32) {
         w.len() == g.len() && g.len() == rate.len(),
         "update: lengths differ"
     );
+    let piece = elementwise_piece(w.len());
+    if piece >= w.len() {
+        return descend_piece(w, g, rate, lr);
+    }
+    w.par_chunks_mut(piece)
+        .zip(g.par_chunks(piece))
+        .zip(rate.par_chunks(piece))
+        .for_each(|((w, g), rate)| descend_piece(w, g, rate, lr));
+}
+
+fn descend_piece(w: &mut [f32], g: &[f32], rate: &[f32], lr: f32) {
     with_isa!(_s => {
         for ((w, &g), &r) in w.iter_mut().zip(g).zip(rate) {
             *w -= lr * r * g;
@@ -41,6 +58,18 @@ pub fn descend_momentum(w: &mut [f32], v: &mut [f32], g: &[f32], rate: &[f32], l
         w.len() == v.len() && v.len() == g.len() && g.len() == rate.len(),
         "update: lengths differ"
     );
+    let piece = elementwise_piece(w.len());
+    if piece >= w.len() {
+        return descend_momentum_piece(w, v, g, rate, lr, momentum);
+    }
+    w.par_chunks_mut(piece)
+        .zip(v.par_chunks_mut(piece))
+        .zip(g.par_chunks(piece))
+        .zip(rate.par_chunks(piece))
+        .for_each(|(((w, v), g), rate)| descend_momentum_piece(w, v, g, rate, lr, momentum));
+}
+
+fn descend_momentum_piece(w: &mut [f32], v: &mut [f32], g: &[f32], rate: &[f32], lr: f32, momentum: f32) {
     with_isa!(_s => {
         for (((w, v), &g), &r) in w.iter_mut().zip(v.iter_mut()).zip(g).zip(rate) {
             *v = momentum * *v + r * g;
@@ -61,9 +90,18 @@ pub fn descend_momentum(w: &mut [f32], v: &mut [f32], g: &[f32], rate: &[f32], l
 pub fn mean_of_parts(g0: &mut [f32], g1: &[f32], n0: usize, n1: usize) {
     assert_eq!(g0.len(), g1.len(), "update: lengths differ");
     let (w0, w1, total) = (n0 as f32, n1 as f32, (n0 + n1) as f32);
-    with_isa!(_s => {
-        for (g, &h) in g0.iter_mut().zip(g1) {
-            *g = (*g * w0 + h * w1) / total;
-        }
-    })
+    let mean_piece = |g0: &mut [f32], g1: &[f32]| {
+        with_isa!(_s => {
+            for (g, &h) in g0.iter_mut().zip(g1) {
+                *g = (*g * w0 + h * w1) / total;
+            }
+        })
+    };
+    let piece = elementwise_piece(g0.len());
+    if piece >= g0.len() {
+        return mean_piece(g0, g1);
+    }
+    g0.par_chunks_mut(piece)
+        .zip(g1.par_chunks(piece))
+        .for_each(|(g0, g1)| mean_piece(g0, g1));
 }

@@ -10,7 +10,7 @@ use common::{abs, assert_close, conv_magnitudes, conv_passes, table, values, PAS
 use proptest::prelude::*;
 use tensor_ops::conv::{self, ConnTable, ConvShape, ConvWorkspace};
 use tensor_ops::fc::{self, FcShape, FcWorkspace};
-use tensor_ops::Algo;
+use tensor_ops::{update, Algo};
 
 fn shape_and_table() -> impl Strategy<Value = (ConvShape, Option<ConnTable>, u64)> {
     (
@@ -166,6 +166,35 @@ fn parallel_results_do_not_depend_on_the_thread_count() {
             fc::x_backward(Algo::Parallel, &fs, &w, &dy, &mut dx);
             (y, dw, db, dx)
         });
+    }
+
+    // the element-wise updates, long enough to be cut into one piece per thread,
+    // and each value as the scalar formula gives it
+    let len = 3 * tensor_ops::threads::ELEMENTWISE_MIN_PIECE + 5;
+    let (w, g, rate, v) = (values(len, 7), values(len, 8), values(len, 9), values(len, 10));
+    let (lr, momentum) = (0.03, 0.9);
+    let updated = || {
+        let (mut w_sgd, mut w_m, mut v_m, mut g_mean) = (w.clone(), w.clone(), v.clone(), g.clone());
+        update::descend(&mut w_sgd, &g, &rate, lr);
+        update::descend_momentum(&mut w_m, &mut v_m, &g, &rate, lr, momentum);
+        update::mean_of_parts(&mut g_mean, &v, 20, 12);
+        (w_sgd, w_m, v_m, g_mean)
+    };
+    same_on_any_thread_count("updates", updated);
+    let (w_sgd, w_m, v_m, g_mean) = updated();
+    for i in 0..len {
+        assert_eq!(w_sgd[i], w[i] - lr * rate[i] * g[i], "descend at {i}");
+        let v_i = momentum * v[i] + rate[i] * g[i];
+        assert_eq!(
+            (w_m[i], v_m[i]),
+            (w[i] - lr * v_i, v_i),
+            "descend_momentum at {i}"
+        );
+        assert_eq!(
+            g_mean[i],
+            (g[i] * 20.0 + v[i] * 12.0) / 32.0,
+            "mean_of_parts at {i}"
+        );
     }
 }
 
