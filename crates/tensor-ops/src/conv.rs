@@ -12,7 +12,8 @@
 //! The im2col variants unfold each image into a patch matrix
 //! `cols_n [C_in*K*K, H_out*W_out]` (one column per output pixel), so that
 //! - forward is `y_n = W cols_n + b`,
-//! - `x_backward` is `dcols_n = W^T dy_n`, folded back (col2im),
+//! - `x_backward` is `dcols_n = W^T dy_n`, folded back (col2im; for unpadded
+//!   5x5 kernels the same sums go straight into `dx`, without `dcols_n`),
 //! - `weight_backward` is `dW = sum_n dy_n cols_n^T`.
 //!
 //! Each task unfolds one image at a time into a buffer that stays in cache; the
@@ -428,7 +429,7 @@ mod naive {
         for n in 0..s.batch {
             for o in 0..s.out_c {
                 for i in (0..s.in_c).filter(|&i| connected(t, o, i)) {
-                    for p in (0..oh).rev() {
+                    for p in 0..oh {
                         for q in 0..ow {
                             let y_index = ((n * s.out_c + o) * oh + p) * ow + q;
                             for u in 0..k {
@@ -534,7 +535,7 @@ mod im2col {
                     let row = (i * k + u) * k + v;
                     let q0 = pad.saturating_sub(v).min(ow);
                     let q1 = (s.in_w + pad).saturating_sub(v).min(ow).max(q0);
-                    for p in (0..oh).rev() {
+                    for p in 0..oh {
                         let r = (p + u).wrapping_sub(pad);
                         if r < s.in_h {
                             f(row, p, (i * s.in_h + r) * s.in_w, q0..q1, q0 + v - pad);
@@ -580,7 +581,7 @@ mod im2col {
             for u in 0..K {
                 for v in 0..K {
                     let row = (i * K + u) * K + v;
-                    for p in (0..oh).rev() {
+                    for p in 0..oh {
                         f(row * hw + p * OW, (i * s.in_h + u + p) * in_w + v);
                     }
                 }
