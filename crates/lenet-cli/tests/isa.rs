@@ -4,7 +4,9 @@
 //! AVX2 and AVX-512 must give identical model files. The portable path rounds
 //! its multiply-adds twice (no FMA to count on), so it is checked to train
 //! (finite, close loss) but not for identical bytes. A path this CPU lacks is
-//! reported on stderr as skipped.
+//! reported on stderr as skipped. Four short runs are also pinned to the model
+//! bytes they trained when the shipped models were trained, so that a change in
+//! any kernel's order of summation shows.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a bad case should stop loudly
 
@@ -134,4 +136,98 @@ fn every_instruction_set_trains_the_same_model() {
             .unwrap();
         common::assert_clean_failure(&out, "does not support avx512");
     }
+}
+
+/// FNV-1a, 64 bits: a fingerprint of a model's tensor bytes.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// The tensor bytes of a safetensors file: what follows its JSON header (the
+/// header's metadata records the settings, which may gain fields).
+fn tensor_bytes(file: &[u8]) -> &[u8] {
+    let header = u64::from_le_bytes(file[..8].try_into().unwrap()) as usize;
+    &file[8 + header..]
+}
+
+/// The models that short runs train, pinned to the bytes they had when the
+/// shipped models were trained. Every kernel fixes the order of its sums, so a
+/// change that reorders one (and still passes the tolerance tests against the
+/// naive kernels) changes these bytes, and the shipped models would no longer
+/// retrace. Run on the FMA paths, which agree with each other; the portable path
+/// rounds differently and is skipped. If a change of order is intended, retrain
+/// the shipped models (docs/results.md) and record the new fingerprints here.
+#[test]
+fn short_runs_train_the_pinned_models() {
+    let supported = supported();
+    let Some(isa) = ["avx512", "avx2"]
+        .into_iter()
+        .find(|isa| supported.iter().any(|s| s == isa))
+    else {
+        note(&format!(
+            "SKIPPED pinned models: they are pinned on the FMA paths; this CPU supports {supported:?}"
+        ));
+        return;
+    };
+    let data = data_dir();
+    let tmp = tempfile::tempdir().unwrap();
+    let runs: [(&str, &[&str], u64); 4] = [
+        (
+            "batch 1",
+            &["--limit", "300", "--threads", "1"],
+            0xa5807abc23c6902c,
+        ),
+        (
+            "batch 32",
+            &[
+                "--limit",
+                "1000",
+                "--batch-size",
+                "32",
+                "--lr",
+                "0.004",
+                "--threads",
+                "2",
+            ],
+            0xb20cd7728778b14c,
+        ),
+        (
+            "naive kernels",
+            &["--limit", "100", "--threads", "1", "--kernels", "naive"],
+            0xf7c412e5a06cd78a,
+        ),
+        (
+            "im2col kernels, batch 4",
+            &[
+                "--limit",
+                "300",
+                "--batch-size",
+                "4",
+                "--lr",
+                "0.001",
+                "--threads",
+                "2",
+                "--kernels",
+                "im2col",
+            ],
+            0xbcb2413e948677e6,
+        ),
+    ];
+    let mut changed = Vec::new();
+    for (name, extra, pinned) in runs {
+        let (model, _) = train(isa, &data, &tmp.path().join(name.replace(' ', "-")), extra);
+        let fingerprint = fnv1a(tensor_bytes(&model));
+        if fingerprint != pinned {
+            changed.push(format!("{name}: {fingerprint:#018x}, pinned {pinned:#018x}"));
+        }
+    }
+    assert!(
+        changed.is_empty(),
+        "({isa}) the models' bytes changed: {changed:#?}"
+    );
+    note(&format!(
+        "the 4 pinned models trained again byte for byte ({isa})"
+    ));
 }
