@@ -39,6 +39,22 @@ fn supported() -> Vec<String> {
         .collect()
 }
 
+/// A short run at batch 1: im2col and `gemm.rs`'s products, SDLM.
+const BATCH_1: &[&str] = &["--limit", "300", "--threads", "1"];
+
+/// A short run at batch 32: the lanes kernel and the packed FC micro-kernel, two
+/// halves of the batch side by side.
+const BATCH_32: &[&str] = &[
+    "--limit",
+    "1000",
+    "--batch-size",
+    "32",
+    "--lr",
+    "0.004",
+    "--threads",
+    "2",
+];
+
 /// Trains with `extra` flags under `LENET_SIMD=isa` into `out`; returns the model
 /// file's bytes and the run's config.json.
 fn train(isa: &str, data: &Path, out: &Path, extra: &[&str]) -> (Vec<u8>, serde_json::Value) {
@@ -76,24 +92,7 @@ fn every_instruction_set_trains_the_same_model() {
             note(&format!("SKIPPED {isa}: this CPU does not support it"));
         }
     }
-    // batch 1 (im2col and gemm.rs's products, SDLM) and batch 32 (the lanes kernel
-    // and the packed FC micro-kernel, two halves of the batch side by side)
-    let runs: [(&str, &[&str]); 2] = [
-        ("batch1", &["--limit", "300", "--threads", "1"]),
-        (
-            "batch32",
-            &[
-                "--limit",
-                "1000",
-                "--batch-size",
-                "32",
-                "--lr",
-                "0.004",
-                "--threads",
-                "2",
-            ],
-        ),
-    ];
+    let runs: [(&str, &[&str]); 2] = [("batch1", BATCH_1), ("batch32", BATCH_32)];
     for (name, extra) in runs {
         let mut fma: Vec<(String, Vec<u8>)> = Vec::new();
         for isa in &supported {
@@ -174,25 +173,8 @@ fn short_runs_train_the_pinned_models() {
     let data = data_dir();
     let tmp = tempfile::tempdir().unwrap();
     let runs: [(&str, &[&str], u64); 4] = [
-        (
-            "batch 1",
-            &["--limit", "300", "--threads", "1"],
-            0xa5807abc23c6902c,
-        ),
-        (
-            "batch 32",
-            &[
-                "--limit",
-                "1000",
-                "--batch-size",
-                "32",
-                "--lr",
-                "0.004",
-                "--threads",
-                "2",
-            ],
-            0xb20cd7728778b14c,
-        ),
+        ("batch 1", BATCH_1, 0xa5807abc23c6902c),
+        ("batch 32", BATCH_32, 0xb20cd7728778b14c),
         (
             "naive kernels",
             &["--limit", "100", "--threads", "1", "--kernels", "naive"],
