@@ -657,7 +657,6 @@ mod im2col {
         let pad = PaddedRows {
             dy_row: K - 1 + blocks * lanes,
             dx_row: blocks * lanes,
-            kernel: K * K,
         };
         // dy_pad [oc, oh, K - 1 zeros | ow values | zeros to the last block's end],
         // dx_pad [ic, in_h, blocks * lanes]
@@ -698,7 +697,6 @@ mod im2col {
     struct PaddedRows {
         dy_row: usize,
         dx_row: usize,
-        kernel: usize,
     }
 
     /// [`product_fold_valid`] for output row `p`, input map `i`, lane block `b`,
@@ -722,7 +720,7 @@ mod im2col {
         for o in 0..s.out_c {
             let dy_o = &dy_pad[o * oh * pad.dy_row + dy_at + 1 - VN..][..VN - 1 + lanes];
             // w[o, i, u, v0 + j] at u * K + j
-            let w_o = &w[(o * s.in_c + i) * pad.kernel + v0..][..(K - 1) * K + VN];
+            let w_o = &w[(o * s.in_c + i) * K * K + v0..][..(K - 1) * K + VN];
             for (j, acc) in acc.iter_mut().enumerate() {
                 let d = s_.load(&dy_o[VN - 1 - j..]);
                 for (u, acc) in acc.iter_mut().enumerate() {
