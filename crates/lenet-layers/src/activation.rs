@@ -1,6 +1,7 @@
 //! Activation layer: applies a squashing function element-wise. Its input is the
 //! previous layer's pre-activation (`act.<layer>.pre`), its output `act.<layer>.out`.
 
+use tensor_ops::interleaved::{values, values_mut, Lanes};
 use tensor_ops::{over_images, Activation, Algo};
 
 use crate::layer::Layer;
@@ -50,6 +51,10 @@ impl Layer for ActivationLayer {
         over_images(self.algo, batch, y, n, |i, y| {
             f.forward(&a[i.start * n..i.end * n], y)
         });
+    }
+    fn forward_interleaved(&mut self, a: &[Lanes], y: &mut [Lanes], _count: usize) {
+        // element-wise: the layout does not matter
+        self.f.forward(values(a), values_mut(y));
     }
     fn backward(&mut self, batch: usize, a: &[f32], y: &[f32], dy: &[f32], da: Option<&mut [f32]>) {
         let (f, n) = (self.f, self.in_len());

@@ -1,6 +1,7 @@
 //! Convolution layer (C1, C3, C5): `tensor_ops::conv` with its weights and bias.
 
 use tensor_ops::conv::{self, ConnTable, ConvShape, ConvWorkspace};
+use tensor_ops::interleaved::Lanes;
 use tensor_ops::Algo;
 
 use crate::layer::Layer;
@@ -76,6 +77,12 @@ impl Layer for Conv {
         let s = self.at(batch);
         let (w, b) = (&self.params[0].value, &self.params[1].value);
         conv::forward(self.algo, &s, self.table.as_ref(), x, w, b, y, &mut self.ws);
+    }
+
+    fn forward_interleaved(&mut self, x: &[Lanes], y: &mut [Lanes], count: usize) {
+        let (w, b) = (&self.params[0].value, &self.params[1].value);
+        let t = self.table.as_ref();
+        conv::forward_interleaved(&self.shape, t, x, w, b, y, count, &mut self.ws);
     }
 
     fn backward(&mut self, batch: usize, x: &[f32], _y: &[f32], dy: &[f32], dx: Option<&mut [f32]>) {

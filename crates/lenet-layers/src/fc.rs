@@ -1,6 +1,7 @@
 //! Fully-connected layer (F6, and the modern output layer).
 
 use tensor_ops::fc::{self, FcShape, FcWorkspace};
+use tensor_ops::interleaved::Lanes;
 use tensor_ops::Algo;
 
 use crate::layer::Layer;
@@ -70,6 +71,11 @@ impl Layer for FullyConnected {
             y,
             &mut self.ws,
         );
+    }
+
+    fn forward_interleaved(&mut self, x: &[Lanes], y: &mut [Lanes], count: usize) {
+        let (w, b) = (&self.params[0].value, &self.params[1].value);
+        fc::forward_interleaved(&self.at(1), x, w, b, y, count);
     }
 
     fn backward(&mut self, batch: usize, x: &[f32], _y: &[f32], dy: &[f32], dx: Option<&mut [f32]>) {

@@ -4,6 +4,8 @@
 //! output `y` and hands them back to `backward`; a layer keeps only what cannot be
 //! recomputed cheaply (max pooling's argmax) and its scratch buffers.
 
+use tensor_ops::interleaved::{deinterleave, interleave, Lanes};
+
 use crate::param::Param;
 
 /// One step of the network, on a batch of `batch` samples laid out back to back.
@@ -22,6 +24,21 @@ pub trait Layer: Send + BoxedClone {
 
     /// `y = layer(x)`; `x` is `[batch, in_len]`, `y` is `[batch, out_len]`.
     fn forward(&mut self, batch: usize, x: &[f32], y: &mut [f32]);
+
+    /// [`Layer::forward`] on up to 16 samples interleaved value by value
+    /// ([`tensor_ops::interleaved`]): `x [in_len, 16]` into `y [out_len, 16]`, the
+    /// first `count` lanes holding samples. [`crate::LeNet5::scores_into`] runs
+    /// large batches this way, interleaved from the input to the scores. The layers
+    /// with an interleaved kernel run it (whatever their `Algo`: the model decides
+    /// when to take this path); the others keep this default, which de-interleaves
+    /// the samples, runs [`Layer::forward`] on them and interleaves its output.
+    fn forward_interleaved(&mut self, x: &[Lanes], y: &mut [Lanes], count: usize) {
+        let mut samples = vec![0.0; count * self.in_len()];
+        deinterleave(x, &mut samples);
+        let mut out = vec![0.0; count * self.out_len()];
+        self.forward(count, &samples, &mut out);
+        interleave(&out, y);
+    }
 
     /// From `dy = dE/dy`: sets every parameter's `grad` and, if asked, `dx = dE/dx`.
     fn backward(&mut self, batch: usize, x: &[f32], y: &[f32], dy: &[f32], dx: Option<&mut [f32]>);

@@ -14,6 +14,7 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tensor_ops::conv::{ConnTable, ConvShape};
+use tensor_ops::interleaved::{deinterleave, interleave, scratch as lanes_scratch, Lanes, LANES};
 
 use crate::activation::ActivationLayer;
 use crate::config::{Init, ModelConfig, Output, Pooling};
@@ -62,6 +63,8 @@ pub struct LeNet5 {
     /// [`LeNet5::train_step`]'s second half, kept so that their buffers are reused;
     /// their parameters are refreshed on every call.
     replicas: Vec<LeNet5>,
+    /// The two buffers of an interleaved forward pass ([`LeNet5::scores_into`]).
+    lanes: [Vec<Lanes>; 2],
 }
 
 impl std::fmt::Debug for LeNet5 {
@@ -133,6 +136,7 @@ impl LeNet5 {
             input_grad: Vec::new(),
             batch: 0,
             replicas: Vec::new(),
+            lanes: Default::default(),
         })
     }
 
@@ -358,12 +362,19 @@ impl LeNet5 {
     /// The scores (`[N, 10]`: RBF penalties or logits) of each image of `x`
     /// (`[N, 1, 32, 32]` flattened), written into `scores`.
     ///
-    /// Large batches run as chunks of [`PREDICT_CHUNK`] images, whole chunks shared
-    /// out over the rayon threads, each thread with its own copy of the network:
-    /// no thread waits for another between layers, and a chunk's activations stay
-    /// in cache from one layer to the next (measured: a 1000-image pass through
-    /// each layer in turn spent a third of its time in memory traffic and page
-    /// faults). Chunks are fixed, so the results do not depend on the thread count.
+    /// Large batches are cut into chunks, whole chunks shared out over the rayon
+    /// threads, each thread with its own copy of the network: no thread waits for
+    /// another between layers, and a chunk's activations stay in cache from one
+    /// layer to the next (measured: a 1000-image pass through each layer in turn
+    /// spent a third of its time in memory traffic and page faults). With the
+    /// parallel kernels ([`tensor_ops::interleaved::applies`]) a chunk is a group of
+    /// 16 images interleaved value by value from the input to the scores
+    /// ([`Layer::forward_interleaved`]): no layer re-arranges its input or output.
+    /// With the others, a chunk is [`PREDICT_CHUNK`] images through
+    /// [`LeNet5::forward`]. Chunks are fixed, so the results do not depend on the
+    /// thread count; the interleaved pass sums every value as `forward` on
+    /// [`PREDICT_CHUNK`] images does, so the scores are the same, bit for bit, as
+    /// `forward`'s on whole chunks of 32.
     pub fn scores_into(&mut self, x: &[f32], scores: &mut [f32]) {
         use rayon::prelude::*;
         assert_eq!(
@@ -371,15 +382,17 @@ impl LeNet5 {
             0,
             "input is not a whole number of 32x32 images"
         );
-        assert_eq!(
-            scores.len(),
-            x.len() / INPUT_LEN * CLASSES,
-            "one row of scores per image"
-        );
-        let chunk = PREDICT_CHUNK * INPUT_LEN;
-        let chunks = x.len().div_ceil(chunk);
+        let n = x.len() / INPUT_LEN;
+        assert_eq!(scores.len(), n * CLASSES, "one row of scores per image");
+        let interleaved = tensor_ops::interleaved::applies(self.config.algo, n);
+        let chunk = if interleaved { LANES } else { PREDICT_CHUNK };
+        let chunks = n.div_ceil(chunk);
         if chunks <= 1 {
-            scores.copy_from_slice(self.forward(x));
+            if interleaved {
+                self.scores_interleaved(x, scores);
+            } else {
+                scores.copy_from_slice(self.forward(x));
+            }
             return;
         }
         let threads = tensor_ops::threads::threads().min(chunks);
@@ -391,16 +404,40 @@ impl LeNet5 {
         while nets.len() < threads {
             nets.push(self.replica());
         }
-        let per_net = chunks.div_ceil(threads) * PREDICT_CHUNK;
+        let per_net = chunks.div_ceil(threads) * chunk;
         x.par_chunks(per_net * INPUT_LEN)
             .zip(scores.par_chunks_mut(per_net * CLASSES))
             .zip(nets.par_iter_mut())
             .for_each(|((part, out), net)| {
-                for (c, o) in part.chunks(chunk).zip(out.chunks_mut(PREDICT_CHUNK * CLASSES)) {
-                    o.copy_from_slice(net.forward(c));
+                for (c, o) in part
+                    .chunks(chunk * INPUT_LEN)
+                    .zip(out.chunks_mut(chunk * CLASSES))
+                {
+                    if interleaved {
+                        net.scores_interleaved(c, o);
+                    } else {
+                        o.copy_from_slice(net.forward(c));
+                    }
                 }
             });
         self.replicas = nets;
+    }
+
+    /// The scores of up to 16 images `x`, interleaved from the input to the
+    /// output: each layer's [`Layer::forward_interleaved`] from one of two buffers
+    /// into the other.
+    fn scores_interleaved(&mut self, x: &[f32], scores: &mut [f32]) {
+        let count = x.len() / INPUT_LEN;
+        let [input, output] = &mut self.lanes;
+        interleave(x, lanes_scratch(input, INPUT_LEN));
+        let mut len = INPUT_LEN;
+        for layer in &mut self.layers {
+            let out_len = layer.out_len();
+            layer.forward_interleaved(&input[..len], lanes_scratch(output, out_len), count);
+            std::mem::swap(input, output);
+            len = out_len;
+        }
+        deinterleave(&input[..len], scores);
     }
 
     /// Class, scores and probabilities of each image of `x` (`[N, 1, 32, 32]`
@@ -500,6 +537,7 @@ impl LeNet5 {
             input_grad: Vec::new(),
             batch: 0,
             replicas: Vec::new(),
+            lanes: Default::default(),
         }
     }
 

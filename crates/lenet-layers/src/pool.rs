@@ -1,6 +1,7 @@
 //! Pooling layers: LeNet's trainable subsampling (S2, S4), and plain average and
 //! max pooling (the departures).
 
+use tensor_ops::interleaved::Lanes;
 use tensor_ops::pool::{self, PoolShape};
 use tensor_ops::{over_images, subsample, Algo};
 
@@ -114,6 +115,11 @@ impl Layer for Subsampling {
         split_batch(self.algo, self.shape, batch, x, y, per, |s, x, y| {
             subsample::forward(s, x, coeff, bias, y)
         });
+    }
+
+    fn forward_interleaved(&mut self, x: &[Lanes], y: &mut [Lanes], _count: usize) {
+        let (coeff, bias) = (&self.params[0].value, &self.params[1].value);
+        subsample::forward_interleaved(&self.shape, x, coeff, bias, y);
     }
 
     fn backward(&mut self, batch: usize, x: &[f32], _y: &[f32], dy: &[f32], dx: Option<&mut [f32]>) {

@@ -4,6 +4,8 @@
 //! `y[n, i] = sum_j (x[n, j] - c[i, j])^2` — a *penalty*: the predicted class is
 //! the one with the smallest `y`.
 
+use tensor_ops::interleaved::{Lanes, LANES};
+
 use crate::layer::Layer;
 use crate::param::Param;
 
@@ -92,6 +94,29 @@ impl Layer for Rbf {
         for (x_row, y_row) in x.chunks_exact(self.in_f).zip(y.chunks_exact_mut(self.classes)) {
             for (out, c_row) in y_row.iter_mut().zip(self.fixed[0].value.chunks_exact(self.in_f)) {
                 *out = squared_distance(x_row, c_row);
+            }
+        }
+    }
+
+    /// [`squared_distance`]'s sums lane by lane: the same bits.
+    fn forward_interleaved(&mut self, x: &[Lanes], y: &mut [Lanes], _count: usize) {
+        let whole = self.in_f - self.in_f % 8;
+        for (y, c) in y.iter_mut().zip(self.fixed[0].value.chunks_exact(self.in_f)) {
+            // the eight partial sums of tensor_ops::sum8_zip, each over its lane of
+            // the whole chunks of eight, in order
+            let mut parts = [[0.0f32; LANES]; 8];
+            for (j, (x, &c)) in x[..whole].iter().zip(c).enumerate() {
+                for (p, &x) in parts[j % 8].iter_mut().zip(&x.0) {
+                    *p += (x - c) * (x - c);
+                }
+            }
+            for (l, y) in y.0.iter_mut().enumerate() {
+                let tail: f32 = x[whole..]
+                    .iter()
+                    .zip(&c[whole..])
+                    .map(|(x, &c)| (x.0[l] - c) * (x.0[l] - c))
+                    .sum();
+                *y = parts.iter().map(|p| p[l]).sum::<f32>() + tail;
             }
         }
     }

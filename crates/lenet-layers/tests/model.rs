@@ -393,30 +393,55 @@ fn bad_model_files_are_typed_errors() {
 }
 
 /// `predict` on a large batch (chunks over threads, each on a copy of the network)
-/// gives what one forward pass per chunk gives, on any thread count, and follows
-/// parameter changes made between calls (the copies are refreshed).
+/// gives the same on any thread count, follows parameter changes made between
+/// calls (the copies are refreshed), and runs interleaved with the same sums as
+/// `forward` on whole chunks of 32 images: the same bits.
 #[test]
 fn batched_predict_matches_forward_and_follows_new_parameters() {
-    let n = 2 * lenet_layers::PREDICT_CHUNK + 5; // three chunks, the last partial
-    let x = images(n, 11);
-    let mut net = LeNet5::new(ModelConfig::classic(), 3).unwrap();
+    // two chunks of 32, and 5 images
+    let x = images(WHOLE + 5, 11);
+    for config in [
+        ModelConfig::classic(),
+        ModelConfig::modern(),
+        ModelConfig::seed2018(),
+    ] {
+        predict_matches_forward(config, &x);
+    }
+}
+
+/// Images in the whole chunks of [`predict_matches_forward`]'s batch.
+const WHOLE: usize = 2 * lenet_layers::PREDICT_CHUNK;
+
+/// [`batched_predict_matches_forward_and_follows_new_parameters`] for one network.
+fn predict_matches_forward(config: ModelConfig, x: &[f32]) {
+    let preset = config.preset.clone();
+    let mut net = LeNet5::new(config, 3).unwrap();
     let on = |threads: usize, net: &mut LeNet5| {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .build()
             .unwrap();
-        pool.install(|| net.predictions(&x))
+        pool.install(|| net.predictions(x))
     };
     for seed in [3, 4] {
         net.init(seed);
         let two = on(2, &mut net);
-        assert_eq!(two, on(1, &mut net), "seed {seed}");
+        assert_eq!(two, on(1, &mut net), "{preset} seed {seed}");
         let mut want = Vec::new();
-        for chunk in x.chunks(lenet_layers::PREDICT_CHUNK * INPUT_LEN) {
+        for chunk in x[..WHOLE * INPUT_LEN].chunks(lenet_layers::PREDICT_CHUNK * INPUT_LEN) {
             want.extend_from_slice(net.forward(chunk));
         }
         let got: Vec<f32> = two.iter().flat_map(|p| p.scores.clone()).collect();
-        assert_eq!(got, want, "seed {seed}");
+        assert_eq!(got[..WHOLE * 10], want, "{preset} seed {seed}");
+        // forward on 5 images runs other kernels (im2col, dot products): the
+        // same up to rounding
+        let last = net.forward(&x[WHOLE * INPUT_LEN..]);
+        for (g, w) in got[WHOLE * 10..].iter().zip(last) {
+            assert!(
+                (g - w).abs() <= 1e-5 * w.abs().max(1.0),
+                "{preset} seed {seed}: {g} against {w}"
+            );
+        }
     }
 }
 

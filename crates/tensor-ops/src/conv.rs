@@ -33,6 +33,7 @@
 use rayon::prelude::*;
 
 use crate::gemm::{gemm, MatRef};
+use crate::interleaved::Lanes;
 use crate::simd::{with_isa, Simd};
 use crate::{scratch, squared, Algo, Method, Plan};
 
@@ -257,10 +258,10 @@ pub struct ConvWorkspace {
     /// Partial weight gradients of the parallel blocks of images.
     dw_parts: Vec<f32>,
     /// The lanes kernel's interleaved inputs and outputs, one per task.
-    x_lanes: Vec<lanes::V>,
-    y_lanes: Vec<lanes::V>,
+    x_lanes: Vec<Lanes>,
+    y_lanes: Vec<Lanes>,
     /// The lanes kernel's per-lane partial weight gradients, one per block.
-    dw_lanes: Vec<lanes::V>,
+    dw_lanes: Vec<Lanes>,
     /// The kernel flipped, channels swapped, for the lanes input gradient.
     w_flipped: Vec<f32>,
     /// A dense convolution's (C5's) packed weights.
@@ -329,6 +330,53 @@ pub fn forward(
         Method::Lanes => lanes::forward(s, table, x, w, b, y, ws),
         Method::Gemm => im2col::forward(s, x, w, b, y, ws, split),
     }
+}
+
+/// [`forward`] on up to 16 images interleaved value by value
+/// ([`crate::interleaved`]): `x [C_in, H, W, 16]` into `y [C_out, H_out, W_out,
+/// 16]`, of which the first `count` lanes hold images (`s.batch` is not used).
+/// The lanes kernel's sums, or for a kernel that covers its whole input (C5) the
+/// fully connected product's ([`crate::fc::forward_interleaved`]): the same
+/// values, bit for bit, as [`forward`] with [`Algo::Parallel`] on a batch of 32.
+///
+/// ```
+/// use tensor_ops::conv::{self, ConvShape, ConvWorkspace};
+/// use tensor_ops::interleaved::{interleave, Lanes};
+///
+/// // C1 on 3 images: [1, 32, 32] -> [6, 28, 28] each
+/// let s = ConvShape::square(1, 1, 32, 6, 5);
+/// let images: Vec<f32> = (0..3 * s.x_len()).map(|i| (i % 7) as f32).collect();
+/// let mut x = vec![Lanes::ZERO; s.x_len()];
+/// interleave(&images, &mut x);
+/// let (w, b) = (vec![0.04; s.w_len()], vec![0.5; 6]);
+/// let mut y = vec![Lanes::ZERO; s.y_len()];
+/// conv::forward_interleaved(&s, None, &x, &w, &b, &mut y, 3, &mut ConvWorkspace::default());
+/// // the first output of image 1: its 5 x 5 window's pixels times 0.04, plus 0.5
+/// let window: f32 = (0..5).flat_map(|r| (0..5).map(move |c| ((1024 + r * 32 + c) % 7) as f32)).sum();
+/// assert!((y[0].0[1] - (0.5 + 0.04 * window)).abs() < 1e-5);
+/// ```
+#[allow(clippy::too_many_arguments)]
+pub fn forward_interleaved(
+    s: &ConvShape,
+    table: Option<&ConnTable>,
+    x: &[Lanes],
+    w: &[f32],
+    b: &[f32],
+    y: &mut [Lanes],
+    count: usize,
+    ws: &mut ConvWorkspace,
+) {
+    let one = ConvShape { batch: 1, ..*s };
+    check(&one, table);
+    assert_eq!(
+        (x.len(), w.len(), b.len(), y.len()),
+        (one.x_len(), one.w_len(), one.out_c, one.y_len())
+    );
+    if im2col::is_dense(&one) {
+        let fc = im2col::dense_shape(&one);
+        return crate::fc::forward_interleaved(&fc, x, w, b, y, count);
+    }
+    lanes::forward_interleaved(&one, table, x, w, b, y, count, ws)
 }
 
 /// `dx = dE/dx` from `dy = dE/dy`.
@@ -505,7 +553,7 @@ mod im2col {
     }
 
     /// The fully connected layer a dense convolution is: `[N, patch] -> [N, C_out]`.
-    fn dense_shape(s: &ConvShape) -> crate::fc::FcShape {
+    pub(super) fn dense_shape(s: &ConvShape) -> crate::fc::FcShape {
         crate::fc::FcShape {
             batch: s.batch,
             in_f: s.patch_len(),

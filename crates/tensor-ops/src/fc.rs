@@ -6,7 +6,8 @@
 use rayon::prelude::*;
 
 use crate::gemm::{gemm, gemm_packed, pack_transposed, packed_len, MatRef};
-use crate::simd::with_isa;
+use crate::interleaved::{get, live_halves, set, Lanes};
+use crate::simd::{with_isa, Simd};
 use crate::{rows_per_task, squared, Algo, Method, Plan};
 
 /// Geometry of a batched fully-connected layer.
@@ -152,6 +153,82 @@ pub(crate) fn forward_with(
             .for_each(|(x, y)| task(x, y));
     } else {
         task(x, y)
+    }
+}
+
+/// [`forward`] on up to 16 samples interleaved value by value
+/// ([`crate::interleaved`]): `x [In, 16]` into `y [Out, 16]`, of which the first
+/// `count` lanes hold samples (`s.batch` is not used). Each sum is added as the
+/// packed micro-kernel adds it — from zero, one multiply-add per input in order,
+/// then the bias — so the values are [`forward`]'s, bit for bit, on tasks of
+/// 16 rows or more.
+///
+/// ```
+/// use tensor_ops::fc::{forward_interleaved, FcShape};
+/// use tensor_ops::interleaved::Lanes;
+///
+/// // 3 inputs -> 2 outputs; lane l holds the sample (l, 1, 0)
+/// let s = FcShape { batch: 1, in_f: 3, out_f: 2 };
+/// let x = [Lanes(std::array::from_fn(|l| l as f32)), Lanes([1.0; 16]), Lanes::ZERO];
+/// let (w, b) = ([1.0, 2.0, 3.0, 0.0, 0.0, 1.0], [0.5, -1.0]);
+/// let mut y = [Lanes::ZERO; 2];
+/// forward_interleaved(&s, &x, &w, &b, &mut y, 16);
+/// assert_eq!((y[0].0[4], y[1].0[4]), (4.0 + 2.0 + 0.5, -1.0));
+/// ```
+pub fn forward_interleaved(s: &FcShape, x: &[Lanes], w: &[f32], b: &[f32], y: &mut [Lanes], count: usize) {
+    let (i, o) = (s.in_f, s.out_f);
+    assert_eq!((x.len(), w.len(), b.len(), y.len()), (i, o * i, o, o));
+    with_isa!(s => forward_interleaved_on(s, x, w, b, y, count))
+}
+
+/// Outputs computed together by [`forward_interleaved`]: their sums in registers,
+/// each input value loaded once for all of them.
+const INTERLEAVED_ROWS: usize = 8;
+
+#[inline(always)]
+fn forward_interleaved_on<S: Simd>(s: S, x: &[Lanes], w: &[f32], b: &[f32], y: &mut [Lanes], count: usize) {
+    let in_f = x.len();
+    for h in live_halves::<S>(count) {
+        for ((w, b), y) in w
+            .chunks(INTERLEAVED_ROWS * in_f)
+            .zip(b.chunks(INTERLEAVED_ROWS))
+            .zip(y.chunks_mut(INTERLEAVED_ROWS))
+        {
+            match b.len() {
+                8 => interleaved_rows::<S, 8>(s, h, x, w, b, y),
+                7 => interleaved_rows::<S, 7>(s, h, x, w, b, y),
+                6 => interleaved_rows::<S, 6>(s, h, x, w, b, y),
+                5 => interleaved_rows::<S, 5>(s, h, x, w, b, y),
+                4 => interleaved_rows::<S, 4>(s, h, x, w, b, y),
+                3 => interleaved_rows::<S, 3>(s, h, x, w, b, y),
+                2 => interleaved_rows::<S, 2>(s, h, x, w, b, y),
+                _ => interleaved_rows::<S, 1>(s, h, x, w, b, y),
+            }
+        }
+    }
+}
+
+/// `R` outputs of [`forward_interleaved`], lanes `h..h + S::W`: `w [R, In]`.
+#[inline(always)]
+fn interleaved_rows<S: Simd, const R: usize>(
+    s: S,
+    h: usize,
+    x: &[Lanes],
+    w: &[f32],
+    b: &[f32],
+    y: &mut [Lanes],
+) {
+    let in_f = x.len();
+    let w_rows: [&[f32]; R] = std::array::from_fn(|r| &w[r * in_f..][..in_f]);
+    let mut acc = [s.splat(0.0); R];
+    for (i, xv) in x.iter().enumerate() {
+        let xv = get(s, xv, h);
+        for (a, w_row) in acc.iter_mut().zip(&w_rows) {
+            *a = s.mul_add(s.splat(w_row[i]), xv, *a);
+        }
+    }
+    for ((y, a), &b) in y.iter_mut().zip(acc).zip(b) {
+        set(s, y, h, s.add(a, s.splat(b)));
     }
 }
 

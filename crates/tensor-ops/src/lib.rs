@@ -16,6 +16,7 @@
 //! | [`subsample`] | LeNet's subsampling: sum of 4 inputs x trainable coefficient + bias |
 //! | [`fc`] | fully-connected layer |
 //! | [`activation`] | scaled tanh, tanh, sigmoid, ReLU, PReLU, ELU (+ derivatives) |
+//! | [`interleaved`] | sixteen images interleaved value by value, for kernels with the batch in the vector lanes |
 //! | [`gemm`] | matrix products: register tiles with one FMA chain per value, dot products in 16 fixed lanes, and a micro-kernel on packed weights |
 //! | [`update`] | parameter updates: gradient descent, with and without momentum |
 //!
@@ -57,6 +58,7 @@ pub mod activation;
 pub mod conv;
 pub mod fc;
 pub mod gemm;
+pub mod interleaved;
 pub mod pool;
 mod simd;
 pub mod subsample;

@@ -6,8 +6,9 @@
 //!
 //! Shapes as in [`crate::pool`]; `coeff` and `bias` are `[C]`.
 
+use crate::interleaved::{get, set, Lanes, LANES};
 use crate::pool::{even_sizes, for_each_row_pair, window_rows, window_sums_of, PoolShape};
-use crate::simd::with_isa;
+use crate::simd::{with_isa, Simd};
 
 fn check(s: &PoolShape, x: usize, y: usize, coeff: usize) {
     assert_eq!(
@@ -55,6 +56,72 @@ fn forward_even(s: &PoolShape, x: &[f32], coeff: &[f32], bias: &[f32], y: &mut [
         let (k, b) = (coeff[m % s.c], bias[m % s.c]);
         for y in y.iter_mut() {
             *y = k * *y + b;
+        }
+    }
+}
+
+/// [`forward`] on up to 16 images interleaved value by value
+/// ([`crate::interleaved`]): `x [C, H, W, 16]` into `y [C, H/2, W/2, 16]`
+/// (`s.batch` is not used). Each window is summed in [`forward`]'s order, so the
+/// values are the same, bit for bit.
+///
+/// ```
+/// use tensor_ops::interleaved::Lanes;
+/// use tensor_ops::pool::PoolShape;
+/// use tensor_ops::subsample::forward_interleaved;
+///
+/// // one 2 x 2 map: lane l holds the image (l, 1, 2, 3)
+/// let s = PoolShape { batch: 1, c: 1, h: 2, w: 2 };
+/// let x: Vec<Lanes> = (0..4).map(|j| Lanes(std::array::from_fn(|l| if j == 0 { l as f32 } else { j as f32 }))).collect();
+/// let mut y = [Lanes::ZERO];
+/// forward_interleaved(&s, &x, &[0.5], &[1.0], &mut y);
+/// assert_eq!(y[0].0[4], 0.5 * (4.0 + 1.0 + 2.0 + 3.0) + 1.0);
+/// ```
+pub fn forward_interleaved(s: &PoolShape, x: &[Lanes], coeff: &[f32], bias: &[f32], y: &mut [Lanes]) {
+    let one = PoolShape { batch: 1, ..*s };
+    check(&one, x.len(), y.len(), coeff.len());
+    assert_eq!(bias.len(), s.c);
+    // forward_even's column sums, then their pair; else left to right
+    with_isa!(s => if even_sizes(&one) {
+        forward_interleaved_on(s, &one, (x, coeff, bias, y), |[t0, t1, u0, u1]| s.add(s.add(t0, u0), s.add(t1, u1)))
+    } else {
+        forward_interleaved_on(s, &one, (x, coeff, bias, y), |[t0, t1, u0, u1]| s.add(s.add(s.add(t0, t1), u0), u1))
+    })
+}
+
+/// [`forward_interleaved`] with token `s`, `window_sum` adding a window's values
+/// `[top left, top right, bottom left, bottom right]`.
+#[inline(always)]
+fn forward_interleaved_on<S: Simd>(
+    s: S,
+    one: &PoolShape,
+    (x, coeff, bias, y): (&[Lanes], &[f32], &[f32], &mut [Lanes]),
+    window_sum: impl Fn([S::R; 4]) -> S::R,
+) {
+    let ow = one.out_w();
+    for (ch, y_map) in y.chunks_exact_mut(one.out_h() * ow).enumerate() {
+        let (k, b) = (s.splat(coeff[ch]), s.splat(bias[ch]));
+        let map = &x[ch * one.h * one.w..][..one.h * one.w];
+        for (p, y_row) in y_map.chunks_exact_mut(ow).enumerate() {
+            let (top, bottom) = (
+                &map[2 * p * one.w..][..2 * ow],
+                &map[(2 * p + 1) * one.w..][..2 * ow],
+            );
+            for ((y, t), u) in y_row
+                .iter_mut()
+                .zip(top.chunks_exact(2))
+                .zip(bottom.chunks_exact(2))
+            {
+                for h in (0..LANES).step_by(S::W) {
+                    let sum = window_sum([
+                        get(s, &t[0], h),
+                        get(s, &t[1], h),
+                        get(s, &u[0], h),
+                        get(s, &u[1], h),
+                    ]);
+                    set(s, y, h, s.add(s.mul(k, sum), b));
+                }
+            }
         }
     }
 }

@@ -11,8 +11,8 @@ mod common;
 
 use std::io::Write;
 
-use common::{assert_close, conv_passes, table, PASSES};
-use tensor_ops::conv::{ConnTable, ConvShape};
+use common::{assert_close, by_groups, conv_passes, table, PASSES};
+use tensor_ops::conv::{self, ConnTable, ConvShape, ConvWorkspace};
 use tensor_ops::fc::{self, FcShape};
 use tensor_ops::gemm::{gemm_packed, pack_transposed, packed_len};
 use tensor_ops::pool::{self, PoolShape};
@@ -76,6 +76,17 @@ fn outputs(algo: Algo, magnitudes: bool) -> Vec<(String, Vec<f32>)> {
         for (name, v) in PASSES.iter().zip(conv_passes(algo, &s, t, &x, &w, &b, &dy)) {
             out.push((format!("conv {name} {s:?} table {}", t.is_some()), v));
         }
+        // the parallel variant's forward pass interleaved from input to output
+        let y = if algo == Algo::Parallel {
+            let one = ConvShape { batch: 1, ..s };
+            let mut ws = ConvWorkspace::default();
+            by_groups(&x, (one.x_len(), one.y_len()), |x, y, count| {
+                conv::forward_interleaved(&s, t, x, &w, &b, y, count, &mut ws)
+            })
+        } else {
+            conv_passes(algo, &s, t, &x, &w, &b, &dy)[0].clone()
+        };
+        out.push((format!("interleaved conv y {s:?} table {}", t.is_some()), y));
     }
     for (batch, in_f, out_f) in [
         (1, 400, 120),
@@ -97,7 +108,20 @@ fn outputs(algo: Algo, magnitudes: bool) -> Vec<(String, Vec<f32>)> {
         fc::x_backward(algo, &s, &w, &dy, &mut dx);
         let (mut dw, mut db) = (vec![0.0; out_f * in_f], vec![0.0; out_f]);
         fc::weight_backward(algo, &s, &x, &dy, &mut dw, &mut db);
-        for (name, v) in [("y", y), ("dx", dx), ("dw", dw), ("db", db)] {
+        let y_interleaved = if algo == Algo::Parallel {
+            by_groups(&x, (in_f, out_f), |x, y, count| {
+                fc::forward_interleaved(&s, x, &w, &b, y, count)
+            })
+        } else {
+            y.clone()
+        };
+        for (name, v) in [
+            ("y", y),
+            ("dx", dx),
+            ("dw", dw),
+            ("db", db),
+            ("y interleaved", y_interleaved),
+        ] {
             out.push((format!("fc {name} {s:?}"), v));
         }
     }
@@ -148,6 +172,15 @@ fn outputs(algo: Algo, magnitudes: bool) -> Vec<(String, Vec<f32>)> {
         pool::max_forward(&s, &x, &mut y, &mut argmax);
         out.push((format!("max pool {s:?}"), y.clone()));
         subsample::forward(&s, &x, &k, &bias, &mut y);
+        if algo == Algo::Parallel {
+            let one = PoolShape { batch: 1, ..s };
+            let y_interleaved = by_groups(&x, (one.x_len(), one.y_len()), |x, y_group, _| {
+                subsample::forward_interleaved(&s, x, &k, &bias, y_group)
+            });
+            out.push((format!("subsample interleaved {s:?}"), y_interleaved));
+        } else {
+            out.push((format!("subsample interleaved {s:?}"), y.clone()));
+        }
         out.push((format!("subsample {s:?}"), y));
         let mut dx = vec![0.0; s.x_len()];
         subsample::x_backward(&s, &k, &dy, &mut dx);

@@ -6,11 +6,12 @@
 
 mod common;
 
-use common::{abs, assert_close, conv_magnitudes, conv_passes, table, values, PASSES};
+use common::{abs, assert_close, by_groups, conv_magnitudes, conv_passes, table, values, PASSES};
 use proptest::prelude::*;
 use tensor_ops::conv::{self, ConnTable, ConvShape, ConvWorkspace};
 use tensor_ops::fc::{self, FcShape, FcWorkspace};
-use tensor_ops::{update, Algo};
+use tensor_ops::pool::PoolShape;
+use tensor_ops::{subsample, update, Algo};
 
 fn shape_and_table() -> impl Strategy<Value = (ConvShape, Option<ConnTable>, u64)> {
     (
@@ -229,5 +230,109 @@ fn lenet_shapes_match_naive() {
                 assert_close(&format!("{name} {algo:?} {s:?}"), f, n, m).unwrap();
             }
         }
+    }
+}
+
+/// Bits of `v`, for comparisons that must be exact.
+fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// The interleaved forward convolution is the lanes kernel: the same bits as
+    /// the parallel variant where that runs it (from 8 images, kernels smaller
+    /// than the input), and the naive loops' values to rounding everywhere.
+    #[test]
+    fn interleaved_conv_is_the_lanes_kernel((s, table, seed) in shape_and_table()) {
+        let t = table.as_ref();
+        let x = values(s.x_len(), seed);
+        let mut w = values(s.w_len(), seed ^ 1);
+        if let Some(t) = t { t.mask_weights(&mut w); }
+        let b = values(s.out_c, seed ^ 2);
+        let one = ConvShape { batch: 1, ..s };
+        let mut ws = ConvWorkspace::default();
+        let got = by_groups(&x, (one.x_len(), one.y_len()), |x, y, count| {
+            conv::forward_interleaved(&s, t, x, &w, &b, y, count, &mut ws)
+        });
+        let forward = |algo: Algo| {
+            let mut y = vec![0.0; s.y_len()];
+            conv::forward(algo, &s, t, &x, &w, &b, &mut y, &mut ConvWorkspace::default());
+            y
+        };
+        let magnitude = {
+            let mut y = vec![0.0; s.y_len()];
+            let (x, w, b) = (abs(&x), abs(&w), abs(&b));
+            conv::forward(Algo::Naive, &s, t, &x, &w, &b, &mut y, &mut ConvWorkspace::default());
+            y
+        };
+        assert_close(&format!("interleaved {s:?}"), &got, &forward(Algo::Naive), &magnitude)?;
+        if conv::plan(Algo::Parallel, &s).method == tensor_ops::Method::Lanes {
+            prop_assert_eq!(bits(&got), bits(&forward(Algo::Parallel)));
+        }
+    }
+
+    /// Interleaved subsampling sums each window as the batched kernel does.
+    #[test]
+    fn interleaved_subsampling_is_the_batched_kernel(
+        batch in 1usize..=20, c in 1usize..=6, h in 2usize..=13, w in 2usize..=13, seed in any::<u64>()
+    ) {
+        let s = PoolShape { batch, c, h, w };
+        let (x, k, bias) = (values(s.x_len(), seed), values(c, seed ^ 1), values(c, seed ^ 2));
+        let one = PoolShape { batch: 1, ..s };
+        let got = by_groups(&x, (one.x_len(), one.y_len()), |x, y, _| {
+            subsample::forward_interleaved(&s, x, &k, &bias, y)
+        });
+        let mut want = vec![0.0; s.y_len()];
+        subsample::forward(&s, &x, &k, &bias, &mut want);
+        prop_assert_eq!(bits(&got), bits(&want));
+    }
+}
+
+/// LeNet's dense layers (C5 as a convolution, F6 and the modern output as fully
+/// connected layers) interleaved: the packed micro-kernel's sums, so the same bits
+/// as the parallel variant on 32 samples (two tasks of 16 rows, which pack).
+#[test]
+fn interleaved_dense_layers_sum_as_the_packed_kernel() {
+    let c5 = ConvShape::square(32, 16, 5, 120, 5);
+    let (x, w, b) = (values(c5.x_len(), 1), values(c5.w_len(), 2), values(120, 3));
+    let mut want = vec![0.0; c5.y_len()];
+    conv::forward(
+        Algo::Parallel,
+        &c5,
+        None,
+        &x,
+        &w,
+        &b,
+        &mut want,
+        &mut ConvWorkspace::default(),
+    );
+    let mut ws = ConvWorkspace::default();
+    let got = by_groups(&x, (400, 120), |x, y, count| {
+        conv::forward_interleaved(&c5, None, x, &w, &b, y, count, &mut ws)
+    });
+    assert_eq!(bits(&got), bits(&want), "C5");
+    for (in_f, out_f) in [(120, 84), (84, 10)] {
+        let s = FcShape {
+            batch: 32,
+            in_f,
+            out_f,
+        };
+        let (x, w, b) = (values(32 * in_f, 4), values(out_f * in_f, 5), values(out_f, 6));
+        let mut want = vec![0.0; 32 * out_f];
+        fc::forward(
+            Algo::Parallel,
+            &s,
+            &x,
+            &w,
+            &b,
+            &mut want,
+            &mut FcWorkspace::default(),
+        );
+        let got = by_groups(&x, (in_f, out_f), |x, y, count| {
+            fc::forward_interleaved(&s, x, &w, &b, y, count)
+        });
+        assert_eq!(bits(&got), bits(&want), "{in_f} -> {out_f}");
     }
 }

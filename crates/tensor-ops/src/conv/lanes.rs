@@ -26,55 +26,21 @@
 use rayon::prelude::*;
 
 use super::{connected, ConnTable, ConvShape, ConvWorkspace};
+use crate::interleaved::{
+    deinterleave_on as deinterleave, get, interleave_on as interleave, live_halves, scratch, set, Lanes as V,
+    LANES,
+};
 use crate::simd::{with_isa, Simd};
 
 /// Images per group: one AVX-512 register of `f32`, two AVX2 registers.
-pub const L: usize = 16;
-/// Fewest images for which the lanes kernel runs: half a group (one AVX2
-/// register). Smaller batches would compute mostly zero lanes.
-pub const MIN_BATCH: usize = 8;
-/// One value of sixteen images, aligned to its size so that no vector load
-/// crosses a cache line (measured together with border-only zeroing of padded
-/// inputs: C3 at batch 256 went from 60 to 90 GFLOP/s forward; docs/benchmarks.md).
-#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
-#[repr(C, align(64))]
-pub struct V(pub [f32; L]);
-
-impl V {
-    const ZERO: V = V([0.0; L]);
-}
-
-/// Lanes `h..h + S::W` of `v` in a register.
-#[inline(always)]
-fn get<S: Simd>(s: S, v: &V, h: usize) -> S::R {
-    s.load(&v.0[h..])
-}
-
-/// A register into lanes `h..h + S::W` of `v`.
-#[inline(always)]
-fn set<S: Simd>(s: S, v: &mut V, h: usize, r: S::R) {
-    s.store(r, &mut v.0[h..])
-}
-
-/// The first lane of each register's worth of lanes that holds one of `count`
-/// images: `0` alone for a group of at most `S::W` images.
-#[inline(always)]
-fn live_halves<S: Simd>(count: usize) -> impl Iterator<Item = usize> {
-    (0..count.min(L)).step_by(S::W)
-}
+pub const L: usize = LANES;
+/// Fewest images for which the lanes kernel runs.
+pub const MIN_BATCH: usize = crate::interleaved::MIN_BATCH;
 
 /// Can the lanes kernel run this shape (`conv::plan` decides whether it does)? From
 /// [`MIN_BATCH`] images on.
 pub fn applies(s: &ConvShape) -> bool {
     s.batch >= MIN_BATCH
-}
-
-/// Grows a lanes scratch buffer (never shrinks) and returns its first `len`.
-fn scratch(buf: &mut Vec<V>, len: usize) -> &mut [V] {
-    if buf.len() < len {
-        buf.resize(len, V::ZERO);
-    }
-    &mut buf[..len]
 }
 
 /// Per-image geometry of one side of a convolution: `c` maps of `h x w`.
@@ -98,66 +64,6 @@ impl Maps {
     }
 }
 
-/// The values of `v`, lane by lane: `[v.len(), 16]`.
-fn flat(v: &[V]) -> &[f32] {
-    bytemuck::cast_slice(v)
-}
-
-/// [`flat`] to write.
-fn flat_mut(v: &mut [V]) -> &mut [f32] {
-    bytemuck::cast_slice_mut(v)
-}
-
-/// Interleaves `count <= 16` runs of `dst.len()` values, one per image, run `l`
-/// at `src[l * stride..]`: `dst[j][l] = src[l * stride + j]`, zero for the lanes
-/// of missing images. Each whole block of 8 runs goes 8 values at a time through
-/// an 8 x 8 register transpose.
-#[inline(always)]
-fn interleave<S: Simd>(s: S, (src, stride, count): (&[f32], usize, usize), dst: &mut [V]) {
-    let n = dst.len();
-    let whole = n - n % 8;
-    let blocks = count / 8;
-    let dst = flat_mut(dst);
-    for b in 0..blocks {
-        for j in (0..whole).step_by(8) {
-            s.transpose8(
-                (&src[b * 8 * stride + j..], stride),
-                (&mut dst[j * L + b * 8..], L),
-            );
-        }
-    }
-    for (j, d) in dst.chunks_exact_mut(L).enumerate() {
-        let from = if j < whole { blocks * 8 } else { 0 };
-        for (l, d) in d.iter_mut().enumerate().skip(from) {
-            *d = if l < count { src[l * stride + j] } else { 0.0 };
-        }
-    }
-}
-
-/// The inverse of [`interleave`]: `dst[l * stride + j] = src[j][l]` for the
-/// first `count` lanes.
-#[inline(always)]
-fn deinterleave<S: Simd>(s: S, src: &[V], (dst, stride, count): (&mut [f32], usize, usize)) {
-    let n = src.len();
-    let whole = n - n % 8;
-    let blocks = count / 8;
-    let src = flat(src);
-    for b in 0..blocks {
-        for j in (0..whole).step_by(8) {
-            s.transpose8(
-                (&src[j * L + b * 8..], L),
-                (&mut dst[b * 8 * stride + j..], stride),
-            );
-        }
-    }
-    for l in 0..count {
-        let from = if l < blocks * 8 { whole } else { 0 };
-        for j in from..n {
-            dst[l * stride + j] = src[j * L + l];
-        }
-    }
-}
-
 /// Interleaves up to 16 images `src [count, C, H, W]` into
 /// `dst [C, H + 2 pad, W + 2 pad, 16]`; borders and missing images are zero.
 #[inline(always)]
@@ -167,10 +73,19 @@ fn gather<S: Simd>(s: S, m: Maps, pad: usize, src: &[f32], dst: &mut [V]) {
         // the images are one contiguous run each
         return interleave(s, (src, m.len(), count), dst);
     }
+    for_each_padded_row(m, pad, dst, |at, dst_row| {
+        interleave(s, (&src[at..], m.len(), count), dst_row)
+    });
+}
+
+/// Zeroes the border of each map of `dst [C, H + 2 pad, W + 2 pad, 16]` and calls
+/// `fill(at, row)` for each row inside it, `at` the row's start in an unpadded map
+/// `[C, H, W]`. (Only the border is zeroed: x_backward pads dy by K - 1, and the
+/// whole plane is 3x the values at C3.)
+#[inline(always)]
+fn for_each_padded_row(m: Maps, pad: usize, dst: &mut [V], mut fill: impl FnMut(usize, &mut [V])) {
     let p = m.padded(pad);
     for (ch, plane) in dst.chunks_exact_mut(p.h * p.w).enumerate() {
-        // zero the border only (x_backward pads dy by K - 1: the whole plane
-        // is 3x the values at C3)
         plane[..pad * p.w].fill(V::ZERO);
         plane[(pad + m.h) * p.w..].fill(V::ZERO);
         for padded_row in plane[pad * p.w..(pad + m.h) * p.w].chunks_exact_mut(p.w) {
@@ -178,9 +93,10 @@ fn gather<S: Simd>(s: S, m: Maps, pad: usize, src: &[f32], dst: &mut [V]) {
             padded_row[pad + m.w..].fill(V::ZERO);
         }
         for row in 0..m.h {
-            let at = (ch * m.h + row) * m.w;
-            let dst_row = &mut plane[(row + pad) * p.w + pad..][..m.w];
-            interleave(s, (&src[at..], m.len(), count), dst_row);
+            fill(
+                (ch * m.h + row) * m.w,
+                &mut plane[(row + pad) * p.w + pad..][..m.w],
+            );
         }
     }
 }
@@ -664,6 +580,32 @@ pub fn forward(
         &mut ws.y_lanes,
         |xl, yl, count| conv_valid(g, |o, i| connected(t, o, i), w, Some(b), (xl, yl), count),
     );
+}
+
+/// [`super::forward_interleaved`] for a shape that is not dense: padded (into
+/// `ws.x_lanes`) if it has padding, then the kernel on the group.
+#[allow(clippy::too_many_arguments)]
+pub fn forward_interleaved(
+    s: &ConvShape,
+    t: Option<&ConnTable>,
+    x: &[V],
+    w: &[f32],
+    b: &[f32],
+    y: &mut [V],
+    count: usize,
+    ws: &mut ConvWorkspace,
+) {
+    let g = valid_over_input(s);
+    let x = if s.pad == 0 {
+        x
+    } else {
+        let padded = scratch(&mut ws.x_lanes, g.x.len());
+        for_each_padded_row(in_maps(s), s.pad, padded, |at, row| {
+            row.copy_from_slice(&x[at..][..row.len()])
+        });
+        padded
+    };
+    conv_valid(g, |o, i| connected(t, o, i), w, Some(b), (x, y), count);
 }
 
 pub fn x_backward(

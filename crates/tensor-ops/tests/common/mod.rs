@@ -3,6 +3,7 @@
 
 use proptest::prelude::*;
 use tensor_ops::conv::{self, ConnTable, ConvShape, ConvWorkspace};
+use tensor_ops::interleaved::{deinterleave, interleave, Lanes, LANES};
 use tensor_ops::Algo;
 
 /// Deterministic pseudo-random values in [-1, 1).
@@ -106,4 +107,22 @@ pub fn table(out_c: usize, in_c: usize, seed: u64) -> ConnTable {
         .collect();
     let refs: Vec<&[usize]> = lists.iter().map(|l| l.as_slice()).collect();
     ConnTable::from_lists(in_c, &refs).unwrap()
+}
+
+/// `f(x_group, y_group, count)` on the samples of `x` (`per_x` values each)
+/// interleaved in groups of 16, its outputs (`per_y` values per sample)
+/// de-interleaved in order: an interleaved kernel run over a whole batch.
+pub fn by_groups(
+    x: &[f32],
+    (per_x, per_y): (usize, usize),
+    mut f: impl FnMut(&[Lanes], &mut [Lanes], usize),
+) -> Vec<f32> {
+    let mut y = vec![0.0; x.len() / per_x * per_y];
+    let (mut xl, mut yl) = (vec![Lanes::ZERO; per_x], vec![Lanes::ZERO; per_y]);
+    for (x, y) in x.chunks(LANES * per_x).zip(y.chunks_mut(LANES * per_y)) {
+        interleave(x, &mut xl);
+        f(&xl, &mut yl, x.len() / per_x);
+        deinterleave(&yl, y);
+    }
+    y
 }

@@ -1,0 +1,219 @@
+//! Sixteen images **interleaved value by value**: `[values, 16]`, each value of an
+//! image followed by the same value of the next. In this layout every operation
+//! that treats the images alike is a vector operation on one [`Lanes`] — a
+//! convolution's multiply-add is a weight times the same pixel of 16 images — and
+//! the kernels need no patch matrix and no padding of rows to a vector size.
+//!
+//! The parallel convolution kernels interleave their inputs and de-interleave
+//! their outputs on every call. A forward pass can instead stay interleaved from
+//! the input to the scores, with each layer's `forward_interleaved` kernel
+//! ([`crate::conv::forward_interleaved`], [`crate::subsample::forward_interleaved`],
+//! [`crate::fc::forward_interleaved`]; element-wise functions run on
+//! [`values_mut`] as they are), which is how `lenet-layers` runs inference.
+//!
+//! A group holds up to 16 images. The lanes of missing images are zero when
+//! interleaved, carry whatever the kernels compute from them, and are dropped when
+//! de-interleaved. Each image's values are computed in the same order whichever
+//! lane it is in.
+//!
+//! ```
+//! use tensor_ops::interleaved::{deinterleave, interleave, Lanes};
+//!
+//! // three images of two values each
+//! let images = [1.0, 2.0, 10.0, 20.0, 100.0, 200.0];
+//! let mut lanes = vec![Lanes::default(); 2];
+//! interleave(&images, &mut lanes);
+//! assert_eq!(lanes[1].0[..4], [2.0, 20.0, 200.0, 0.0]);
+//! let mut back = [0.0; 6];
+//! deinterleave(&lanes, &mut back);
+//! assert_eq!(back, images);
+//! ```
+
+use crate::simd::{with_isa, Simd};
+use crate::Algo;
+
+/// Images per group: one AVX-512 register of `f32`, two AVX2 registers.
+pub const LANES: usize = 16;
+
+/// Fewest images worth interleaving: half a group (one AVX2 register). Smaller
+/// batches would compute mostly empty lanes.
+pub const MIN_BATCH: usize = 8;
+
+/// Does a forward pass of `batch` images with `algo` run interleaved from the
+/// input to the scores? With [`Algo::Parallel`] from [`MIN_BATCH`] images: the
+/// other variants keep their own kernels (`--kernels naive` stays the readable
+/// loops), and fewer images would fill less than half a group.
+///
+/// ```
+/// use tensor_ops::{interleaved, Algo};
+/// assert!(interleaved::applies(Algo::Parallel, 1000));
+/// assert!(!interleaved::applies(Algo::Parallel, 1));
+/// assert!(!interleaved::applies(Algo::Naive, 1000));
+/// ```
+pub fn applies(algo: Algo, batch: usize) -> bool {
+    algo == Algo::Parallel && batch >= MIN_BATCH
+}
+
+/// One value of each of sixteen images, aligned to its size so that no vector
+/// load crosses a cache line (measured together with border-only zeroing of
+/// padded inputs: C3 at batch 256 went from 60 to 90 GFLOP/s forward;
+/// docs/benchmarks.md).
+#[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(C, align(64))]
+pub struct Lanes(pub [f32; LANES]);
+
+impl Lanes {
+    /// Sixteen zeros.
+    pub const ZERO: Lanes = Lanes([0.0; LANES]);
+}
+
+/// The values of `v`, lane by lane: `[v.len(), 16]`.
+pub fn values(v: &[Lanes]) -> &[f32] {
+    bytemuck::cast_slice(v)
+}
+
+/// [`values`] to write: for element-wise functions, which do not care about the
+/// layout.
+pub fn values_mut(v: &mut [Lanes]) -> &mut [f32] {
+    bytemuck::cast_slice_mut(v)
+}
+
+/// Grows a buffer of lanes to at least `len` (never shrinks) and returns its
+/// first `len`; values already there are kept.
+pub fn scratch(buf: &mut Vec<Lanes>, len: usize) -> &mut [Lanes] {
+    if buf.len() < len {
+        buf.resize(len, Lanes::ZERO);
+    }
+    &mut buf[..len]
+}
+
+/// Interleaves the images `images [count, dst.len()]`, `count <= 16`, into
+/// `dst [dst.len(), 16]`; the lanes of missing images are zero.
+///
+/// Panics if `images` is not a whole number of images of `dst.len()` values, or
+/// holds more than 16.
+pub fn interleave(images: &[f32], dst: &mut [Lanes]) {
+    let count = image_count(images.len(), dst.len());
+    with_isa!(s => interleave_on(s, (images, dst.len(), count), dst))
+}
+
+/// The inverse of [`interleave`]: the first `count` lanes of `src [src.len(), 16]`
+/// into `images [count, src.len()]`.
+pub fn deinterleave(src: &[Lanes], images: &mut [f32]) {
+    let count = image_count(images.len(), src.len());
+    with_isa!(s => deinterleave_on(s, src, (images, src.len(), count)))
+}
+
+/// Images of `per_image` values in `len` values, checked.
+fn image_count(len: usize, per_image: usize) -> usize {
+    assert!(
+        per_image > 0 && len.is_multiple_of(per_image) && len / per_image <= LANES,
+        "{len} values are not up to {LANES} images of {per_image}"
+    );
+    len / per_image
+}
+
+/// Lanes `h..h + S::W` of `v` in a register.
+#[inline(always)]
+pub(crate) fn get<S: Simd>(s: S, v: &Lanes, h: usize) -> S::R {
+    s.load(&v.0[h..])
+}
+
+/// A register into lanes `h..h + S::W` of `v`.
+#[inline(always)]
+pub(crate) fn set<S: Simd>(s: S, v: &mut Lanes, h: usize, r: S::R) {
+    s.store(r, &mut v.0[h..])
+}
+
+/// The first lane of each register's worth of lanes that holds one of `count`
+/// images: `0` alone for a group of at most `S::W` images (AVX2 and the portable
+/// path skip the second half of a group of at most 8).
+#[inline(always)]
+pub(crate) fn live_halves<S: Simd>(count: usize) -> impl Iterator<Item = usize> {
+    (0..count.min(LANES)).step_by(S::W)
+}
+
+/// Interleaves `count <= 16` runs of `dst.len()` values, one per image, run `l`
+/// at `src[l * stride..]`: `dst[j][l] = src[l * stride + j]`, zero for the lanes
+/// of missing images. Each whole block of 8 runs goes 8 values at a time through
+/// an 8 x 8 register transpose.
+#[inline(always)]
+pub(crate) fn interleave_on<S: Simd>(s: S, (src, stride, count): (&[f32], usize, usize), dst: &mut [Lanes]) {
+    let n = dst.len();
+    let whole = n - n % 8;
+    let blocks = count / 8;
+    let dst = values_mut(dst);
+    for b in 0..blocks {
+        for j in (0..whole).step_by(8) {
+            s.transpose8(
+                (&src[b * 8 * stride + j..], stride),
+                (&mut dst[j * LANES + b * 8..], LANES),
+            );
+        }
+    }
+    for (j, d) in dst.chunks_exact_mut(LANES).enumerate() {
+        let from = if j < whole { blocks * 8 } else { 0 };
+        for (l, d) in d.iter_mut().enumerate().skip(from) {
+            *d = if l < count { src[l * stride + j] } else { 0.0 };
+        }
+    }
+}
+
+/// The inverse of [`interleave_on`]: `dst[l * stride + j] = src[j][l]` for the
+/// first `count` lanes.
+#[inline(always)]
+pub(crate) fn deinterleave_on<S: Simd>(
+    s: S,
+    src: &[Lanes],
+    (dst, stride, count): (&mut [f32], usize, usize),
+) {
+    let n = src.len();
+    let whole = n - n % 8;
+    let blocks = count / 8;
+    let src = values(src);
+    for b in 0..blocks {
+        for j in (0..whole).step_by(8) {
+            s.transpose8(
+                (&src[j * LANES + b * 8..], LANES),
+                (&mut dst[b * 8 * stride + j..], stride),
+            );
+        }
+    }
+    for l in 0..count {
+        let from = if l < blocks * 8 { whole } else { 0 };
+        for j in from..n {
+            dst[l * stride + j] = src[j * LANES + l];
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interleave_then_deinterleave_is_the_identity() {
+        for count in [1, 7, 8, 9, 16] {
+            for len in [1, 8, 13, 100] {
+                let images: Vec<f32> = (0..count * len).map(|i| i as f32 + 0.5).collect();
+                let mut lanes = vec![Lanes([9.0; LANES]); len];
+                interleave(&images, &mut lanes);
+                for (j, v) in lanes.iter().enumerate() {
+                    for (l, &x) in v.0.iter().enumerate() {
+                        let want = if l < count { images[l * len + j] } else { 0.0 };
+                        assert_eq!(x, want, "{count} images of {len}");
+                    }
+                }
+                let mut back = vec![0.0; images.len()];
+                deinterleave(&lanes, &mut back);
+                assert_eq!(back, images);
+            }
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "not up to 16 images")]
+    fn more_than_sixteen_images_are_refused() {
+        interleave(&[0.0; 17], &mut [Lanes::ZERO]);
+    }
+}
