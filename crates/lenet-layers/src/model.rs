@@ -541,12 +541,16 @@ impl LeNet5 {
         }
     }
 
-    /// Loss and errors on `x` without touching gradients.
+    /// Loss and errors on `x` without touching gradients, from the scores of
+    /// [`LeNet5::scores_into`] (interleaved and shared over the threads for large
+    /// batches; the activations of the last [`LeNet5::forward`] are left as they
+    /// were).
     pub fn evaluate(&mut self, x: &[f32], labels: &[u8]) -> BatchStats {
         let loss = self.config.loss;
-        let out = self.forward(x);
-        let mut scratch = vec![0.0; out.len()];
-        loss.forward_backward(out, labels, &mut scratch)
+        let mut scores = vec![0.0; labels.len() * CLASSES];
+        self.scores_into(x, &mut scores);
+        let mut scratch = vec![0.0; scores.len()];
+        loss.forward_backward(&scores, labels, &mut scratch)
     }
 }
 
