@@ -81,11 +81,12 @@ pub fn forward_interleaved(s: &PoolShape, x: &[Lanes], coeff: &[f32], bias: &[f3
     let one = PoolShape { batch: 1, ..*s };
     check(&one, x.len(), y.len(), coeff.len());
     assert_eq!(bias.len(), s.c);
-    // forward_even's column sums, then their pair; else left to right
+    // forward_even's column sums, then their pair; else left to right (the
+    // closures inlined, to be compiled with the instruction set)
     with_isa!(s => if even_sizes(&one) {
-        forward_interleaved_on(s, &one, (x, coeff, bias, y), |[t0, t1, u0, u1]| s.add(s.add(t0, u0), s.add(t1, u1)))
+        forward_interleaved_on(s, &one, (x, coeff, bias, y), #[inline(always)] |[t0, t1, u0, u1]| s.add(s.add(t0, u0), s.add(t1, u1)))
     } else {
-        forward_interleaved_on(s, &one, (x, coeff, bias, y), |[t0, t1, u0, u1]| s.add(s.add(s.add(t0, t1), u0), u1))
+        forward_interleaved_on(s, &one, (x, coeff, bias, y), #[inline(always)] |[t0, t1, u0, u1]| s.add(s.add(s.add(t0, t1), u0), u1))
     })
 }
 
