@@ -151,10 +151,34 @@ pub(crate) fn interleave_on<S: Simd>(s: S, (src, stride, count): (&[f32], usize,
             );
         }
     }
-    for (j, d) in dst.chunks_exact_mut(LANES).enumerate() {
-        let from = if j < whole { blocks * 8 } else { 0 };
-        for (l, d) in d.iter_mut().enumerate().skip(from) {
-            *d = if l < count { src[l * stride + j] } else { 0.0 };
+    // the last values of the whole blocks' runs (fewer than 8): through a block
+    // transposed into a buffer, when the runs reach 8 values on (the next run's),
+    // else one by one (in a gather, each row of a map is such a run: 10 values
+    // for C3's output, 14 for S2's)
+    let tail = n - whole;
+    let reach = blocks > 0 && (blocks * 8 - 1) * stride + whole + 8 <= src.len();
+    for b in 0..blocks.min(usize::from(tail > 0) * LANES) {
+        let lanes = b * 8..b * 8 + 8;
+        if reach {
+            let mut block = [0.0f32; 64];
+            s.transpose8((&src[b * 8 * stride + whole..], stride), (&mut block, 8));
+            for (j, row) in (whole..n).zip(block.chunks_exact(8)) {
+                dst[j * LANES..][lanes.clone()].copy_from_slice(row);
+            }
+        } else {
+            for j in whole..n {
+                for l in lanes.clone() {
+                    dst[j * LANES + l] = src[l * stride + j];
+                }
+            }
+        }
+    }
+    // the lanes past the whole blocks: the last images, then zeros
+    if blocks * 8 < LANES {
+        for (j, d) in dst.chunks_exact_mut(LANES).enumerate() {
+            for (l, d) in d.iter_mut().enumerate().skip(blocks * 8) {
+                *d = if l < count { src[l * stride + j] } else { 0.0 };
+            }
         }
     }
 }
