@@ -210,6 +210,8 @@ pub(crate) use with_isa;
 pub(crate) trait Simd: Copy + Send + Sync {
     /// Lanes per register: 8 or 16.
     const W: usize;
+    /// Vector registers (the kernels size their register tiles by it).
+    const REGISTERS: usize;
     /// One register of `W` values.
     type R: Copy;
     fn splat(self, v: f32) -> Self::R;
@@ -247,6 +249,7 @@ pub(crate) struct Portable;
 
 impl Simd for Portable {
     const W: usize = 8;
+    const REGISTERS: usize = 16;
     type R = [f32; 8];
     #[inline(always)]
     fn splat(self, v: f32) -> [f32; 8] {
@@ -402,7 +405,7 @@ pub(crate) mod x86 {
     /// `impl Simd` for an x86 token: its register type, width and the
     /// intrinsics of each operation (one instruction set's names).
     macro_rules! impl_x86 {
-        ($token:ty, $r:ty, $w:literal,
+        ($token:ty, $r:ty, $w:literal, registers: $regs:literal,
          set1: $set1:ident, loadu: $loadu:ident, storeu: $storeu:ident,
          fmadd: $fmadd:ident, add: $add:ident, mul: $mul:ident) => {
             // SAFETY (every method): the token exists only on a CPU with the
@@ -411,6 +414,7 @@ pub(crate) mod x86 {
             // store).
             impl Simd for $token {
                 const W: usize = $w;
+                const REGISTERS: usize = $regs;
                 type R = $r;
                 #[inline(always)]
                 fn splat(self, v: f32) -> $r {
@@ -454,10 +458,10 @@ pub(crate) mod x86 {
         };
     }
 
-    impl_x86!(Avx2, __m256, 8,
+    impl_x86!(Avx2, __m256, 8, registers: 16,
         set1: _mm256_set1_ps, loadu: _mm256_loadu_ps, storeu: _mm256_storeu_ps,
         fmadd: _mm256_fmadd_ps, add: _mm256_add_ps, mul: _mm256_mul_ps);
-    impl_x86!(Avx512, __m512, 16,
+    impl_x86!(Avx512, __m512, 16, registers: 32,
         set1: _mm512_set1_ps, loadu: _mm512_loadu_ps, storeu: _mm512_storeu_ps,
         fmadd: _mm512_fmadd_ps, add: _mm512_add_ps, mul: _mm512_mul_ps);
 }

@@ -207,7 +207,22 @@ fn conv_valid_on<S: Simd>(
     for h in live_halves::<S>(count) {
         for o in 0..g.out_c {
             let bias = b.map_or(0.0, |b| b[o]);
-            for p in 0..oh {
+            let mut p = 0;
+            while p < oh {
+                if S::REGISTERS >= 32 && p + 1 < oh && g.k == LENET_K {
+                    // two rows at a time where their accumulators and weights fit
+                    // in the registers (AVX-512)
+                    let (top, bottom) = y[(o * oh + p) * ow..][..2 * ow].split_at_mut(ow);
+                    for q in strips(ow, MAX_STRIP) {
+                        let out = (&mut top[q.clone()], &mut bottom[q.clone()]);
+                        with_width!(
+                            q.len(),
+                            strip_pair::<S, _>(s, h, g, conn, w, bias, x, (o, p, q.start), out)
+                        );
+                    }
+                    p += 2;
+                    continue;
+                }
                 let y_row = &mut y[(o * oh + p) * ow..][..ow];
                 // the row in strips of at most MAX_STRIP columns: every strip's
                 // accumulators stay in registers while the input values that feed
@@ -221,6 +236,7 @@ fn conv_valid_on<S: Simd>(
                         strip::<S, _>(s, h, g, conn, w, bias, x, (o, p, q.start), out)
                     );
                 }
+                p += 1;
             }
         }
     }
@@ -236,10 +252,9 @@ fn strips(len: usize, max: usize) -> impl Iterator<Item = std::ops::Range<usize>
 
 /// Widest strip of output values: its 10 accumulators, a 5 x 5 kernel row's 5
 /// weights and one input value fill AVX2's 16 vector registers ([`kernel_row`];
-/// AVX-512 has 32, but C3's rows are 10 wide and C1's measured no faster in
-/// strips of 14;
-/// with the older output-stationary loop, strips of 14 spilled accumulators to the
-/// stack, and 8 left FMA latency exposed).
+/// AVX-512's 32 hold two rows' strips instead ([`strip_pair`]): C1's rows measured
+/// no faster in strips of 14, and with the older output-stationary loop strips of
+/// 14 spilled accumulators to the stack, while 8 left FMA latency exposed).
 const MAX_STRIP: usize = 10;
 
 /// `Q` consecutive outputs `y[o, p, q0..q0+Q]` of [`conv_valid`], lanes
@@ -292,6 +307,115 @@ fn strip<S: Simd, const Q: usize>(
     }
     for (o, a) in out.iter_mut().zip(acc) {
         set(s, o, h, a);
+    }
+}
+
+/// [`strip`] for output rows `p` and `p + 1` at once, for 5 x 5 kernels: each
+/// input row is loaded once for both (through kernel rows `u` and `u - 1`), and
+/// twice the sums are in flight. Each output adds its taps in [`strip`]'s order:
+/// the same bits. (C3's input gradient runs in strips of 7, whose sums each take
+/// 5 dependent multiply-adds per kernel row: one row at a time waited on them.
+/// One thread, batch 16, throwaway harness, alternating: 35.9-38.1 -> 26.5 us,
+/// C1's and C3's forward passes unchanged; written apart from [`strip`], since a
+/// version generic over the number of rows kept its accumulators in memory and ran
+/// 2-3x slower.)
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn strip_pair<S: Simd, const Q: usize>(
+    s: S,
+    h: usize,
+    g: Valid,
+    conn: impl Fn(usize, usize) -> bool,
+    w: &[f32],
+    bias: f32,
+    x: &[V],
+    (o, p, q0): (usize, usize, usize),
+    (out0, out1): (&mut [V], &mut [V]),
+) {
+    const K: usize = LENET_K;
+    let xm = g.x;
+    let (mut acc0, mut acc1) = ([s.splat(bias); Q], [s.splat(bias); Q]);
+    let width = Q + K - 1;
+    let dead_left = g.live_cols.0.saturating_sub(q0).min(width);
+    let dead_right = (q0 + width).saturating_sub(g.live_cols.1).min(width);
+    let skip = (dead_left, dead_right);
+    let (taps0, taps1) = (g.live_taps(p), g.live_taps(p + 1));
+    for i in (0..xm.c).filter(|&i| conn(o, i)) {
+        let Ok(kernel) = <&[f32; K * K]>::try_from(&w[(o * xm.c + i) * K * K..][..K * K]) else {
+            unreachable!("a slice of K * K values")
+        };
+        let rows: &[[f32; K]; K] = bytemuck::cast_ref(kernel);
+        let w_row = |u: usize| &rows[u];
+        for row in taps0.start.min(taps1.start + 1)..taps0.end.max(taps1.end + 1) {
+            let x_row = &x[(i * xm.h + p + row) * xm.w + q0..][..width];
+            let u0 = Some(row).filter(|u| taps0.contains(u));
+            let u1 = row.checked_sub(1).filter(|u| taps1.contains(u));
+            macro_rules! taps {
+                ($zl:expr, $zr:expr) => {
+                    match (u0, u1) {
+                        (Some(u0), Some(u1)) => kernel_row_pair::<S, Q, K, { $zl }, { $zr }>(
+                            s,
+                            h,
+                            (w_row(u0), w_row(u1)),
+                            x_row,
+                            (&mut acc0, &mut acc1),
+                        ),
+                        (Some(u0), None) => {
+                            kernel_row::<S, Q, K, { $zl }, { $zr }>(s, h, w_row(u0), x_row, &mut acc0)
+                        }
+                        (None, Some(u1)) => {
+                            kernel_row::<S, Q, K, { $zl }, { $zr }>(s, h, w_row(u1), x_row, &mut acc1)
+                        }
+                        (None, None) => {}
+                    }
+                };
+            }
+            match skip {
+                (FULL_PAD, 0) => taps!(FULL_PAD, 0),
+                (0, FULL_PAD) => taps!(0, FULL_PAD),
+                (FULL_PAD, FULL_PAD) => taps!(FULL_PAD, FULL_PAD),
+                _ => taps!(0, 0),
+            }
+        }
+    }
+    for (o, a) in out0.iter_mut().zip(acc0) {
+        set(s, o, h, a);
+    }
+    for (o, a) in out1.iter_mut().zip(acc1) {
+        set(s, o, h, a);
+    }
+}
+
+/// [`kernel_row`] for two kernel rows into two strips of outputs from the same
+/// input values.
+#[inline(always)]
+fn kernel_row_pair<
+    S: Simd,
+    const Q: usize,
+    const K: usize,
+    const ZEROS_LEFT: usize,
+    const ZEROS_RIGHT: usize,
+>(
+    s: S,
+    h: usize,
+    (w_row0, w_row1): (&[f32; K], &[f32; K]),
+    x_row: &[V],
+    (acc0, acc1): (&mut [S::R; Q], &mut [S::R; Q]),
+) {
+    let (mut w0, mut w1) = ([s.splat(0.0); K], [s.splat(0.0); K]);
+    for v in 0..K {
+        w0[v] = s.splat(w_row0[v]);
+        w1[v] = s.splat(w_row1[v]);
+    }
+    let x_row = &x_row[..Q + K - 1];
+    for j in ZEROS_LEFT..Q + K - 1 - ZEROS_RIGHT {
+        let xv = get(s, &x_row[j], h);
+        for v in 0..K {
+            if j >= v && j - v < Q {
+                acc0[j - v] = s.mul_add(w0[v], xv, acc0[j - v]);
+                acc1[j - v] = s.mul_add(w1[v], xv, acc1[j - v]);
+            }
+        }
     }
 }
 
