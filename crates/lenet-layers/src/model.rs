@@ -14,7 +14,7 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tensor_ops::conv::{ConnTable, ConvShape};
-use tensor_ops::interleaved::{deinterleave, interleave, scratch as lanes_scratch, Lanes, LANES};
+use tensor_ops::interleaved::{deinterleave, interleave, Lanes, LANES};
 
 use crate::activation::ActivationLayer;
 use crate::config::{Init, ModelConfig, Output, Pooling};
@@ -429,11 +429,11 @@ impl LeNet5 {
     fn scores_interleaved(&mut self, x: &[f32], scores: &mut [f32]) {
         let count = x.len() / INPUT_LEN;
         let [input, output] = &mut self.lanes;
-        interleave(x, lanes_scratch(input, INPUT_LEN));
+        interleave(x, tensor_ops::scratch(input, INPUT_LEN));
         let mut len = INPUT_LEN;
         for layer in &mut self.layers {
             let out_len = layer.out_len();
-            layer.forward_interleaved(&input[..len], lanes_scratch(output, out_len), count);
+            layer.forward_interleaved(&input[..len], tensor_ops::scratch(output, out_len), count);
             std::mem::swap(input, output);
             len = out_len;
         }

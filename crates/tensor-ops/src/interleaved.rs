@@ -78,15 +78,6 @@ pub fn values_mut(v: &mut [Lanes]) -> &mut [f32] {
     bytemuck::cast_slice_mut(v)
 }
 
-/// Grows a buffer of lanes to at least `len` (never shrinks) and returns its
-/// first `len`; values already there are kept.
-pub fn scratch(buf: &mut Vec<Lanes>, len: usize) -> &mut [Lanes] {
-    if buf.len() < len {
-        buf.resize(len, Lanes::ZERO);
-    }
-    &mut buf[..len]
-}
-
 /// Interleaves the images `images [count, dst.len()]`, `count <= 16`, into
 /// `dst [dst.len(), 16]`; the lanes of missing images are zero.
 ///

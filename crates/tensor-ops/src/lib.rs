@@ -172,7 +172,8 @@ impl std::str::FromStr for Algo {
 }
 
 /// Grows a scratch buffer to at least `len` values (never shrinks, so a buffer
-/// sized once is reused without allocating) and returns its first `len`. Values
+/// sized once is reused without allocating; new values are the type's default,
+/// zero for `f32` and [`interleaved::Lanes`]) and returns its first `len`. Values
 /// already in the buffer are kept: callers overwrite what they use.
 ///
 /// ```
@@ -181,9 +182,9 @@ impl std::str::FromStr for Algo {
 /// tensor_ops::scratch(&mut buf, 1)[0] = 5.0;
 /// assert_eq!(buf, [5.0, 0.0, 0.0]); // never shrinks
 /// ```
-pub fn scratch(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
+pub fn scratch<T: Clone + Default>(buf: &mut Vec<T>, len: usize) -> &mut [T] {
     if buf.len() < len {
-        buf.resize(len, 0.0);
+        buf.resize(len, T::default());
     }
     &mut buf[..len]
 }

@@ -27,9 +27,9 @@ use rayon::prelude::*;
 
 use super::{connected, ConnTable, ConvShape, ConvWorkspace};
 use crate::interleaved::{
-    deinterleave_on as deinterleave, get, interleave_on as interleave, live_halves, scratch, set, Lanes as V,
-    LANES,
+    deinterleave_on as deinterleave, get, interleave_on as interleave, live_halves, set, Lanes as V, LANES,
 };
+use crate::scratch;
 use crate::simd::{with_isa, Simd};
 
 /// Images per group: one AVX-512 register of `f32`, two AVX2 registers.
@@ -274,21 +274,8 @@ fn strip<S: Simd, const Q: usize>(
 ) {
     let (k, xm) = (g.k, g.x);
     let mut acc = [s.splat(bias); Q];
-    // zero padding at either end of this strip's input values: the first and last
-    // strips of a full convolution's rows (K - 1 zeros each at K = 5) skip their
-    // taps. A skipped product is `w * 0`, a signed zero, and adding it leaves every
-    // sum but a negative zero unchanged (the input gradient's sums start at +0 and
-    // cannot become -0 short of an underflow): the same bits either way.
     let width = Q + k - 1;
-    let dead_left = g.live_cols.0.saturating_sub(q0).min(width);
-    let dead_right = (q0 + width).saturating_sub(g.live_cols.1).min(width);
-    let skip = match (dead_left, dead_right) {
-        (FULL_PAD, 0) => Skip::Left,
-        (0, FULL_PAD) => Skip::Right,
-        (FULL_PAD, FULL_PAD) => Skip::Both,
-        // (in the middle of a row, or another padding: every tap)
-        _ => Skip::None,
-    };
+    let skip = Skip::of(g, q0, width);
     for i in (0..xm.c).filter(|&i| conn(o, i)) {
         for u in g.live_taps(p) {
             let x_row = &x[(i * xm.h + p + u) * xm.w + q0..][..width];
@@ -336,9 +323,7 @@ fn strip_pair<S: Simd, const Q: usize>(
     let xm = g.x;
     let (mut acc0, mut acc1) = ([s.splat(bias); Q], [s.splat(bias); Q]);
     let width = Q + K - 1;
-    let dead_left = g.live_cols.0.saturating_sub(q0).min(width);
-    let dead_right = (q0 + width).saturating_sub(g.live_cols.1).min(width);
-    let skip = (dead_left, dead_right);
+    let skip = Skip::of(g, q0, width);
     let (taps0, taps1) = (g.live_taps(p), g.live_taps(p + 1));
     for i in (0..xm.c).filter(|&i| conn(o, i)) {
         let Ok(kernel) = <&[f32; K * K]>::try_from(&w[(o * xm.c + i) * K * K..][..K * K]) else {
@@ -371,10 +356,10 @@ fn strip_pair<S: Simd, const Q: usize>(
                 };
             }
             match skip {
-                (FULL_PAD, 0) => taps!(FULL_PAD, 0),
-                (0, FULL_PAD) => taps!(0, FULL_PAD),
-                (FULL_PAD, FULL_PAD) => taps!(FULL_PAD, FULL_PAD),
-                _ => taps!(0, 0),
+                Skip::Left => taps!(FULL_PAD, 0),
+                Skip::Right => taps!(0, FULL_PAD),
+                Skip::Both => taps!(FULL_PAD, FULL_PAD),
+                Skip::None => taps!(0, 0),
             }
         }
     }
@@ -433,6 +418,27 @@ enum Skip {
     Left,
     Right,
     Both,
+}
+
+impl Skip {
+    /// The zero padding at either end of the `width` input values of a strip at
+    /// column `q0`: the first and last strips of a full convolution's rows (K - 1
+    /// zeros each at K = 5) skip their taps. A skipped product is `w * 0`, a
+    /// signed zero, and adding it leaves every sum but a negative zero unchanged
+    /// (the input gradient's sums start at +0 and cannot become -0 short of an
+    /// underflow): the same bits either way.
+    #[inline(always)]
+    fn of(g: Valid, q0: usize, width: usize) -> Skip {
+        let dead_left = g.live_cols.0.saturating_sub(q0).min(width);
+        let dead_right = (q0 + width).saturating_sub(g.live_cols.1).min(width);
+        match (dead_left, dead_right) {
+            (FULL_PAD, 0) => Skip::Left,
+            (0, FULL_PAD) => Skip::Right,
+            (FULL_PAD, FULL_PAD) => Skip::Both,
+            // (in the middle of a row, or another padding: every tap)
+            _ => Skip::None,
+        }
+    }
 }
 
 /// The kernel size that has its own compiled [`kernel_row`]: LeNet-5's 5 x 5.
@@ -750,7 +756,7 @@ pub fn x_backward(
     // dx[i, r, c] = sum_o sum_{u,v} w[o, i, K-1-u, K-1-v] * dy_padded[o, r+u, c+v]
     let k = s.k;
     let (ic, oc, kk) = (s.in_c, s.out_c, k * k);
-    let w_flipped = super::scratch(&mut ws.w_flipped, s.w_len());
+    let w_flipped = scratch(&mut ws.w_flipped, s.w_len());
     for o in 0..oc {
         for i in 0..ic {
             let from = &w[(o * ic + i) * kk..][..kk];
