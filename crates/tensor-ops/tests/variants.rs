@@ -41,16 +41,23 @@ fn shape_and_table() -> impl Strategy<Value = (ConvShape, Option<ConnTable>, u64
         })
 }
 
+/// A convolution's input, weights (zero where `t` has no connection) and bias,
+/// drawn from `seed`.
+fn conv_operands(s: &ConvShape, t: Option<&ConnTable>, seed: u64) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let mut w = values(s.w_len(), seed ^ 1);
+    if let Some(t) = t {
+        t.mask_weights(&mut w);
+    }
+    (values(s.x_len(), seed), w, values(s.out_c, seed ^ 2))
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(96))]
 
     #[test]
     fn conv_variants_match_naive((s, table, seed) in shape_and_table()) {
         let t = table.as_ref();
-        let x = values(s.x_len(), seed);
-        let mut w = values(s.w_len(), seed ^ 1);
-        if let Some(t) = t { t.mask_weights(&mut w); }
-        let b = values(s.out_c, seed ^ 2);
+        let (x, w, b) = conv_operands(&s, t, seed);
         let dy = values(s.y_len(), seed ^ 3);
         let naive = conv_passes(Algo::Naive, &s, t, &x, &w, &b, &dy);
         let magnitude = conv_magnitudes(&s, t, &x, &w, &b, &dy);
@@ -247,10 +254,7 @@ proptest! {
     #[test]
     fn interleaved_conv_is_the_lanes_kernel((s, table, seed) in shape_and_table()) {
         let t = table.as_ref();
-        let x = values(s.x_len(), seed);
-        let mut w = values(s.w_len(), seed ^ 1);
-        if let Some(t) = t { t.mask_weights(&mut w); }
-        let b = values(s.out_c, seed ^ 2);
+        let (x, w, b) = conv_operands(&s, t, seed);
         let one = ConvShape { batch: 1, ..s };
         let mut ws = ConvWorkspace::default();
         let got = by_groups(&x, (one.x_len(), one.y_len()), |x, y, count| {
