@@ -98,7 +98,8 @@ impl Layer for Rbf {
         }
     }
 
-    /// [`squared_distance`]'s sums lane by lane: the same bits.
+    /// [`Layer::forward`]'s sums (`tensor_ops::sum8_zip`'s eight partial sums) lane
+    /// by lane: the same bits.
     fn forward_interleaved(&mut self, x: &[Lanes], y: &mut [Lanes], _count: usize) {
         let whole = self.in_f - self.in_f % 8;
         for (y, c) in y.iter_mut().zip(self.fixed[0].value.chunks_exact(self.in_f)) {
