@@ -27,6 +27,11 @@
 //! instead (eight images in the vector lanes, direct loops, no patch matrix; see
 //! `conv/lanes.rs`); for smaller batches it splits the im2col products over images
 //! (forward, x_backward) or over two fixed halves of the batch (weight_backward).
+//! One image (C1 and C3 at batch 1) runs the `direct` kernels' forward pass,
+//! and C3's weight gradient (output rows or output maps in the vector lanes, the
+//! same sums as im2col's product; see `conv/direct.rs`). An unpadded
+//! convolution's weight gradient by dot products (C1) reads `K` shifted copies
+//! of each input map instead of the patch matrix.
 //! Every output value is summed in the same order whatever the number of threads,
 //! so results do not depend on it.
 
@@ -37,6 +42,7 @@ use crate::interleaved::Lanes;
 use crate::simd::{with_isa, Simd};
 use crate::{scratch, squared, Algo, Method, Plan};
 
+mod direct;
 mod lanes;
 
 /// Images per group of the lanes kernel (the parallel variant's direct
@@ -284,13 +290,21 @@ fn check(s: &ConvShape, table: Option<&ConnTable>) {
 /// - `Im2col`: im2col + GEMM on the calling thread.
 /// - `Parallel`: the lanes kernel (batch in vector lanes, one task per group of
 ///   images) for batches of at least one group, except when the kernel covers
-///   the whole input (C5), which is one dense matrix product; otherwise im2col +
-///   GEMM, split over the threads from two images on ([`crate::threads::splits`]).
+///   the whole input (C5), which is one dense matrix product; for one image
+///   and an unpadded 5 x 5 kernel with 16 output maps or rows of 16 output values
+///   or more (C3 and C1 at batch 1) the direct kernel, on the calling thread
+///   (`conv/direct.rs`'s `form`); otherwise
+///   im2col + GEMM, split over the threads from two images on
+///   ([`crate::threads::splits`]).
 ///
 /// The shape alone decides, never the CPU or the thread count.
 pub fn plan(algo: Algo, s: &ConvShape) -> Plan {
     match algo {
         Algo::Naive => Plan::NAIVE,
+        Algo::Parallel if direct::form(s).is_some() => Plan {
+            method: Method::Direct,
+            split: false,
+        },
         Algo::Parallel if lanes::applies(s) && !im2col::is_dense(s) => Plan {
             method: Method::Lanes,
             split: true,
@@ -329,6 +343,7 @@ pub fn forward(
         Method::Naive => naive::forward(s, table, x, w, b, y),
         Method::Lanes => lanes::forward(s, table, x, w, b, y, ws),
         Method::Gemm => im2col::forward(s, x, w, b, y, ws, split),
+        Method::Direct => direct::forward(s, x, w, b, y),
     }
 }
 
@@ -395,7 +410,8 @@ pub fn x_backward(
     match method {
         Method::Naive => naive::x_backward(s, table, w, dy, dx),
         Method::Lanes => lanes::x_backward(s, table, w, dy, dx, ws),
-        Method::Gemm => im2col::x_backward(s, w, dy, dx, ws, split),
+        // the direct kernel's input gradient is im2col's (`conv/direct.rs`)
+        Method::Gemm | Method::Direct => im2col::x_backward(s, table, w, dy, dx, ws, split),
     }
 }
 
@@ -421,8 +437,12 @@ pub fn weight_backward(
     match method {
         Method::Naive => naive::weight_backward(s, table, x, dy, dw, db),
         Method::Lanes => lanes::weight_backward(s, table, x, dy, dw, db, ws),
-        Method::Gemm => {
-            im2col::weight_backward(s, x, dy, dw, db, ws, split);
+        Method::Gemm | Method::Direct => {
+            if method == Method::Direct && direct::form(s) == Some(direct::Form::Maps) {
+                direct::weight_backward(s, x, dy, dw, db);
+            } else {
+                im2col::weight_backward(s, x, dy, dw, db, ws, split);
+            }
             if let Some(t) = table {
                 t.mask_weights(dw);
             }
@@ -561,6 +581,13 @@ mod im2col {
         }
     }
 
+    /// Does the weight gradient's product run by rows of the transposed patch
+    /// matrix (short sums: fewer output pixels than four times the patch), rather
+    /// than as dot products?
+    pub(super) fn sums_by_rows(s: &ConvShape) -> bool {
+        s.out_hw() < 4 * s.patch_len()
+    }
+
     /// Its plan: a matrix product, split over the threads as this call is.
     fn dense_plan(parallel: bool) -> Plan {
         Plan {
@@ -695,6 +722,7 @@ mod im2col {
     fn product_fold_valid<S: Simd, const K: usize>(
         s_: S,
         s: &ConvShape,
+        t: Option<&ConnTable>,
         w: &[f32],
         dy: &[f32],
         dx: &mut [f32],
@@ -722,15 +750,15 @@ mod im2col {
                     // enough chains side by side to hide the multiply-add's latency,
                     // within the registers: 5 x 5 of AVX-512's 32, 5 x 2 of AVX2's 16
                     if lanes == 16 {
-                        product_fold_row::<S, K, K>(s_, &pad, s, w, dy_pad, dx_pad, (i, b, p, 0));
+                        product_fold_row::<S, K, K>(s_, &pad, s, t, w, dy_pad, dx_pad, (i, b, p, 0));
                     } else {
                         let mut v = 0;
                         while v + 2 <= K {
-                            product_fold_row::<S, K, 2>(s_, &pad, s, w, dy_pad, dx_pad, (i, b, p, v));
+                            product_fold_row::<S, K, 2>(s_, &pad, s, t, w, dy_pad, dx_pad, (i, b, p, v));
                             v += 2;
                         }
                         if v < K {
-                            product_fold_row::<S, K, 1>(s_, &pad, s, w, dy_pad, dx_pad, (i, b, p, v));
+                            product_fold_row::<S, K, 1>(s_, &pad, s, t, w, dy_pad, dx_pad, (i, b, p, v));
                         }
                     }
                 }
@@ -756,6 +784,7 @@ mod im2col {
         s_: S,
         pad: &PaddedRows,
         s: &ConvShape,
+        t: Option<&ConnTable>,
         w: &[f32],
         dy_pad: &[f32],
         dx_pad: &mut [f32],
@@ -766,6 +795,12 @@ mod im2col {
         let mut acc = [[s_.splat(0.0); K]; VN];
         let dy_at = p * pad.dy_row + b * lanes + K - 1 - v0;
         for o in 0..s.out_c {
+            // an unconnected map's weights are zero: its terms would leave each
+            // chain as it is (a sum that is still zero is +0, and the fold adds it
+            // to +0), so they are skipped, as the naive loops skip them
+            if !connected(t, o, i) {
+                continue;
+            }
             let dy_o = &dy_pad[o * oh * pad.dy_row + dy_at + 1 - VN..][..VN - 1 + lanes];
             // w[o, i, u, v0 + j] at u * K + j
             let w_o = &w[(o * s.in_c + i) * K * K + v0..][..(K - 1) * K + VN];
@@ -855,6 +890,7 @@ mod im2col {
 
     pub fn x_backward(
         s: &ConvShape,
+        table: Option<&ConnTable>,
         w: &[f32],
         dy: &[f32],
         dx: &mut [f32],
@@ -871,7 +907,7 @@ mod im2col {
             with_isa!(s_ => {
                 for (dy_img, dx_img) in dy.chunks_exact(oc * hw).zip(dx.chunks_exact_mut(img)) {
                     if s.pad == 0 && s.k == 5 {
-                        product_fold_valid::<_, 5>(s_, s, w, dy_img, dx_img);
+                        product_fold_valid::<_, 5>(s_, s, table, w, dy_img, dx_img);
                         continue;
                     }
                     gemm(
@@ -894,6 +930,55 @@ mod im2col {
             .zip(dcols.par_chunks_mut(patch * hw))
             .zip(dx.par_chunks_mut(per * img))
             .for_each(|((dy, dc), dx)| task(dy, dc, dx));
+    }
+
+    /// Length of [`shifted_weight_product`]'s rows buffer: `[C_in, K, H, W_out]`.
+    fn shifted_len(s: &ConvShape) -> usize {
+        s.in_c * s.k * s.in_h * s.out_w()
+    }
+
+    /// `dw_t [patch, C_out] = cols_n dy_n^T + beta dw_t` for one image of an
+    /// unpadded convolution, without its patch matrix. Row `(i, u, v)` of the
+    /// patch matrix is `x[i, p + u, q + v]` over the output pixels `(p, q)`: the
+    /// rows of map `i` shifted left by `v` and cut to `W_out` columns, `rows[i,
+    /// v]`, read from row `u` on. So `C_in * K` shifted copies of the image (K
+    /// times fewer values than the patch matrix: C1's 5 x 32 x 28 against 25 x 784)
+    /// stand for it, and each `(i, v)` is one product into every `K`-th row of
+    /// `dw_t`. The same dot products as with the patch matrix (the product of
+    /// `dy_n` and the patch matrix's transpose, transposed): the same bits.
+    #[inline(always)]
+    fn shifted_weight_product(
+        s: &ConvShape,
+        x_img: &[f32],
+        rows: &mut [f32],
+        dy_n: MatRef,
+        beta: f32,
+        dw_t: &mut [f32],
+    ) {
+        let (k, in_h, in_w, ow, oc) = (s.k, s.in_h, s.in_w, s.out_w(), s.out_c);
+        // rows [C_in, K, H, W_out]: rows[i, v, r, q] = x[i, r, q + v]
+        for (iv, shifted) in rows.chunks_exact_mut(in_h * ow).enumerate() {
+            let (i, v) = (iv / k, iv % k);
+            for (r, row) in shifted.chunks_exact_mut(ow).enumerate() {
+                copy_run(row, &x_img[(i * in_h + r) * in_w + v..][..ow]);
+            }
+        }
+        for i in 0..s.in_c {
+            for v in 0..k {
+                let from = (i * k + v) * in_h * ow;
+                // [K, HW]: row u is rows[i, v] from row u on
+                let a = MatRef {
+                    data: &rows[from..from + (k - 1) * ow + s.out_hw()],
+                    rows: k,
+                    cols: s.out_hw(),
+                    rs: ow,
+                    cs: 1,
+                };
+                // rows (i, u, v) of dw_t for u = 0..K: every K-th row from (i, 0, v)
+                let at = (i * k * k + v) * oc;
+                gemm(a, dy_n.t(), beta, &mut dw_t[at..], k * oc);
+            }
+        }
     }
 
     pub fn weight_backward(
@@ -920,26 +1005,45 @@ mod im2col {
         // patch matrix transposed, [HW, patch], and dy's values broadcast against
         // its rows (measured: C3's backward pass at batch 1 from 25-34 to ? us).
         let (wl, img, y_img) = (oc * patch, s.in_c * s.in_h * s.in_w, oc * hw);
-        let by_rows = hw < 4 * patch;
-        let task_len = patch * hw * if by_rows { 2 } else { 1 };
+        let by_rows = sums_by_rows(s);
+        // dot products of an unpadded convolution: from the shifted rows instead
+        // of the patch matrix, and into dW transposed
+        let shifted = !by_rows && s.pad == 0;
+        let task_len = if by_rows {
+            2 * patch * hw
+        } else if shifted {
+            shifted_len(s) + wl
+        } else {
+            patch * hw
+        };
         let task = |images: std::ops::Range<usize>,
                     cols: &mut [f32],
                     dw: &mut [f32],
                     db: &mut [f32],
                     unfolded: bool| {
             with_isa!(s_ => {
-                let (cols, cols_t) = cols.split_at_mut(patch * hw);
-                for (k, n) in images.clone().enumerate() {
-                    if !unfolded {
-                        unfold(s, &x[n * img..][..img], cols);
+                if shifted {
+                    let (rows, dw_t) = cols.split_at_mut(shifted_len(s));
+                    for (k, n) in images.clone().enumerate() {
+                        let dy_n = MatRef::new(&dy[n * y_img..][..y_img], oc, hw);
+                        let beta = if k == 0 { 0.0 } else { 1.0 };
+                        shifted_weight_product(s, &x[n * img..][..img], rows, dy_n, beta, dw_t);
                     }
-                    let dy_n = MatRef::new(&dy[n * y_img..][..y_img], oc, hw);
-                    let beta = if k == 0 { 0.0 } else { 1.0 };
-                    if by_rows {
-                        crate::gemm::transpose(s_, cols, (patch, hw), cols_t);
-                        gemm(dy_n, MatRef::new(cols_t, hw, patch), beta, dw, patch);
-                    } else {
-                        gemm(dy_n, MatRef::new(cols, patch, hw).t(), beta, dw, patch);
+                    crate::gemm::transpose(s_, dw_t, (patch, oc), dw);
+                } else {
+                    let (cols, cols_t) = cols.split_at_mut(patch * hw);
+                    for (k, n) in images.clone().enumerate() {
+                        if !unfolded {
+                            unfold(s, &x[n * img..][..img], cols);
+                        }
+                        let dy_n = MatRef::new(&dy[n * y_img..][..y_img], oc, hw);
+                        let beta = if k == 0 { 0.0 } else { 1.0 };
+                        if by_rows {
+                            crate::gemm::transpose(s_, cols, (patch, hw), cols_t);
+                            gemm(dy_n, MatRef::new(cols_t, hw, patch), beta, dw, patch);
+                        } else {
+                            gemm(dy_n, MatRef::new(cols, patch, hw).t(), beta, dw, patch);
+                        }
                     }
                 }
                 for (o, g) in db.iter_mut().enumerate() {
@@ -961,6 +1065,9 @@ mod im2col {
         };
         let per = s.batch.div_ceil(blocks);
         if blocks == 1 {
+            if shifted {
+                return task(0..s.batch, scratch(&mut ws.cols, task_len), dw, db, false);
+            }
             // one image whose patches the forward pass left in `cols`: not unfolded again
             let unfolded = cols_hold(ws, s, x);
             task(0..s.batch, scratch(&mut ws.cols, task_len), dw, db, unfolded);
@@ -1016,7 +1123,7 @@ mod im2col {
                         s.out_hw(),
                     );
                     fold(&s, &dcols, &mut by_cols);
-                    product_fold_valid::<_, 5>(s_, &s, &w, &dy, &mut fused);
+                    product_fold_valid::<_, 5>(s_, &s, None, &w, &dy, &mut fused);
                 });
                 let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
                 assert_eq!(bits(&fused), bits(&by_cols), "{s:?}");

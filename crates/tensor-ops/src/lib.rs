@@ -86,8 +86,10 @@ pub enum Algo {
     /// The fastest plan per shape, split across rayon threads where that pays
     /// ([`conv::plan`], [`fc::plan`], [`threads`]): for convolutions from
     /// [`conv::LANES_MIN_BATCH`] images a direct kernel with sixteen images in the
-    /// vector lanes (`conv/lanes.rs`), otherwise im2col + GEMM with the batch (or
-    /// the output channels) split. Which plan runs depends on the shape alone,
+    /// vector lanes (`conv/lanes.rs`); for one image (C1 and C3 at batch 1) a
+    /// direct kernel with output rows or output maps in the lanes
+    /// (`conv/direct.rs`); otherwise im2col + GEMM with the batch (or the output
+    /// channels) split. Which plan runs depends on the shape alone,
     /// never on the CPU or the thread count.
     #[default]
     Parallel,
@@ -119,9 +121,15 @@ impl Algo {
 /// // C3 at batch 32: sixteen images in the vector lanes, one task per group
 /// let c3 = ConvShape::square(32, 6, 14, 16, 5);
 /// assert_eq!(conv::plan(Algo::Parallel, &c3), Plan { method: Method::Lanes, split: true });
-/// // the paper's batch 1: im2col and one matrix product, on the calling thread
+/// // the paper's batch 1: its 16 output maps in the vector lanes, on the calling thread
 /// let c3_one = ConvShape::square(1, 6, 14, 16, 5);
-/// assert_eq!(conv::plan(Algo::Parallel, &c3_one), Plan { method: Method::Gemm, split: false });
+/// assert_eq!(conv::plan(Algo::Parallel, &c3_one), Plan { method: Method::Direct, split: false });
+/// // C1 at batch 1: its output rows in the vector lanes
+/// let c1_one = ConvShape::square(1, 1, 32, 6, 5);
+/// assert_eq!(conv::plan(Algo::Parallel, &c1_one), Plan { method: Method::Direct, split: false });
+/// // a 3 x 3 kernel on one image: im2col and one matrix product
+/// let small = ConvShape::square(1, 4, 12, 8, 3);
+/// assert_eq!(conv::plan(Algo::Parallel, &small), Plan { method: Method::Gemm, split: false });
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Plan {
@@ -143,6 +151,10 @@ pub enum Method {
     /// The direct convolution with sixteen images in the vector lanes
     /// (`conv/lanes.rs`).
     Lanes,
+    /// The direct convolution of one image, with its output rows or its sixteen
+    /// output maps in the vector lanes (`conv/direct.rs`); the passes it does not
+    /// write are im2col's.
+    Direct,
 }
 
 impl Plan {

@@ -212,6 +212,12 @@ pub(crate) trait Simd: Copy + Send + Sync {
     const W: usize;
     /// Vector registers (the kernels size their register tiles by it).
     const REGISTERS: usize;
+    /// [`Self::W`], from a token (inside [`with_isa!`], whose body cannot name
+    /// the token's type).
+    #[inline(always)]
+    fn width(self) -> usize {
+        Self::W
+    }
     /// One register of `W` values.
     type R: Copy;
     fn splat(self, v: f32) -> Self::R;

@@ -69,6 +69,34 @@ proptest! {
         }
     }
 
+    // one image and a 5 x 5 kernel: the parallel variant's direct kernels
+    // (`conv/direct.rs`), which sum as im2col's product does; 16 output maps
+    #[test]
+    fn direct_maps_kernel_is_im2col_bit_for_bit(
+        in_c in 2usize..=8,
+        in_h in 6usize..=16,
+        in_w in 5usize..=16,
+        use_table in any::<bool>(),
+        seed in any::<u64>(),
+    ) {
+        let s = ConvShape { batch: 1, in_c, in_h, in_w, out_c: 16, k: 5, pad: 0 };
+        direct_is_im2col_bit_for_bit(&s, use_table, seed)?;
+    }
+
+    // rows of 16 output values or more
+    #[test]
+    fn direct_columns_kernel_is_im2col_bit_for_bit(
+        in_c in 1usize..=3,
+        in_h in 5usize..=12,
+        in_w in 20usize..=40,
+        out_c in 1usize..=15,
+        use_table in any::<bool>(),
+        seed in any::<u64>(),
+    ) {
+        let s = ConvShape { batch: 1, in_c, in_h, in_w, out_c, k: 5, pad: 0 };
+        direct_is_im2col_bit_for_bit(&s, use_table, seed)?;
+    }
+
     // batches up to 140: from 16 rows per task on, the forward pass packs the
     // weights for its own micro-kernel (`fc::forward`; the parallel variant's
     // tasks have half the rows). Its workspace has packed other weights first (one
@@ -106,6 +134,28 @@ proptest! {
             }
         }
     }
+}
+
+/// Every pass of the parallel variant on `s`, which it runs with a direct
+/// kernel, has the bits of the im2col variant's and is close to the naive one.
+fn direct_is_im2col_bit_for_bit(s: &ConvShape, use_table: bool, seed: u64) -> Result<(), TestCaseError> {
+    prop_assert_eq!(conv::plan(Algo::Parallel, s).method, tensor_ops::Method::Direct);
+    let table = use_table.then(|| table(s.out_c, s.in_c, seed));
+    let t = table.as_ref();
+    let (x, w, b) = conv_operands(s, t, seed);
+    let dy = values(s.y_len(), seed ^ 3);
+    let parallel = conv_passes(Algo::Parallel, s, t, &x, &w, &b, &dy);
+    let im2col = conv_passes(Algo::Im2col, s, t, &x, &w, &b, &dy);
+    let naive = conv_passes(Algo::Naive, s, t, &x, &w, &b, &dy);
+    let magnitude = conv_magnitudes(s, t, &x, &w, &b, &dy);
+    for (name, ((p, i), (n, m))) in PASSES
+        .iter()
+        .zip(parallel.iter().zip(&im2col).zip(naive.iter().zip(&magnitude)))
+    {
+        prop_assert_eq!(bits(p), bits(i), "{} {:?}", name, s);
+        assert_close(&format!("direct {name} {s:?}"), p, n, m)?;
+    }
+    Ok(())
 }
 
 #[test]
