@@ -131,17 +131,19 @@ fn columns_tile<S: Simd, const G: usize, const V: usize>(
     let (lanes, patch, hw, ow) = (S::W, s.patch_len(), s.out_hw(), s.out_w());
     assert!(o0 + G <= s.out_c && q0s.iter().all(|&q| q + lanes <= ow));
     let mut acc = [[s_.splat(0.0); V]; G];
+    // the G maps' weights, each [patch]
+    let w_maps: [&[f32]; G] = std::array::from_fn(|g| &w[(o0 + g) * patch..][..patch]);
     for i in 0..s.in_c {
         for u in 0..K {
             let x_row = &x[(i * s.in_h + p + u) * s.in_w..][..s.in_w];
+            let row_taps = (i * K + u) * K;
             for v in 0..K {
-                let tap = (i * K + u) * K + v;
                 let mut x_reg = [s_.splat(0.0); V];
                 for (x_reg, &q) in x_reg.iter_mut().zip(&q0s) {
                     *x_reg = s_.load(&x_row[q + v..]);
                 }
-                for (g, acc) in acc.iter_mut().enumerate() {
-                    let w_tap = s_.splat(w[(o0 + g) * patch + tap]);
+                for (acc, w_map) in acc.iter_mut().zip(&w_maps) {
+                    let w_tap = s_.splat(w_map[row_taps + v]);
                     for (acc, &x_reg) in acc.iter_mut().zip(&x_reg) {
                         *acc = s_.mul_add(w_tap, x_reg, *acc);
                     }
