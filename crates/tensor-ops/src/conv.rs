@@ -47,10 +47,10 @@ mod lanes;
 
 /// Images per group of the lanes kernel (the parallel variant's direct
 /// convolution): one value of 16 images per AVX-512 register, two AVX2 registers.
-pub const LANES_GROUP: usize = lanes::L;
+pub const LANES_GROUP: usize = crate::interleaved::LANES;
 /// Fewest images for which the parallel variant uses the lanes kernel (half a
 /// group); below, im2col + GEMM.
-pub const LANES_MIN_BATCH: usize = lanes::MIN_BATCH;
+pub const LANES_MIN_BATCH: usize = crate::interleaved::MIN_BATCH;
 
 /// Geometry of a batched stride-1 convolution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

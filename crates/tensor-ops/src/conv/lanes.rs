@@ -28,14 +28,10 @@ use rayon::prelude::*;
 use super::{connected, ConnTable, ConvShape, ConvWorkspace};
 use crate::interleaved::{
     deinterleave_on as deinterleave, get, interleave_on as interleave, live_halves, set, Lanes as V, LANES,
+    MIN_BATCH,
 };
 use crate::scratch;
 use crate::simd::{with_isa, Simd};
-
-/// Images per group: one AVX-512 register of `f32`, two AVX2 registers.
-pub const L: usize = LANES;
-/// Fewest images for which the lanes kernel runs.
-pub const MIN_BATCH: usize = crate::interleaved::MIN_BATCH;
 
 /// Can the lanes kernel run this shape (`conv::plan` decides whether it does)? From
 /// [`MIN_BATCH`] images on.
@@ -657,9 +653,9 @@ fn valid_over_input(s: &ConvShape) -> Valid {
     }
 }
 
-/// Groups of `L` images per task: the groups split evenly over the threads.
+/// Groups of `LANES` images per task: the groups split evenly over the threads.
 fn groups_per_task(batch: usize) -> usize {
-    crate::threads::per_thread(batch.div_ceil(L), 1)
+    crate::threads::per_thread(batch.div_ceil(LANES), 1)
 }
 
 /// Runs a convolution of interleaved images on every group of 16 images, the
@@ -676,11 +672,11 @@ fn per_group(
     conv: impl Fn(&[V], &mut [V], usize) + Sync,
 ) {
     let per = groups_per_task(batch);
-    let tasks = batch.div_ceil(L * per);
+    let tasks = batch.div_ceil(LANES * per);
     let (src_len, dst_len) = (src_maps.padded(pad).len(), dst_maps.padded(off).len());
     let src_lanes = scratch(src_lanes, tasks * src_len);
     let dst_lanes = scratch(dst_lanes, tasks * dst_len);
-    let (src_group, dst_group) = (L * src_maps.len(), L * dst_maps.len());
+    let (src_group, dst_group) = (LANES * src_maps.len(), LANES * dst_maps.len());
     src.par_chunks(per * src_group)
         .zip(dst.par_chunks_mut(per * dst_group))
         .zip(
@@ -798,20 +794,23 @@ pub fn weight_backward(
     let wl = s.w_len();
     // two fixed halves of the groups (crate::GEMM_SPLIT), each summed per lane
     // into its own partial gradient, then added in order
-    let groups = s.batch.div_ceil(L);
+    let groups = s.batch.div_ceil(LANES);
     let per = groups.div_ceil(crate::GEMM_SPLIT);
     let tasks = groups.div_ceil(per);
     let (x_len, y_len) = (xm.len(), ym.len());
     let xl = scratch(&mut ws.x_lanes, tasks * x_len);
     let yl = scratch(&mut ws.y_lanes, tasks * y_len);
     let parts = scratch(&mut ws.dw_lanes, tasks * wl);
-    x.par_chunks(per * L * in_maps(s).len())
-        .zip(dy.par_chunks(per * L * ym.len()))
+    x.par_chunks(per * LANES * in_maps(s).len())
+        .zip(dy.par_chunks(per * LANES * ym.len()))
         .zip(parts.par_chunks_mut(wl))
         .zip(xl.par_chunks_mut(x_len).zip(yl.par_chunks_mut(y_len)))
         .for_each(|(((x, dy), part), (xl, yl))| {
             part.fill(V::ZERO);
-            for (x, dy) in x.chunks(L * in_maps(s).len()).zip(dy.chunks(L * ym.len())) {
+            for (x, dy) in x
+                .chunks(LANES * in_maps(s).len())
+                .zip(dy.chunks(LANES * ym.len()))
+            {
                 let count = dy.len() / ym.len();
                 with_isa!(r => {
                     gather(r, in_maps(s), s.pad, x, xl);
@@ -873,10 +872,10 @@ mod tests {
         for count in [3, 8, 12, 16] {
             let images: Vec<f32> = (0..count * m.len()).map(|i| i as f32).collect();
             for pad in [0, 2] {
-                let mut lanes = vec![V([9.0; L]); m.padded(pad).len()];
+                let mut lanes = vec![V([9.0; LANES]); m.padded(pad).len()];
                 gather(Portable, m, pad, &images, &mut lanes);
                 // the missing images (and the border) are zero
-                let first: [f32; L] = std::array::from_fn(|l| {
+                let first: [f32; LANES] = std::array::from_fn(|l| {
                     if pad == 0 && l < count {
                         (l * m.len()) as f32
                     } else {
