@@ -215,6 +215,9 @@ impl Layer for AvgPool {
         let per = (self.shape.x_len(), self.shape.y_len());
         split_batch(self.algo, self.shape, batch, x, y, per, pool::avg_forward);
     }
+    fn forward_interleaved(&mut self, x: &[Lanes], y: &mut [Lanes], _count: usize) {
+        pool::avg_forward_interleaved(&self.shape, x, y);
+    }
     fn backward(&mut self, batch: usize, _x: &[f32], _y: &[f32], dy: &[f32], dx: Option<&mut [f32]>) {
         if let Some(dx) = dx {
             let per = (self.shape.y_len(), self.shape.x_len());
@@ -266,6 +269,11 @@ impl Layer for MaxPool {
     fn forward(&mut self, batch: usize, x: &[f32], y: &mut [f32]) {
         self.argmax.resize(y.len(), 0);
         pool::max_forward(&shape_at(self.shape, batch), x, y, &mut self.argmax);
+    }
+    /// The maxima only: the argmax of the last [`Layer::forward`] stays as it is
+    /// (the interleaved pass is for inference).
+    fn forward_interleaved(&mut self, x: &[Lanes], y: &mut [Lanes], _count: usize) {
+        pool::max_forward_interleaved(&self.shape, x, y);
     }
     fn backward(&mut self, batch: usize, _x: &[f32], _y: &[f32], dy: &[f32], dx: Option<&mut [f32]>) {
         if let Some(dx) = dx {

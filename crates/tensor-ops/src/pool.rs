@@ -5,6 +5,7 @@
 //! - max: `y = max(...)`, with the winner's position (0..4, row-major in the window)
 //!   kept in `argmax` for the backward pass.
 
+use crate::interleaved::{Lanes, LANES};
 use crate::simd::with_isa;
 
 /// Geometry of a 2x2, stride-2 pooling.
@@ -127,6 +128,57 @@ pub fn avg_forward(s: &PoolShape, x: &[f32], y: &mut [f32]) {
             let (top, bottom) = window_rows(s, x, top, bottom);
             for ((y, t), u) in y[out..][..s.out_w()].iter_mut().zip(top).zip(bottom) {
                 *y = 0.25 * (t[0] + t[1] + u[0] + u[1]);
+            }
+        });
+    })
+}
+
+/// [`avg_forward`] on up to 16 images interleaved value by value
+/// ([`crate::interleaved`]): `x [C, H, W, 16]` into `y [C, H/2, W/2, 16]`
+/// (`s.batch` is not used), each lane the value [`avg_forward`] gives its image.
+///
+/// ```
+/// use tensor_ops::interleaved::Lanes;
+/// use tensor_ops::pool::{self, PoolShape};
+///
+/// let s = PoolShape { batch: 1, c: 1, h: 2, w: 2 };
+/// let x = [Lanes([1.0; 16]), Lanes([2.0; 16]), Lanes([3.0; 16]), Lanes([6.0; 16])];
+/// let mut y = [Lanes::ZERO];
+/// pool::avg_forward_interleaved(&s, &x, &mut y);
+/// assert_eq!(y[0].0, [3.0; 16]);
+/// ```
+pub fn avg_forward_interleaved(s: &PoolShape, x: &[Lanes], y: &mut [Lanes]) {
+    interleaved_windows(s, x, y, |[t0, t1, u0, u1]| 0.25 * (t0 + t1 + u0 + u1));
+}
+
+/// [`max_forward`] on up to 16 images interleaved value by value, as
+/// [`avg_forward_interleaved`]: the maxima only (no argmax is kept: for
+/// inference).
+pub fn max_forward_interleaved(s: &PoolShape, x: &[Lanes], y: &mut [Lanes]) {
+    interleaved_windows(s, x, y, |[t0, t1, u0, u1]| {
+        // max_forward's running maximum
+        let mut best = t0;
+        for v in [t1, u0, u1] {
+            best = if v > best { v } else { best };
+        }
+        best
+    });
+}
+
+/// `y = window(top left, top right, bottom left, bottom right)` lane by lane for
+/// every window of interleaved maps.
+#[inline(always)]
+fn interleaved_windows(s: &PoolShape, x: &[Lanes], y: &mut [Lanes], window: impl Fn([f32; 4]) -> f32) {
+    let one = PoolShape { batch: 1, ..*s };
+    check(&one, x.len(), y.len());
+    let ow = one.out_w();
+    with_isa!(_s => {
+        for_each_row_pair(&one, #[inline(always)] |_, top, bottom, out| {
+            let (top, bottom) = (&x[top..][..2 * ow], &x[bottom..][..2 * ow]);
+            for ((y, t), u) in y[out..][..ow].iter_mut().zip(top.chunks_exact(2)).zip(bottom.chunks_exact(2)) {
+                for l in 0..LANES {
+                    y.0[l] = window([t[0].0[l], t[1].0[l], u[0].0[l], u[1].0[l]]);
+                }
             }
         });
     })

@@ -10,7 +10,7 @@ use common::{abs, assert_close, by_groups, conv_magnitudes, conv_passes, table, 
 use proptest::prelude::*;
 use tensor_ops::conv::{self, ConnTable, ConvShape, ConvWorkspace};
 use tensor_ops::fc::{self, FcShape, FcWorkspace};
-use tensor_ops::pool::PoolShape;
+use tensor_ops::pool::{self, PoolShape};
 use tensor_ops::{subsample, update, Algo};
 
 fn shape_and_table() -> impl Strategy<Value = (ConvShape, Option<ConnTable>, u64)> {
@@ -341,6 +341,25 @@ proptest! {
         let mut want = vec![0.0; s.y_len()];
         subsample::forward(&s, &x, &k, &bias, &mut want);
         prop_assert_eq!(bits(&got), bits(&want));
+    }
+
+    #[test]
+    fn interleaved_pooling_is_the_batched_kernel(
+        batch in 1usize..=20, c in 1usize..=6, h in 2usize..=13, w in 2usize..=13, seed in any::<u64>()
+    ) {
+        let s = PoolShape { batch, c, h, w };
+        // full mantissas (`values` has 24 bits of [-1, 1): its sums of four are
+        // nearly always exact, whatever their order)
+        let x: Vec<f32> = values(s.x_len(), seed).iter().map(|v| v * 1.377_f32).collect();
+        let one = PoolShape { batch: 1, ..s };
+        let lens = (one.x_len(), one.y_len());
+        let avg = by_groups(&x, lens, |x, y, _| pool::avg_forward_interleaved(&s, x, y));
+        let max = by_groups(&x, lens, |x, y, _| pool::max_forward_interleaved(&s, x, y));
+        let (mut want_avg, mut want_max) = (vec![0.0; s.y_len()], vec![0.0; s.y_len()]);
+        pool::avg_forward(&s, &x, &mut want_avg);
+        pool::max_forward(&s, &x, &mut want_max, &mut vec![0; s.y_len()]);
+        prop_assert_eq!(bits(&avg), bits(&want_avg));
+        prop_assert_eq!(bits(&max), bits(&want_max));
     }
 }
 
