@@ -5,7 +5,7 @@ use tensor_ops::interleaved::Lanes;
 use tensor_ops::Algo;
 
 use crate::layer::Layer;
-use crate::param::Param;
+use crate::param::{weight_bias_descent, Param};
 
 /// A stride-1 convolution with optional connection table.
 #[derive(Clone)]
@@ -102,6 +102,38 @@ impl Layer for Conv {
         if let Some(dx) = dx {
             conv::x_backward(self.algo, &s, t, &w[0].value, dy, dx, &mut self.ws);
         }
+    }
+
+    fn backward_descend(
+        &mut self,
+        batch: usize,
+        x: &[f32],
+        _y: &[f32],
+        dy: &[f32],
+        dx: Option<&mut [f32]>,
+        lr: f32,
+        rates: &[Vec<f32>],
+    ) {
+        let s = self.at(batch);
+        let step = weight_bias_descent(lr, rates);
+        let (w, b) = self.params.split_at_mut(1);
+        let (w, b) = (&mut w[0], &mut b[0]);
+        let (dw, db) = (&mut w.grad, &mut b.grad);
+        let (t, ws) = (self.table.as_ref(), &mut self.ws);
+        conv::backward_descend(
+            self.algo,
+            &s,
+            t,
+            x,
+            dy,
+            &mut w.value,
+            &mut b.value,
+            step,
+            dw,
+            db,
+            dx,
+            ws,
+        );
     }
 
     fn backward_second(&mut self, batch: usize, x: &[f32], _y: &[f32], d2y: &[f32], d2x: Option<&mut [f32]>) {

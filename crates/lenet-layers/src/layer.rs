@@ -43,6 +43,31 @@ pub trait Layer: Send + BoxedClone {
     /// From `dy = dE/dy`: sets every parameter's `grad` and, if asked, `dx = dE/dx`.
     fn backward(&mut self, batch: usize, x: &[f32], y: &[f32], dy: &[f32], dx: Option<&mut [f32]>);
 
+    /// [`Layer::backward`], then a step of plain gradient descent for each
+    /// parameter, `value -= lr * rate * grad` ([`tensor_ops::update::descend`];
+    /// `rates`: one per [`Layer::params`], each as long as its tensor). `dx` comes
+    /// from the values before the step. The fully connected layers (C5 and F6)
+    /// override it with kernels that take their one-sample step on the way back
+    /// and never store the gradient: after this call a parameter's `grad` is not
+    /// defined. The values are the same bits as `backward` then `descend`.
+    #[allow(clippy::too_many_arguments)]
+    fn backward_descend(
+        &mut self,
+        batch: usize,
+        x: &[f32],
+        y: &[f32],
+        dy: &[f32],
+        dx: Option<&mut [f32]>,
+        lr: f32,
+        rates: &[Vec<f32>],
+    ) {
+        self.backward(batch, x, y, dy, dx);
+        assert_eq!(rates.len(), self.params().len(), "one rate tensor per parameter");
+        for (p, rate) in self.params_mut().iter_mut().zip(rates) {
+            tensor_ops::update::descend(&mut p.value, &p.grad, rate, lr);
+        }
+    }
+
     /// From `d2y` (diagonal Gauss-Newton `d2E/dy2`): sets every parameter's `hess`
     /// and, if asked, `d2x`.
     fn backward_second(&mut self, batch: usize, x: &[f32], y: &[f32], d2y: &[f32], d2x: Option<&mut [f32]>);

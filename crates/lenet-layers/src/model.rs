@@ -271,26 +271,28 @@ impl LeNet5 {
     /// With `input_grad`, also keeps `dE/dinput` ([`LeNet5::input_grad`]).
     pub fn backward(&mut self, labels: &[u8], input_grad: bool) -> BatchStats {
         let loss = self.config.loss;
-        self.propagate(labels, input_grad, false, |out, g| {
-            loss.forward_backward(out, labels, g)
-        })
+        let at_output = |out: &[f32], g: &mut [f32]| loss.forward_backward(out, labels, g);
+        self.propagate(labels, input_grad, Pass::Gradient, at_output, |_| true)
     }
 
     /// Diagonal Gauss-Newton second derivatives for the last forward pass: sets
     /// every parameter's `hess` (of the batch-mean loss).
     pub fn backward_second(&mut self, labels: &[u8]) {
         let loss = self.config.loss;
-        self.propagate(labels, false, true, |out, g| loss.second(out, labels, g));
+        let at_output = |out: &[f32], g: &mut [f32]| loss.second(out, labels, g);
+        self.propagate(labels, false, Pass::Second, at_output, |_| true);
     }
 
-    /// Seeds `grad[0]` with the loss's derivative at the output (`at_output`), then
-    /// walks the layers backward: gradients, or with `second` Gauss-Newton terms.
+    /// Seeds `grad[0]` with the loss's derivative at the output (`at_output`),
+    /// then, if `go_on` accepts what that returned, walks the layers backward as
+    /// `pass` says.
     fn propagate<R>(
         &mut self,
         labels: &[u8],
         input_grad: bool,
-        second: bool,
+        pass: Pass,
         at_output: impl FnOnce(&[f32], &mut [f32]) -> R,
+        go_on: impl FnOnce(&R) -> bool,
     ) -> R {
         assert_eq!(
             labels.len(),
@@ -305,7 +307,15 @@ impl LeNet5 {
         let out = &self.acts[self.layers.len()];
         let mut out_len = out.len();
         let result = at_output(out, grown(&mut self.grad[0], out_len));
+        if !go_on(&result) {
+            return result;
+        }
         let batch = self.batch;
+        // the parameter tensors after layer i's, walking backward (for the rates)
+        let mut params_after = self.layers.iter().map(|l| l.params().len()).sum();
+        if let Pass::Descend { rates, .. } = pass {
+            assert_eq!(rates.len(), params_after, "one rate tensor per parameter tensor");
+        }
         let [g_out, g_in] = &mut self.grad;
         for i in (0..self.layers.len()).rev() {
             let layer = &mut self.layers[i];
@@ -313,15 +323,20 @@ impl LeNet5 {
             let in_len = batch * layer.in_len();
             let dx = need_dx.then(|| grown(g_in, in_len));
             let (x, y, dy) = (&self.acts[i], &self.acts[i + 1], &g_out[..out_len]);
-            if second {
-                layer.backward_second(batch, x, y, dy, dx);
-            } else {
-                layer.backward(batch, x, y, dy, dx);
+            let first_param = params_after - layer.params().len();
+            match pass {
+                Pass::Gradient => layer.backward(batch, x, y, dy, dx),
+                Pass::Second => layer.backward_second(batch, x, y, dy, dx),
+                Pass::Descend { lr, rates } => {
+                    let rates = &rates[first_param..params_after];
+                    layer.backward_descend(batch, x, y, dy, dx, lr, rates);
+                }
             }
+            params_after = first_param;
             std::mem::swap(g_out, g_in);
             out_len = in_len;
         }
-        if input_grad && !second {
+        if input_grad && matches!(pass, Pass::Gradient) {
             self.input_grad.clear();
             self.input_grad.extend_from_slice(&g_out[..out_len]);
         }
@@ -516,6 +531,61 @@ impl LeNet5 {
         stats
     }
 
+    /// A training step that updates the parameters: [`LeNet5::train_step`] and,
+    /// if `accept` takes the batch's loss and errors, a step of plain gradient
+    /// descent of every parameter tensor, `value -= lr * rate * grad` (`rates`:
+    /// one per tensor of [`LeNet5::params`], in that order;
+    /// [`tensor_ops::update::descend`]).
+    ///
+    /// The values are the same bits as `train_step` then `descend` of each
+    /// tensor. A batch that does not run as two halves (fewer than 16 images)
+    /// steps each layer as soon as its backward pass is done
+    /// ([`Layer::backward_descend`]; no layer's backward pass reads the weights
+    /// of the layers after it), and at one image C5 and F6 take their step
+    /// inside their backward pass without storing their gradient. So afterwards
+    /// a parameter's `grad` is not defined.
+    ///
+    /// ```
+    /// use lenet_layers::{LeNet5, ModelConfig, INPUT_LEN};
+    /// let mut net = LeNet5::new(ModelConfig::classic(), 7).unwrap();
+    /// let mut twin = LeNet5::new(ModelConfig::classic(), 7).unwrap();
+    /// let rates: Vec<Vec<f32>> = net.params().map(|p| vec![1.0; p.len()]).collect();
+    /// let (x, labels) = (vec![0.5; INPUT_LEN], [3]);
+    ///
+    /// net.train_step_descend(&x, &labels, 0.01, &rates, |stats| stats.loss_sum.is_finite());
+    /// twin.train_step(&x, &labels);
+    /// for (p, rate) in twin.params_mut().zip(&rates) {
+    ///     tensor_ops::update::descend(&mut p.value, &p.grad, rate, 0.01);
+    /// }
+    /// assert!(net.params().zip(twin.params()).all(|(a, b)| a.value == b.value));
+    /// ```
+    pub fn train_step_descend(
+        &mut self,
+        x: &[f32],
+        labels: &[u8],
+        lr: f32,
+        rates: &[Vec<f32>],
+        accept: impl FnOnce(&BatchStats) -> bool,
+    ) -> BatchStats {
+        let n = labels.len();
+        assert_eq!(x.len(), n * INPUT_LEN, "one label per input image");
+        if tensor_ops::threads::batch_halves(n).is_some() {
+            // the halves' gradients are combined before any step
+            let stats = self.train_step(x, labels);
+            if accept(&stats) {
+                for (p, rate) in self.params_mut().zip(rates) {
+                    tensor_ops::update::descend(&mut p.value, &p.grad, rate, lr);
+                }
+            }
+            return stats;
+        }
+        self.forward(x);
+        let loss = self.config.loss;
+        let at_output = |out: &[f32], g: &mut [f32]| loss.forward_backward(out, labels, g);
+        let pass = Pass::Descend { lr, rates };
+        self.propagate(labels, false, pass, at_output, accept)
+    }
+
     /// Sets every tensor's values to those of `src`, a network of the same config.
     fn copy_values_from(&mut self, src: &LeNet5) {
         let mut from = src.tensors();
@@ -552,6 +622,24 @@ impl LeNet5 {
         let mut scratch = vec![0.0; scores.len()];
         loss.forward_backward(&scores, labels, &mut scratch)
     }
+}
+
+/// What [`LeNet5::propagate`] computes on its way back.
+#[derive(Debug, Clone, Copy)]
+enum Pass<'a> {
+    /// Each parameter's gradient, in its `grad` ([`Layer::backward`]).
+    Gradient,
+    /// Each parameter's Gauss-Newton second derivative, in its `hess`
+    /// ([`Layer::backward_second`]).
+    Second,
+    /// The gradient, each layer's parameters stepping down it as soon as its
+    /// pass is done ([`Layer::backward_descend`]).
+    Descend {
+        /// The global learning rate.
+        lr: f32,
+        /// One rate tensor per parameter tensor of the model.
+        rates: &'a [Vec<f32>],
+    },
 }
 
 /// A standard normal draw (Box-Muller).

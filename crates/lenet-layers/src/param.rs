@@ -75,3 +75,14 @@ pub enum ParamRole {
     /// Subsampling coefficients: one multiplier per map.
     Coeff,
 }
+
+/// The descent step of a layer with a weight and a bias tensor, from their
+/// rates (`rates`: `[weight rates, bias rates]`, [`crate::Layer::backward_descend`]).
+pub(crate) fn weight_bias_descent(lr: f32, rates: &[Vec<f32>]) -> tensor_ops::update::Descent<'_> {
+    assert_eq!(rates.len(), 2, "one rate tensor per parameter: weight and bias");
+    tensor_ops::update::Descent {
+        lr,
+        weight_rate: &rates[0],
+        bias_rate: &rates[1],
+    }
+}

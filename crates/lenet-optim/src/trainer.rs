@@ -352,8 +352,15 @@ impl Trainer {
                 train
                     .fill(batch, epoch, &mut x[..n * INPUT_LEN], &mut labels[..n])
                     .map_err(|source| TrainError::Data { epoch, source })?;
-                let stats = model.train_step(&x[..n * INPUT_LEN], &labels[..n]);
-                if let Err(why) = self.progress.watch.observe(stats.loss_sum, stats.count) {
+                // the step is taken only if the loss has not diverged
+                let (watch, mut verdict) = (&mut self.progress.watch, Ok(()));
+                let stats = self
+                    .optimizer
+                    .train_step(model, &x[..n * INPUT_LEN], &labels[..n], |stats| {
+                        verdict = watch.observe(stats.loss_sum, stats.count);
+                        verdict.is_ok()
+                    });
+                if let Err(why) = verdict {
                     return Err(TrainError::Diverged {
                         epoch,
                         batch: b + 1,
@@ -362,7 +369,6 @@ impl Trainer {
                     });
                 }
                 last_finite = stats.mean_loss();
-                self.optimizer.step(model);
                 let p = &mut self.progress;
                 p.next_batch = b + 1;
                 p.loss_sum += stats.loss_sum;

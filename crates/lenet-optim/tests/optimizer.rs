@@ -105,3 +105,74 @@ fn tensor_sum_gives_a_layer_one_rate_from_its_weights() {
     let own = EPS / (MU + h[c1_bias].iter().sum::<f32>());
     assert!(!close(steps[c1_bias][0], own));
 }
+
+/// `Optimizer::train_step` (which steps the parameters on the way back, without
+/// momentum) leaves every parameter with the bits of `LeNet5::train_step` then
+/// `Optimizer::step`, step after step: one image (C5 and F6 fused), a few, and a
+/// batch that runs as two halves; SDLM with a varied `h`, and SGD.
+#[test]
+fn stepping_on_the_way_back_is_train_step_then_step() {
+    use lenet_layers::INPUT_LEN;
+    for (config, method) in [
+        (ModelConfig::classic(), "sdlm"),
+        (ModelConfig::classic(), "sgd"),
+        (ModelConfig::modern(), "sdlm"),
+    ] {
+        let method = match method {
+            "sdlm" => Method::Sdlm {
+                mu: Schedule::constant(0.02),
+                momentum: 0.0,
+                samples: 500,
+                mode: HessianMode::PerParameter,
+            },
+            _ => Method::Sgd,
+        };
+        let opt_config = OptimizerConfig {
+            method,
+            schedule: Schedule::constant(0.0005),
+        };
+        for batch in [1, 3, 16] {
+            let mut fused = LeNet5::new(config.clone(), 3).unwrap();
+            let mut separate = LeNet5::new(config.clone(), 3).unwrap();
+            let mut opt_fused = Optimizer::new(opt_config.clone(), &fused);
+            let mut opt_separate = Optimizer::new(opt_config.clone(), &separate);
+            let h: Vec<Vec<f32>> = fused
+                .params()
+                .map(|p| (0..p.len()).map(|i| (i % 7) as f32 * 0.013).collect())
+                .collect();
+            for opt in [&mut opt_fused, &mut opt_separate] {
+                opt.set_hessian(h.clone());
+                opt.begin_epoch(1);
+            }
+            for step in 0..4 {
+                let x: Vec<f32> = (0..batch * INPUT_LEN)
+                    .map(|i| ((i * 31 + step * 17) % 97) as f32 / 97.0 - 0.1)
+                    .collect();
+                let labels: Vec<u8> = (0..batch).map(|n| ((n + step) % 10) as u8).collect();
+                let stats = opt_fused.train_step(&mut fused, &x, &labels, |_| true);
+                assert_eq!(
+                    stats,
+                    separate.train_step(&x, &labels),
+                    "batch {batch}, step {step}"
+                );
+                opt_separate.step(&mut separate);
+                for (a, b) in fused.params().zip(separate.params()) {
+                    let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                    assert!(
+                        bits(&a.value) == bits(&b.value),
+                        "{}: batch {batch}, step {step}",
+                        a.name
+                    );
+                }
+            }
+            // a batch that is not accepted changes nothing
+            let before: Vec<Vec<f32>> = fused.params().map(|p| p.value.clone()).collect();
+            let x = vec![0.25; batch * INPUT_LEN];
+            opt_fused.train_step(&mut fused, &x, &vec![1; batch], |_| false);
+            assert!(
+                fused.params().zip(&before).all(|(p, b)| &p.value == b),
+                "batch {batch}: rejected"
+            );
+        }
+    }
+}

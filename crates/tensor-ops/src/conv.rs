@@ -40,6 +40,7 @@ use rayon::prelude::*;
 use crate::gemm::{gemm, MatRef};
 use crate::interleaved::Lanes;
 use crate::simd::{with_isa, Simd};
+use crate::update::Descent;
 use crate::{scratch, squared, Algo, Method, Plan};
 
 mod direct;
@@ -450,6 +451,43 @@ pub fn weight_backward(
     }
 }
 
+/// [`weight_backward`] and, if asked, [`x_backward`], then the descent `step` of
+/// `w` and `b` ([`crate::update::descend`]): `dx` from the weights before the
+/// step. A kernel that covers its whole input (C5) is a fully connected layer,
+/// which takes its one-sample step on the way back
+/// ([`crate::fc::backward_descend`]: the gradients not stored, the same bits);
+/// every other convolution runs the passes one after the other, with the
+/// gradients in `dw` and `db`.
+#[allow(clippy::too_many_arguments)]
+pub fn backward_descend(
+    algo: Algo,
+    s: &ConvShape,
+    table: Option<&ConnTable>,
+    x: &[f32],
+    dy: &[f32],
+    w: &mut [f32],
+    b: &mut [f32],
+    step: Descent,
+    dw: &mut [f32],
+    db: &mut [f32],
+    dx: Option<&mut [f32]>,
+    ws: &mut ConvWorkspace,
+) {
+    check(s, table);
+    let Plan { method, split } = plan(algo, s);
+    // (a table would mask the gradient of a dense kernel: the separate passes)
+    if method == Method::Gemm && table.is_none() && im2col::is_dense(s) {
+        let fc_plan = im2col::dense_plan(split);
+        let fc = im2col::dense_shape(s);
+        return crate::fc::backward_descend_with(fc_plan, &fc, x, dy, w, b, step, dw, db, dx);
+    }
+    weight_backward(algo, s, table, x, dy, dw, db, ws);
+    if let Some(dx) = dx {
+        x_backward(algo, s, table, w, dy, dx, ws);
+    }
+    step.apply(w, dw, b, db);
+}
+
 /// Gauss-Newton second derivatives to the input: `d2x = sum w^2 * d2y`.
 pub fn x_backward_second(
     algo: Algo,
@@ -589,7 +627,7 @@ mod im2col {
     }
 
     /// Its plan: a matrix product, split over the threads as this call is.
-    fn dense_plan(parallel: bool) -> Plan {
+    pub(super) fn dense_plan(parallel: bool) -> Plan {
         Plan {
             method: Method::Gemm,
             split: parallel,

@@ -8,6 +8,7 @@ use rayon::prelude::*;
 use crate::gemm::{gemm, gemm_packed, pack_transposed, packed_len, MatRef};
 use crate::interleaved::{get, live_halves, set, Lanes};
 use crate::simd::{with_isa, Simd};
+use crate::update::{descended, Descent};
 use crate::{rows_per_task, squared, Algo, Method, Plan};
 
 /// Geometry of a batched fully-connected layer.
@@ -341,6 +342,117 @@ pub(crate) fn weight_backward_with(
                 .for_each(|(t, (dw, db))| task(t * r, dw, db));
         }
     }
+}
+
+/// [`weight_backward`] and [`x_backward`], then the descent `step` of `w` and `b`
+/// ([`crate::update::descend`]): `dx = dy w` with the weights before the step.
+///
+/// For one sample (the paper's per-pattern updates) the three passes are one
+/// ([`plan`] permitting: not the naive loops): each weight row is read once,
+/// for `dx` and for its step, and its gradient `dy[o] * x` is never stored, so
+/// `dw` and `db` are left as they were. Each value is computed as the separate
+/// passes compute it, so the weights and `dx` are the same bits either way. (C5's
+/// 48,000 weights are 188 KiB: the separate passes stream them through the cache
+/// three times and their gradient twice.) For larger batches, or naive, the
+/// passes run one after the other, with the gradients in `dw` and `db`.
+///
+/// ```
+/// use tensor_ops::fc::{backward_descend, FcShape};
+/// use tensor_ops::update::Descent;
+/// use tensor_ops::Algo;
+///
+/// // one sample of 2 features into 1 output
+/// let s = FcShape { batch: 1, in_f: 2, out_f: 1 };
+/// let (x, dy) = ([1.0, 2.0], [0.5]);
+/// let (mut w, mut b, mut dx) = ([1.0, -1.0], [0.0], [0.0; 2]);
+/// let step = Descent { lr: 0.1, weight_rate: &[1.0, 1.0], bias_rate: &[2.0] };
+/// let (mut dw, mut db) = ([0.0; 2], [0.0]);
+/// backward_descend(Algo::Parallel, &s, &x, &dy, &mut w, &mut b, step, &mut dw, &mut db, Some(&mut dx));
+/// assert_eq!(dx, [0.5, -0.5]); // from the weights before the step
+/// assert_eq!(w, [1.0 - 0.1 * 0.5, -1.0 - 0.1 * 1.0]);
+/// assert_eq!(b, [0.0 - 0.1 * 2.0 * 0.5]);
+/// ```
+#[allow(clippy::too_many_arguments)]
+pub fn backward_descend(
+    algo: Algo,
+    s: &FcShape,
+    x: &[f32],
+    dy: &[f32],
+    w: &mut [f32],
+    b: &mut [f32],
+    step: Descent,
+    dw: &mut [f32],
+    db: &mut [f32],
+    dx: Option<&mut [f32]>,
+) {
+    backward_descend_with(plan(algo, s), s, x, dy, w, b, step, dw, db, dx)
+}
+
+/// [`backward_descend`] as `plan` says.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn backward_descend_with(
+    plan: Plan,
+    s: &FcShape,
+    x: &[f32],
+    dy: &[f32],
+    w: &mut [f32],
+    b: &mut [f32],
+    step: Descent,
+    dw: &mut [f32],
+    db: &mut [f32],
+    dx: Option<&mut [f32]>,
+) {
+    let (n, i, o) = (s.batch, s.in_f, s.out_f);
+    assert_eq!(
+        (
+            x.len(),
+            dy.len(),
+            w.len(),
+            b.len(),
+            step.weight_rate.len(),
+            step.bias_rate.len()
+        ),
+        (n * i, n * o, o * i, o, o * i, o)
+    );
+    if n != 1 || plan.method == Method::Naive {
+        weight_backward_with(plan, s, x, dy, dw, db);
+        if let Some(dx) = dx {
+            x_backward_with(plan, s, w, dy, dx);
+        }
+        return step.apply(w, dw, b, db);
+    }
+    // one sample: for each output o, in order, dx += dy[o] w[o, :] (as
+    // `x_backward` sums), then w[o, :] steps by its gradient dy[o] x (as
+    // `weight_backward` computes it) and b[o] by dy[o]
+    let Descent {
+        lr,
+        weight_rate,
+        bias_rate,
+    } = step;
+    let rows = w.chunks_exact_mut(i).zip(weight_rate.chunks_exact(i));
+    let units = rows.zip(b.iter_mut().zip(bias_rate)).zip(dy);
+    with_isa!(_s => match dx {
+        Some(dx) => {
+            assert_eq!(dx.len(), i);
+            dx.fill(0.0);
+            for (((w_row, r_row), (b, &r_b)), &g) in units {
+                for ((w, d), (&xv, &r)) in w_row.iter_mut().zip(dx.iter_mut()).zip(x.iter().zip(r_row)) {
+                    let old = *w;
+                    *d += g * old;
+                    *w = descended(old, g * xv, r, lr);
+                }
+                *b = descended(*b, g, r_b, lr);
+            }
+        }
+        None => {
+            for (((w_row, r_row), (b, &r_b)), &g) in units {
+                for ((w, &xv), &r) in w_row.iter_mut().zip(x).zip(r_row) {
+                    *w = descended(*w, g * xv, r, lr);
+                }
+                *b = descended(*b, g, r_b, lr);
+            }
+        }
+    })
 }
 
 /// Gauss-Newton second derivatives to the input: `d2x = d2y w^2`. `sq` is scratch.

@@ -13,6 +13,35 @@ use rayon::prelude::*;
 use crate::simd::with_isa;
 use crate::threads::elementwise_piece;
 
+/// The step of plain gradient descent for one layer's weights and biases: each
+/// value moves by `lr * rate * gradient` ([`descend`]), `rate` its own (SDLM's `1 /
+/// (mu + h)`, or 1). The passes that update as they go back
+/// ([`crate::fc::backward_descend`], [`crate::conv::backward_descend`]) take one.
+#[derive(Debug, Clone, Copy)]
+pub struct Descent<'a> {
+    /// The global learning rate.
+    pub lr: f32,
+    /// One rate per weight.
+    pub weight_rate: &'a [f32],
+    /// One rate per bias.
+    pub bias_rate: &'a [f32],
+}
+
+impl Descent<'_> {
+    /// `w -= lr * rate * dw` and `b -= lr * rate * db` ([`descend`] on each).
+    pub fn apply(&self, w: &mut [f32], dw: &[f32], b: &mut [f32], db: &[f32]) {
+        descend(w, dw, self.weight_rate, self.lr);
+        descend(b, db, self.bias_rate, self.lr);
+    }
+}
+
+/// One value of [`descend`], `w - lr * rate * g`: written once, so that a pass
+/// that fuses the step into its backward pass computes the same bits.
+#[inline(always)]
+pub(crate) fn descended(w: f32, g: f32, rate: f32, lr: f32) -> f32 {
+    w - lr * rate * g
+}
+
 /// `w -= lr * rate * g` element-wise: plain gradient descent with a per-weight
 /// rate (SDLM's `1 / (mu + h)`, or 1).
 ///
@@ -39,7 +68,7 @@ pub fn descend(w: &mut [f32], g: &[f32], rate: &[f32], lr: f32) {
 fn descend_piece(w: &mut [f32], g: &[f32], rate: &[f32], lr: f32) {
     with_isa!(_s => {
         for ((w, &g), &r) in w.iter_mut().zip(g).zip(rate) {
-            *w -= lr * r * g;
+            *w = descended(*w, g, r, lr);
         }
     })
 }

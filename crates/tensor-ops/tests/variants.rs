@@ -136,6 +136,124 @@ proptest! {
     }
 }
 
+/// `values` scaled off the 24-bit grid: the sums of a few of them round, so a
+/// different order of additions or a fused multiply-add changes their bits.
+fn rounding(len: usize, seed: u64) -> Vec<f32> {
+    values(len, seed).iter().map(|v| v * 1.377).collect()
+}
+
+/// The operands of a descent step on the way back (`w`, `b`, `x`, `dy`) and its
+/// step, as [`update::Descent`] holds it: `(lr, weight rates, bias rates)`.
+struct StepCase {
+    x: Vec<f32>,
+    w: Vec<f32>,
+    b: Vec<f32>,
+    dy: Vec<f32>,
+    lr: f32,
+    weight_rate: Vec<f32>,
+    bias_rate: Vec<f32>,
+}
+
+impl StepCase {
+    fn new(x_len: usize, w_len: usize, b_len: usize, dy_len: usize, seed: u64) -> Self {
+        StepCase {
+            x: rounding(x_len, seed),
+            w: rounding(w_len, seed ^ 1),
+            b: rounding(b_len, seed ^ 2),
+            dy: rounding(dy_len, seed ^ 3),
+            lr: 0.0371,
+            weight_rate: abs(&rounding(w_len, seed ^ 4)),
+            bias_rate: abs(&rounding(b_len, seed ^ 5)),
+        }
+    }
+
+    fn step(&self) -> update::Descent<'_> {
+        update::Descent {
+            lr: self.lr,
+            weight_rate: &self.weight_rate,
+            bias_rate: &self.bias_rate,
+        }
+    }
+
+    /// The gradients, then `dx`, then the step, each pass on its own: what
+    /// `backward_descend` must equal. Returns `(w, b, dx)` after the step.
+    fn separate(
+        &self,
+        backward: impl FnOnce(&mut [f32], &mut [f32], &mut [f32]),
+        dx_len: usize,
+    ) -> [Vec<f32>; 3] {
+        let (mut dw, mut db, mut dx) = (
+            vec![0.0; self.w.len()],
+            vec![0.0; self.b.len()],
+            vec![0.0; dx_len],
+        );
+        backward(&mut dw, &mut db, &mut dx);
+        let (mut w, mut b) = (self.w.clone(), self.b.clone());
+        update::descend(&mut w, &dw, &self.weight_rate, self.lr);
+        update::descend(&mut b, &db, &self.bias_rate, self.lr);
+        [w, b, dx]
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    // fused at one sample (C5 and F6 at batch 1), the passes in turn otherwise
+    #[test]
+    fn fc_descent_on_the_way_back_is_the_separate_passes(
+        batch in 1usize..=3, in_f in 1usize..=64, out_f in 1usize..=32, with_dx in any::<bool>(), seed in any::<u64>()
+    ) {
+        let s = FcShape { batch, in_f, out_f };
+        let case = StepCase::new(batch * in_f, out_f * in_f, out_f, batch * out_f, seed);
+        for algo in [Algo::Naive, Algo::Im2col, Algo::Parallel] {
+            let [w_sep, b_sep, dx_sep] = case.separate(|dw, db, dx| {
+                fc::weight_backward(algo, &s, &case.x, &case.dy, dw, db);
+                fc::x_backward(algo, &s, &case.w, &case.dy, dx);
+            }, batch * in_f);
+            let (mut w, mut b, mut dx) = (case.w.clone(), case.b.clone(), vec![0.0; batch * in_f]);
+            let (mut dw, mut db) = (vec![0.0; out_f * in_f], vec![0.0; out_f]);
+            let dx_arg = with_dx.then_some(&mut dx[..]);
+            fc::backward_descend(algo, &s, &case.x, &case.dy, &mut w, &mut b, case.step(), &mut dw, &mut db, dx_arg);
+            prop_assert_eq!(bits(&w), bits(&w_sep), "weights {:?} {:?}", algo, s);
+            prop_assert_eq!(bits(&b), bits(&b_sep), "biases {:?} {:?}", algo, s);
+            if with_dx {
+                prop_assert_eq!(bits(&dx), bits(&dx_sep), "dx {:?} {:?}", algo, s);
+            }
+        }
+    }
+
+    // dense kernels (C5: the kernel covers the input) and any other convolution
+    #[test]
+    fn conv_descent_on_the_way_back_is_the_separate_passes(
+        (s, table, seed) in shape_and_table(), dense in any::<bool>()
+    ) {
+        let s = if dense {
+            ConvShape { in_h: s.k, in_w: s.k, pad: 0, batch: s.batch.min(3), ..s }
+        } else {
+            s
+        };
+        let t = table.as_ref();
+        let mut case = StepCase::new(s.x_len(), s.w_len(), s.out_c, s.y_len(), seed);
+        if let Some(t) = t {
+            t.mask_weights(&mut case.w);
+        }
+        for algo in [Algo::Naive, Algo::Im2col, Algo::Parallel] {
+            let mut ws = ConvWorkspace::default();
+            let [w_sep, b_sep, dx_sep] = case.separate(|dw, db, dx| {
+                conv::weight_backward(algo, &s, t, &case.x, &case.dy, dw, db, &mut ws);
+                conv::x_backward(algo, &s, t, &case.w, &case.dy, dx, &mut ws);
+            }, s.x_len());
+            let (mut w, mut b, mut dx) = (case.w.clone(), case.b.clone(), vec![0.0; s.x_len()]);
+            let (mut dw, mut db) = (vec![0.0; s.w_len()], vec![0.0; s.out_c]);
+            let step = case.step();
+            conv::backward_descend(algo, &s, t, &case.x, &case.dy, &mut w, &mut b, step, &mut dw, &mut db, Some(&mut dx), &mut ws);
+            prop_assert_eq!(bits(&w), bits(&w_sep), "weights {:?} {:?}", algo, s);
+            prop_assert_eq!(bits(&b), bits(&b_sep), "biases {:?} {:?}", algo, s);
+            prop_assert_eq!(bits(&dx), bits(&dx_sep), "dx {:?} {:?}", algo, s);
+        }
+    }
+}
+
 /// Every pass of the parallel variant on `s`, which it runs with a direct
 /// kernel, has the bits of the im2col variant's and is close to the naive one.
 fn direct_is_im2col_bit_for_bit(s: &ConvShape, use_table: bool, seed: u64) -> Result<(), TestCaseError> {
