@@ -438,16 +438,13 @@ pub fn weight_backward(
     match method {
         Method::Naive => naive::weight_backward(s, table, x, dy, dw, db),
         Method::Lanes => lanes::weight_backward(s, table, x, dy, dw, db, ws),
-        Method::Gemm | Method::Direct => {
-            if method == Method::Direct && direct::form(s) == Some(direct::Form::Maps) {
-                direct::weight_backward(s, x, dy, dw, db);
-            } else {
-                im2col::weight_backward(s, x, dy, dw, db, ws, split);
-            }
-            if let Some(t) = table {
-                t.mask_weights(dw);
-            }
-        }
+        Method::Gemm => im2col::weight_backward(s, x, dy, dw, db, ws, split),
+        Method::Direct => direct::weight_backward(s, x, dy, dw, db, ws),
+    }
+    // the matrix products (im2col's and the direct kernels') sum every pair of
+    // maps, connected or not: zero the unconnected blocks
+    if let (Some(t), Method::Gemm | Method::Direct) = (table, method) {
+        t.mask_weights(dw);
     }
 }
 
@@ -1041,7 +1038,8 @@ mod im2col {
         // pixels, 25 weights per map) dot products of dy's rows with the patch
         // matrix's rows; with short ones (C3: 100 pixels, 150 weights per map) the
         // patch matrix transposed, [HW, patch], and dy's values broadcast against
-        // its rows (measured: C3's backward pass at batch 1 from 25-34 to ? us).
+        // its rows (measured: C3's backward pass at batch 1 from 34.5 to 20.4 us,
+        // docs/benchmarks.md).
         let (wl, img, y_img) = (oc * patch, s.in_c * s.in_h * s.in_w, oc * hw);
         let by_rows = sums_by_rows(s);
         // dot products of an unpadded convolution: from the shifted rows instead

@@ -244,9 +244,25 @@ fn forward_pixels<S: Simd, const CV: usize, const Q: usize>(
     }
 }
 
+/// `dw` and `db` from `x` and `dy` (overwritten): the maps form's own kernel, or
+/// for the columns form im2col's dot products (on the calling thread).
+pub(super) fn weight_backward(
+    s: &ConvShape,
+    x: &[f32],
+    dy: &[f32],
+    dw: &mut [f32],
+    db: &mut [f32],
+    ws: &mut super::ConvWorkspace,
+) {
+    match form(s) {
+        Some(Form::Maps) => weight_backward_maps(s, x, dy, dw, db),
+        _ => super::im2col::weight_backward(s, x, dy, dw, db, ws, false),
+    }
+}
+
 /// `dw [16, C_in, 5, 5]` and `db [16]` from `x [C_in, H, W]` and `dy [16, H_out,
 /// W_out]` (overwritten), with the maps in the lanes ([`Form::Maps`]).
-pub(super) fn weight_backward(s: &ConvShape, x: &[f32], dy: &[f32], dw: &mut [f32], db: &mut [f32]) {
+fn weight_backward_maps(s: &ConvShape, x: &[f32], dy: &[f32], dw: &mut [f32], db: &mut [f32]) {
     let (patch, hw) = (s.patch_len(), s.out_hw());
     let mut scratch = crate::ThreadScratch::take();
     // dy_t [HW, 16]: each pixel's dy of the 16 maps; dw_t [patch, 16]: the sums
@@ -269,7 +285,7 @@ pub(super) fn weight_backward(s: &ConvShape, x: &[f32], dy: &[f32], dw: &mut [f3
     }
 }
 
-/// [`weight_backward`]'s sums for input map `i`, kernel rows `u0..u0 + U`, the
+/// [`weight_backward_maps`]'s sums for input map `i`, kernel rows `u0..u0 + U`, the
 /// 16 maps in `CV` registers: `dw_t[tap] = sum over pixels (p, q) of x[i, p + u,
 /// q + v] * dy_t[pixel]`, one chain per value in order of the pixel.
 #[inline(always)]
