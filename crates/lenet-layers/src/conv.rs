@@ -5,7 +5,7 @@ use tensor_ops::interleaved::Lanes;
 use tensor_ops::Algo;
 
 use crate::layer::Layer;
-use crate::param::{weight_bias_descent, Param};
+use crate::param::{weight_and_bias, weight_bias_descent, Param};
 
 /// A stride-1 convolution with optional connection table.
 #[derive(Clone)]
@@ -115,25 +115,9 @@ impl Layer for Conv {
         rates: &[Vec<f32>],
     ) {
         let s = self.at(batch);
-        let step = weight_bias_descent(lr, rates);
-        let (w, b) = self.params.split_at_mut(1);
-        let (w, b) = (&mut w[0], &mut b[0]);
-        let (dw, db) = (&mut w.grad, &mut b.grad);
-        let (t, ws) = (self.table.as_ref(), &mut self.ws);
-        conv::backward_descend(
-            self.algo,
-            &s,
-            t,
-            x,
-            dy,
-            &mut w.value,
-            &mut b.value,
-            step,
-            dw,
-            db,
-            dx,
-            ws,
-        );
+        let (t, step) = (weight_and_bias(&mut self.params), weight_bias_descent(lr, rates));
+        let table = self.table.as_ref();
+        conv::backward_descend(self.algo, &s, table, x, dy, t, step, dx, &mut self.ws);
     }
 
     fn backward_second(&mut self, batch: usize, x: &[f32], _y: &[f32], d2y: &[f32], d2x: Option<&mut [f32]>) {

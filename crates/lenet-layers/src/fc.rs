@@ -5,7 +5,7 @@ use tensor_ops::interleaved::Lanes;
 use tensor_ops::Algo;
 
 use crate::layer::Layer;
-use crate::param::{weight_bias_descent, Param};
+use crate::param::{weight_and_bias, weight_bias_descent, Param};
 
 /// `y = x W^T + b`.
 #[derive(Clone)]
@@ -98,11 +98,8 @@ impl Layer for FullyConnected {
         rates: &[Vec<f32>],
     ) {
         let s = self.at(batch);
-        let step = weight_bias_descent(lr, rates);
-        let (w, b) = self.params.split_at_mut(1);
-        let (w, b) = (&mut w[0], &mut b[0]);
-        let (dw, db) = (&mut w.grad, &mut b.grad);
-        fc::backward_descend(self.algo, &s, x, dy, &mut w.value, &mut b.value, step, dw, db, dx);
+        let (t, step) = (weight_and_bias(&mut self.params), weight_bias_descent(lr, rates));
+        fc::backward_descend(self.algo, &s, x, dy, t, step, dx);
     }
 
     fn backward_second(&mut self, batch: usize, x: &[f32], _y: &[f32], d2y: &[f32], d2x: Option<&mut [f32]>) {

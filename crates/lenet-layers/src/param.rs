@@ -76,6 +76,20 @@ pub enum ParamRole {
     Coeff,
 }
 
+/// The weight and bias tensors of a layer that has those two (`params`: `[weight,
+/// bias]`), values and gradients, for a pass that steps them.
+pub(crate) fn weight_and_bias(params: &mut [Param]) -> tensor_ops::update::WeightBias<'_> {
+    let [w, b] = params else {
+        panic!("a weight and a bias tensor expected, got {}", params.len());
+    };
+    tensor_ops::update::WeightBias {
+        w: &mut w.value,
+        b: &mut b.value,
+        dw: &mut w.grad,
+        db: &mut b.grad,
+    }
+}
+
 /// The descent step of a layer with a weight and a bias tensor, from their
 /// rates (`rates`: `[weight rates, bias rates]`, [`crate::Layer::backward_descend`]).
 pub(crate) fn weight_bias_descent(lr: f32, rates: &[Vec<f32>]) -> tensor_ops::update::Descent<'_> {

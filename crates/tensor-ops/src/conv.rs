@@ -40,7 +40,7 @@ use rayon::prelude::*;
 use crate::gemm::{gemm, MatRef};
 use crate::interleaved::Lanes;
 use crate::simd::{with_isa, Simd};
-use crate::update::Descent;
+use crate::update::{Descent, WeightBias};
 use crate::{scratch, squared, Algo, Method, Plan};
 
 mod direct;
@@ -462,11 +462,8 @@ pub fn backward_descend(
     table: Option<&ConnTable>,
     x: &[f32],
     dy: &[f32],
-    w: &mut [f32],
-    b: &mut [f32],
+    mut t: WeightBias,
     step: Descent,
-    dw: &mut [f32],
-    db: &mut [f32],
     dx: Option<&mut [f32]>,
     ws: &mut ConvWorkspace,
 ) {
@@ -475,14 +472,13 @@ pub fn backward_descend(
     // (a table would mask the gradient of a dense kernel: the separate passes)
     if method == Method::Gemm && table.is_none() && im2col::is_dense(s) {
         let fc_plan = im2col::dense_plan(split);
-        let fc = im2col::dense_shape(s);
-        return crate::fc::backward_descend_with(fc_plan, &fc, x, dy, w, b, step, dw, db, dx);
+        return crate::fc::backward_descend_with(fc_plan, &im2col::dense_shape(s), x, dy, t, step, dx);
     }
-    weight_backward(algo, s, table, x, dy, dw, db, ws);
+    weight_backward(algo, s, table, x, dy, t.dw, t.db, ws);
     if let Some(dx) = dx {
-        x_backward(algo, s, table, w, dy, dx, ws);
+        x_backward(algo, s, table, t.w, dy, dx, ws);
     }
-    step.apply(w, dw, b, db);
+    step.apply(&mut t);
 }
 
 /// Gauss-Newton second derivatives to the input: `d2x = sum w^2 * d2y`.

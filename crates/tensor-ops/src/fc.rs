@@ -8,7 +8,7 @@ use rayon::prelude::*;
 use crate::gemm::{gemm, gemm_packed, pack_transposed, packed_len, MatRef};
 use crate::interleaved::{get, live_halves, set, Lanes};
 use crate::simd::{with_isa, Simd};
-use crate::update::{descended, Descent};
+use crate::update::{descended, Descent, WeightBias};
 use crate::{rows_per_task, squared, Algo, Method, Plan};
 
 /// Geometry of a batched fully-connected layer.
@@ -358,7 +358,7 @@ pub(crate) fn weight_backward_with(
 ///
 /// ```
 /// use tensor_ops::fc::{backward_descend, FcShape};
-/// use tensor_ops::update::Descent;
+/// use tensor_ops::update::{Descent, WeightBias};
 /// use tensor_ops::Algo;
 ///
 /// // one sample of 2 features into 1 output
@@ -367,39 +367,32 @@ pub(crate) fn weight_backward_with(
 /// let (mut w, mut b, mut dx) = ([1.0, -1.0], [0.0], [0.0; 2]);
 /// let step = Descent { lr: 0.1, weight_rate: &[1.0, 1.0], bias_rate: &[2.0] };
 /// let (mut dw, mut db) = ([0.0; 2], [0.0]);
-/// backward_descend(Algo::Parallel, &s, &x, &dy, &mut w, &mut b, step, &mut dw, &mut db, Some(&mut dx));
+/// let t = WeightBias { w: &mut w, b: &mut b, dw: &mut dw, db: &mut db };
+/// backward_descend(Algo::Parallel, &s, &x, &dy, t, step, Some(&mut dx));
 /// assert_eq!(dx, [0.5, -0.5]); // from the weights before the step
 /// assert_eq!(w, [1.0 - 0.1 * 0.5, -1.0 - 0.1 * 1.0]);
 /// assert_eq!(b, [0.0 - 0.1 * 2.0 * 0.5]);
 /// ```
-#[allow(clippy::too_many_arguments)]
 pub fn backward_descend(
     algo: Algo,
     s: &FcShape,
     x: &[f32],
     dy: &[f32],
-    w: &mut [f32],
-    b: &mut [f32],
+    t: WeightBias,
     step: Descent,
-    dw: &mut [f32],
-    db: &mut [f32],
     dx: Option<&mut [f32]>,
 ) {
-    backward_descend_with(plan(algo, s), s, x, dy, w, b, step, dw, db, dx)
+    backward_descend_with(plan(algo, s), s, x, dy, t, step, dx)
 }
 
 /// [`backward_descend`] as `plan` says.
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn backward_descend_with(
     plan: Plan,
     s: &FcShape,
     x: &[f32],
     dy: &[f32],
-    w: &mut [f32],
-    b: &mut [f32],
+    mut t: WeightBias,
     step: Descent,
-    dw: &mut [f32],
-    db: &mut [f32],
     dx: Option<&mut [f32]>,
 ) {
     let (n, i, o) = (s.batch, s.in_f, s.out_f);
@@ -407,19 +400,19 @@ pub(crate) fn backward_descend_with(
         (
             x.len(),
             dy.len(),
-            w.len(),
-            b.len(),
+            t.w.len(),
+            t.b.len(),
             step.weight_rate.len(),
             step.bias_rate.len()
         ),
         (n * i, n * o, o * i, o, o * i, o)
     );
     if n != 1 || plan.method == Method::Naive {
-        weight_backward_with(plan, s, x, dy, dw, db);
+        weight_backward_with(plan, s, x, dy, t.dw, t.db);
         if let Some(dx) = dx {
-            x_backward_with(plan, s, w, dy, dx);
+            x_backward_with(plan, s, t.w, dy, dx);
         }
-        return step.apply(w, dw, b, db);
+        return step.apply(&mut t);
     }
     // one sample: for each output o, in order, dx += dy[o] w[o, :] (as
     // `x_backward` sums), then w[o, :] steps by its gradient dy[o] x (as
@@ -429,8 +422,8 @@ pub(crate) fn backward_descend_with(
         weight_rate,
         bias_rate,
     } = step;
-    let rows = w.chunks_exact_mut(i).zip(weight_rate.chunks_exact(i));
-    let units = rows.zip(b.iter_mut().zip(bias_rate)).zip(dy);
+    let rows = t.w.chunks_exact_mut(i).zip(weight_rate.chunks_exact(i));
+    let units = rows.zip(t.b.iter_mut().zip(bias_rate)).zip(dy);
     with_isa!(_s => match dx {
         Some(dx) => {
             assert_eq!(dx.len(), i);

@@ -29,10 +29,25 @@ pub struct Descent<'a> {
 
 impl Descent<'_> {
     /// `w -= lr * rate * dw` and `b -= lr * rate * db` ([`descend`] on each).
-    pub fn apply(&self, w: &mut [f32], dw: &[f32], b: &mut [f32], db: &[f32]) {
-        descend(w, dw, self.weight_rate, self.lr);
-        descend(b, db, self.bias_rate, self.lr);
+    pub fn apply(&self, t: &mut WeightBias) {
+        descend(t.w, t.dw, self.weight_rate, self.lr);
+        descend(t.b, t.db, self.bias_rate, self.lr);
     }
+}
+
+/// A layer's weights and biases with their gradients' buffers, as a pass that
+/// steps them on the way back takes them (each a flat slice in the layer's
+/// layout).
+#[derive(Debug)]
+pub struct WeightBias<'a> {
+    /// The weights, stepped in place.
+    pub w: &'a mut [f32],
+    /// The biases, stepped in place.
+    pub b: &'a mut [f32],
+    /// The weights' gradient, where a pass stores it.
+    pub dw: &'a mut [f32],
+    /// The biases' gradient, where a pass stores it.
+    pub db: &'a mut [f32],
 }
 
 /// One value of [`descend`], `w - lr * rate * g`: written once, so that a pass

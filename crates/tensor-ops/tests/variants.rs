@@ -212,8 +212,9 @@ proptest! {
             }, batch * in_f);
             let (mut w, mut b, mut dx) = (case.w.clone(), case.b.clone(), vec![0.0; batch * in_f]);
             let (mut dw, mut db) = (vec![0.0; out_f * in_f], vec![0.0; out_f]);
+            let t = update::WeightBias { w: &mut w, b: &mut b, dw: &mut dw, db: &mut db };
             let dx_arg = with_dx.then_some(&mut dx[..]);
-            fc::backward_descend(algo, &s, &case.x, &case.dy, &mut w, &mut b, case.step(), &mut dw, &mut db, dx_arg);
+            fc::backward_descend(algo, &s, &case.x, &case.dy, t, case.step(), dx_arg);
             prop_assert_eq!(bits(&w), bits(&w_sep), "weights {:?} {:?}", algo, s);
             prop_assert_eq!(bits(&b), bits(&b_sep), "biases {:?} {:?}", algo, s);
             if with_dx {
@@ -245,8 +246,8 @@ proptest! {
             }, s.x_len());
             let (mut w, mut b, mut dx) = (case.w.clone(), case.b.clone(), vec![0.0; s.x_len()]);
             let (mut dw, mut db) = (vec![0.0; s.w_len()], vec![0.0; s.out_c]);
-            let step = case.step();
-            conv::backward_descend(algo, &s, t, &case.x, &case.dy, &mut w, &mut b, step, &mut dw, &mut db, Some(&mut dx), &mut ws);
+            let wb = update::WeightBias { w: &mut w, b: &mut b, dw: &mut dw, db: &mut db };
+            conv::backward_descend(algo, &s, t, &case.x, &case.dy, wb, case.step(), Some(&mut dx), &mut ws);
             prop_assert_eq!(bits(&w), bits(&w_sep), "weights {:?} {:?}", algo, s);
             prop_assert_eq!(bits(&b), bits(&b_sep), "biases {:?} {:?}", algo, s);
             prop_assert_eq!(bits(&dx), bits(&dx_sep), "dx {:?} {:?}", algo, s);
