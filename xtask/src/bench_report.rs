@@ -59,6 +59,14 @@ struct TrainRun<'a> {
     out: &'a Path,
 }
 
+/// The number `field` of a JSON object `row`: an error, never a made-up zero,
+/// when a run's output lacks it.
+fn figure(row: &Value, field: &str) -> Result<f64> {
+    row[field]
+        .as_f64()
+        .with_context(|| format!("no number `{field}` in {row}"))
+}
+
 impl TrainRun<'_> {
     /// Trains with `bin` (replacing the run before it in `out`) and returns the
     /// epoch's images/s from its metrics.
@@ -78,8 +86,9 @@ impl TrainRun<'_> {
             cmd.args(["--optimizer", "momentum"]);
         }
         run(&mut cmd)?;
-        let metrics: Value = serde_json::from_slice(&std::fs::read(self.out.join("metrics.json"))?)?;
-        Ok(metrics[0]["images_per_s"].as_f64().unwrap_or(0.0))
+        let path = self.out.join("metrics.json");
+        let metrics: Value = serde_json::from_slice(&std::fs::read(&path)?)?;
+        figure(&metrics[0], "images_per_s").with_context(|| format!("in {}", path.display()))
     }
 }
 
@@ -318,7 +327,7 @@ pub fn bench_report(opts: Options) -> Result<()> {
                 &threads.to_string(),
             ]))?;
             let report: Value = serde_json::from_slice(&out.stdout)?;
-            Ok(report["images_per_s"].as_f64().unwrap_or(0.0))
+            figure(&report, "images_per_s").context("in `lenet eval --json`'s report")
         })?;
         inference.push(json!({
             "batch": batch, "threads": threads, "images_per_s": best[0], "native_images_per_s": best.get(1),

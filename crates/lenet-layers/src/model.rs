@@ -312,7 +312,7 @@ impl LeNet5 {
         }
         let batch = self.batch;
         // the parameter tensors after layer i's, walking backward (for the rates)
-        let mut params_after = self.layers.iter().map(|l| l.params().len()).sum();
+        let mut params_after = self.params().count();
         if let Pass::Descend { rates, .. } = pass {
             assert_eq!(rates.len(), params_after, "one rate tensor per parameter tensor");
         }
@@ -569,6 +569,8 @@ impl LeNet5 {
     ) -> BatchStats {
         let n = labels.len();
         assert_eq!(x.len(), n * INPUT_LEN, "one label per input image");
+        let tensors = self.params().count();
+        assert_eq!(rates.len(), tensors, "one rate tensor per parameter tensor");
         if tensor_ops::threads::batch_halves(n).is_some() {
             // the halves' gradients are combined before any step
             let stats = self.train_step(x, labels);
