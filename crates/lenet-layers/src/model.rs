@@ -531,6 +531,20 @@ impl LeNet5 {
         stats
     }
 
+    /// A step of plain gradient descent of every parameter tensor from its `grad`:
+    /// `value -= lr * rate * grad` ([`tensor_ops::update::descend`]; `rates`: one
+    /// per tensor of [`LeNet5::params`], in that order).
+    pub fn descend(&mut self, lr: f32, rates: &[Vec<f32>]) {
+        assert_eq!(
+            rates.len(),
+            self.params().count(),
+            "one rate tensor per parameter tensor"
+        );
+        for (p, rate) in self.params_mut().zip(rates) {
+            tensor_ops::update::descend(&mut p.value, &p.grad, rate, lr);
+        }
+    }
+
     /// A training step that updates the parameters: [`LeNet5::train_step`] and,
     /// if `accept` takes the batch's loss and errors, a step of plain gradient
     /// descent of every parameter tensor, `value -= lr * rate * grad` (`rates`:
@@ -575,9 +589,7 @@ impl LeNet5 {
             // the halves' gradients are combined before any step
             let stats = self.train_step(x, labels);
             if accept(&stats) {
-                for (p, rate) in self.params_mut().zip(rates) {
-                    tensor_ops::update::descend(&mut p.value, &p.grad, rate, lr);
-                }
+                self.descend(lr, rates);
             }
             return stats;
         }

@@ -237,16 +237,12 @@ impl Optimizer {
     /// One update of every parameter from its `grad`.
     pub fn step(&mut self, model: &mut LeNet5) {
         let lr = self.rate;
-        let momentum = self.momentum();
+        let Some(m) = self.momentum() else {
+            return model.descend(lr, &self.rates);
+        };
         for (t, p) in model.params_mut().enumerate() {
-            let rates = &self.rates[t];
-            match momentum {
-                Some(m) => {
-                    let v = &mut self.state.velocity[t];
-                    tensor_ops::update::descend_momentum(&mut p.value, v, &p.grad, rates, lr, m);
-                }
-                None => tensor_ops::update::descend(&mut p.value, &p.grad, rates, lr),
-            }
+            let v = &mut self.state.velocity[t];
+            tensor_ops::update::descend_momentum(&mut p.value, v, &p.grad, &self.rates[t], lr, m);
         }
     }
 }
