@@ -63,6 +63,43 @@ pub fn elementwise_piece(len: usize) -> usize {
     per_thread(len, ELEMENTWISE_MIN_PIECE)
 }
 
+/// Runs the element-wise update `f` over `written` and `read` tensors of one
+/// length, in pieces of [`elementwise_piece`] values side by side (one piece on
+/// the calling thread when the tensors are short): `f` gets the same range of
+/// every tensor.
+pub(crate) fn elementwise<const M: usize, const C: usize>(
+    mut written: [&mut [f32]; M],
+    mut read: [&[f32]; C],
+    f: impl Fn([&mut [f32]; M], [&[f32]; C]) + Sync,
+) {
+    use rayon::prelude::*;
+    let len = written.first().map_or(0, |w| w.len());
+    assert!(
+        written.iter().all(|w| w.len() == len) && read.iter().all(|r| r.len() == len),
+        "update: lengths differ"
+    );
+    let piece = elementwise_piece(len);
+    if piece >= len {
+        return f(written, read);
+    }
+    let mut pieces = Vec::with_capacity(len.div_ceil(piece));
+    while written.first().is_some_and(|w| !w.is_empty()) {
+        let n = piece.min(len - pieces.len() * piece);
+        let heads_written = written.each_mut().map(|w| {
+            let (head, tail) = std::mem::take(w).split_at_mut(n);
+            *w = tail;
+            head
+        });
+        let heads_read = read.each_mut().map(|r| {
+            let (head, tail) = r.split_at(n);
+            *r = tail;
+            head
+        });
+        pieces.push((heads_written, heads_read));
+    }
+    pieces.into_par_iter().for_each(|(w, r)| f(w, r));
+}
+
 /// Fewest values per piece of an element-wise update: about a microsecond of work.
 pub const ELEMENTWISE_MIN_PIECE: usize = 4096;
 
@@ -153,4 +190,35 @@ where
             let first = t * per_task;
             f(first..first + chunk.len() / out_per_image, chunk)
         });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn elementwise_gives_every_piece_the_same_range_of_each_tensor() {
+        let len = 3 * ELEMENTWISE_MIN_PIECE + 5;
+        let read: Vec<f32> = (0..len).map(|i| i as f32).collect();
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build();
+        let pool = pool.unwrap_or_else(|e| panic!("a pool of 3 threads: {e}"));
+        pool.install(|| {
+            assert!(elementwise_piece(len) < len, "the test must split");
+            let (mut doubled, mut calls) = (vec![0.0f32; len], vec![0.0f32; len]);
+            elementwise([&mut doubled, &mut calls], [&read], |[d, c], [r]| {
+                for ((d, c), &r) in d.iter_mut().zip(c.iter_mut()).zip(r) {
+                    *d = 2.0 * r;
+                    *c += 1.0;
+                }
+            });
+            assert!(doubled.iter().zip(&read).all(|(&d, &r)| d == 2.0 * r));
+            assert!(calls.iter().all(|&c| c == 1.0));
+        });
+    }
+
+    #[test]
+    #[should_panic(expected = "lengths differ")]
+    fn elementwise_refuses_tensors_of_other_lengths() {
+        elementwise([&mut [0.0f32; 3]], [&[0.0f32; 2]], |_, _| ());
+    }
 }

@@ -8,10 +8,8 @@
 //! computed the same way in any piece, so neither does the thread count change
 //! them.
 
-use rayon::prelude::*;
-
 use crate::simd::with_isa;
-use crate::threads::elementwise_piece;
+use crate::threads::elementwise;
 
 /// The step of plain gradient descent for one layer's weights and biases: each
 /// value moves by `lr * rate * gradient` ([`descend`]), `rate` its own (SDLM's `1 /
@@ -66,18 +64,7 @@ pub(crate) fn descended(w: f32, g: f32, rate: f32, lr: f32) -> f32 {
 /// assert_eq!(w, [1.0 - 0.1 * 1.0 * 0.5, 2.0 + 0.1 * 2.0 * 1.0]);
 /// ```
 pub fn descend(w: &mut [f32], g: &[f32], rate: &[f32], lr: f32) {
-    assert!(
-        w.len() == g.len() && g.len() == rate.len(),
-        "update: lengths differ"
-    );
-    let piece = elementwise_piece(w.len());
-    if piece >= w.len() {
-        return descend_piece(w, g, rate, lr);
-    }
-    w.par_chunks_mut(piece)
-        .zip(g.par_chunks(piece))
-        .zip(rate.par_chunks(piece))
-        .for_each(|((w, g), rate)| descend_piece(w, g, rate, lr));
+    elementwise([w], [g, rate], |[w], [g, rate]| descend_piece(w, g, rate, lr));
 }
 
 fn descend_piece(w: &mut [f32], g: &[f32], rate: &[f32], lr: f32) {
@@ -98,19 +85,9 @@ fn descend_piece(w: &mut [f32], g: &[f32], rate: &[f32], lr: f32) {
 /// assert_eq!(w, [1.0 - 0.1 * v[0]]);
 /// ```
 pub fn descend_momentum(w: &mut [f32], v: &mut [f32], g: &[f32], rate: &[f32], lr: f32, momentum: f32) {
-    assert!(
-        w.len() == v.len() && v.len() == g.len() && g.len() == rate.len(),
-        "update: lengths differ"
-    );
-    let piece = elementwise_piece(w.len());
-    if piece >= w.len() {
-        return descend_momentum_piece(w, v, g, rate, lr, momentum);
-    }
-    w.par_chunks_mut(piece)
-        .zip(v.par_chunks_mut(piece))
-        .zip(g.par_chunks(piece))
-        .zip(rate.par_chunks(piece))
-        .for_each(|(((w, v), g), rate)| descend_momentum_piece(w, v, g, rate, lr, momentum));
+    elementwise([w, v], [g, rate], |[w, v], [g, rate]| {
+        descend_momentum_piece(w, v, g, rate, lr, momentum)
+    });
 }
 
 fn descend_momentum_piece(w: &mut [f32], v: &mut [f32], g: &[f32], rate: &[f32], lr: f32, momentum: f32) {
@@ -132,20 +109,12 @@ fn descend_momentum_piece(w: &mut [f32], v: &mut [f32], g: &[f32], rate: &[f32],
 /// assert_eq!(g0, [1.5, 3.0]);
 /// ```
 pub fn mean_of_parts(g0: &mut [f32], g1: &[f32], n0: usize, n1: usize) {
-    assert_eq!(g0.len(), g1.len(), "update: lengths differ");
     let (w0, w1, total) = (n0 as f32, n1 as f32, (n0 + n1) as f32);
-    let mean_piece = |g0: &mut [f32], g1: &[f32]| {
+    elementwise([g0], [g1], |[g0], [g1]| {
         with_isa!(_s => {
             for (g, &h) in g0.iter_mut().zip(g1) {
                 *g = (*g * w0 + h * w1) / total;
             }
         })
-    };
-    let piece = elementwise_piece(g0.len());
-    if piece >= g0.len() {
-        return mean_piece(g0, g1);
-    }
-    g0.par_chunks_mut(piece)
-        .zip(g1.par_chunks(piece))
-        .for_each(|(g0, g1)| mean_piece(g0, g1));
+    });
 }
