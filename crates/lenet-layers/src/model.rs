@@ -312,10 +312,8 @@ impl LeNet5 {
         }
         let batch = self.batch;
         // the parameter tensors after layer i's, walking backward (for the rates)
+        // (a descending pass's rates were counted by `train_step_descend`)
         let mut params_after = self.params().count();
-        if let Pass::Descend { rates, .. } = pass {
-            assert_eq!(rates.len(), params_after, "one rate tensor per parameter tensor");
-        }
         let [g_out, g_in] = &mut self.grad;
         for i in (0..self.layers.len()).rev() {
             let layer = &mut self.layers[i];
@@ -583,8 +581,11 @@ impl LeNet5 {
     ) -> BatchStats {
         let n = labels.len();
         assert_eq!(x.len(), n * INPUT_LEN, "one label per input image");
-        let tensors = self.params().count();
-        assert_eq!(rates.len(), tensors, "one rate tensor per parameter tensor");
+        assert_eq!(
+            rates.len(),
+            self.params().count(),
+            "one rate tensor per parameter tensor"
+        );
         if tensor_ops::threads::batch_halves(n).is_some() {
             // the halves' gradients are combined before any step
             let stats = self.train_step(x, labels);

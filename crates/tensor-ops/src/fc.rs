@@ -417,29 +417,27 @@ pub(crate) fn backward_descend_with(
     // one sample: for each output o, in order, dx += dy[o] w[o, :] (as
     // `x_backward` sums), then w[o, :] steps by its gradient dy[o] x (as
     // `weight_backward` computes it) and b[o] by dy[o]
-    with_isa!(_s => match dx {
-        Some(dx) => {
-            assert_eq!(dx.len(), i);
-            dx.fill(0.0);
-            let mut o0 = 0;
-            while o0 + DESCENT_ROWS <= o {
-                descend_rows::<DESCENT_ROWS>(&mut t, &step, (o0, i), x, &dy[o0..], dx);
-                o0 += DESCENT_ROWS;
-            }
-            while o0 < o {
-                descend_rows::<1>(&mut t, &step, (o0, i), x, &dy[o0..], dx);
-                o0 += 1;
-            }
-        }
+    // without a caller's `dx` (a first layer), the input gradient is still
+    // summed, into scratch, so that one loop serves both
+    let mut scratch;
+    let dx = match dx {
+        Some(dx) => dx,
         None => {
-            let rows = t.w.chunks_exact_mut(i).zip(step.weight_rate.chunks_exact(i));
-            let units = rows.zip(t.b.iter_mut().zip(step.bias_rate)).zip(dy);
-            for (((w_row, r_row), (b, &r_b)), &g) in units {
-                for ((w, &xv), &r) in w_row.iter_mut().zip(x).zip(r_row) {
-                    *w = descended(*w, g * xv, r, step.lr);
-                }
-                *b = descended(*b, g, r_b, step.lr);
-            }
+            scratch = crate::ThreadScratch::take();
+            scratch.get(i)
+        }
+    };
+    assert_eq!(dx.len(), i);
+    dx.fill(0.0);
+    with_isa!(_s => {
+        let mut o0 = 0;
+        while o0 + DESCENT_ROWS <= o {
+            descend_rows::<DESCENT_ROWS>(&mut t, &step, (o0, i), x, &dy[o0..], dx);
+            o0 += DESCENT_ROWS;
+        }
+        while o0 < o {
+            descend_rows::<1>(&mut t, &step, (o0, i), x, &dy[o0..], dx);
+            o0 += 1;
         }
     })
 }

@@ -331,11 +331,10 @@ fn dot_products<S: Simd>(s: S, a: MatRef, b: MatRef, mut c: Out) {
     // at one image (5 x 6 sums of 784 terms per product) takes two tiles of 5 x 3,
     // or six of at most 3 x 2 (AVX2 with 2 x 2 tiles: 4.6 us, with these 3.9)
     let (most_rows, most_cols) = if S::W == 16 { (5, 3) } else { (3, 2) };
-    let tile_rows = m.div_ceil(m.div_ceil(most_rows).max(1));
-    let tile_cols = n.div_ceil(n.div_ceil(most_cols).max(1));
-    for r0 in (0..m).step_by(tile_rows.max(1)) {
+    let (tile_rows, tile_cols) = (even_tile(m, most_rows), even_tile(n, most_cols));
+    for r0 in (0..m).step_by(tile_rows) {
         let rows = (m - r0).min(tile_rows);
-        for j0 in (0..n).step_by(tile_cols.max(1)) {
+        for j0 in (0..n).step_by(tile_cols) {
             macro_rules! cols {
                 ($r:literal) => {
                     match (n - j0).min(tile_cols) {
@@ -354,6 +353,12 @@ fn dot_products<S: Simd>(s: S, a: MatRef, b: MatRef, mut c: Out) {
             }
         }
     }
+}
+
+/// The size of each of the fewest tiles of at most `most` that cover `len`, as
+/// even as they can be (at least 1).
+fn even_tile(len: usize, most: usize) -> usize {
+    len.div_ceil(len.div_ceil(most).max(1)).max(1)
 }
 
 /// `R x C` dot products of [`dot_products`] at row `r0` of `a`, row `j0` of `bt`.

@@ -83,8 +83,12 @@ pub(crate) fn elementwise<const M: usize, const C: usize>(
         return f(written, read);
     }
     let mut pieces = Vec::with_capacity(len.div_ceil(piece));
-    while written.first().is_some_and(|w| !w.is_empty()) {
-        let n = piece.min(len - pieces.len() * piece);
+    loop {
+        let left = written.first().map_or(0, |w| w.len());
+        if left == 0 {
+            break;
+        }
+        let n = piece.min(left);
         let heads_written = written.each_mut().map(|w| {
             let (head, tail) = std::mem::take(w).split_at_mut(n);
             *w = tail;
