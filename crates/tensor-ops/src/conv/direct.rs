@@ -7,9 +7,10 @@
 //!   for six output maps at a time. Forward pass only.
 //! - **output maps** ([`Form::Maps`], C3: 16 maps of 10 x 10): a register holds
 //!   the 16 maps' values of one output pixel (two of AVX2's). Forward: for each
-//!   tap, the input value under it, broadcast, times the 16 maps' weights of the
-//!   tap. Weight gradient: for each tap, the sum over the output pixels of the
-//!   input value under the tap, broadcast, times the 16 maps' `dy` at the pixel.
+//!   tap, the input value under it, broadcast, times the maps' weights of the
+//!   tap (one register of maps at a time: with AVX2, two passes of 8 maps).
+//!   Weight gradient: for each tap, the sum over the output pixels of the input
+//!   value under the tap, broadcast, times the 16 maps' `dy` at the pixel.
 //!
 //! Each value is the same chain of multiply-adds, in the same order, as im2col's
 //! matrix product computes it (`gemm`'s first kernel: one chain in order of the
@@ -20,8 +21,8 @@
 //! gradient sums in im2col's dot products' 16 interleaved partial sums.
 //!
 //! Registers: columns, two registers of a row times six maps; maps, 10 output
-//! pixels (forward) or 25 taps (weight gradient) of one AVX-512 register, or 5
-//! of two AVX2 or portable registers.
+//! pixels of one register (forward), or 25 taps of one AVX-512 register or 5
+//! of two AVX2 or portable registers (weight gradient).
 
 use super::ConvShape;
 use crate::simd::{with_isa, Simd};
@@ -167,10 +168,8 @@ fn forward_maps(s: &ConvShape, x: &[f32], w: &[f32], b: &[f32], y: &mut [f32]) {
     let (w_t, y_t) = scratch.get((patch + hw) * MAPS).split_at_mut(patch * MAPS);
     with_isa!(s_ => {
         crate::gemm::transpose(s_, w, (MAPS, patch), w_t);
-        if MAPS == s_.width() {
-            forward_rows::<_, 1, 10>(s_, s, x, w_t, y_t);
-        } else {
-            forward_rows::<_, 2, 5>(s_, s, x, w_t, y_t);
+        for c0 in (0..MAPS).step_by(s_.width()) {
+            forward_rows::<_, 10>(s_, s, x, w_t, y_t, c0);
         }
         crate::gemm::transpose(s_, y_t, (hw, MAPS), y);
     });
@@ -179,68 +178,62 @@ fn forward_maps(s: &ConvShape, x: &[f32], w: &[f32], b: &[f32], y: &mut [f32]) {
     }
 }
 
-/// [`forward_maps`]' sums, `Q` output pixels at a time (then one), the 16 maps in
-/// `CV` registers.
+/// [`forward_maps`]' sums of the register of maps `c0..c0 + W`, `Q` output
+/// pixels at a time (then one).
 #[inline(always)]
-fn forward_rows<S: Simd, const CV: usize, const Q: usize>(
+fn forward_rows<S: Simd, const Q: usize>(
     s_: S,
     s: &ConvShape,
     x: &[f32],
     w_t: &[f32],
     y_t: &mut [f32],
+    c0: usize,
 ) {
     let ow = s.out_w();
     for p in 0..s.out_h() {
         let mut q = 0;
         while q + Q <= ow {
-            forward_pixels::<_, CV, Q>(s_, s, x, w_t, y_t, (p, q));
+            forward_pixels::<_, Q>(s_, s, x, w_t, y_t, (p, q, c0));
             q += Q;
         }
         while q < ow {
-            forward_pixels::<_, CV, 1>(s_, s, x, w_t, y_t, (p, q));
+            forward_pixels::<_, 1>(s_, s, x, w_t, y_t, (p, q, c0));
             q += 1;
         }
     }
 }
 
-/// [`forward_maps`]' sums for `Q` output pixels from `(p, q0)` on, the 16 maps in
-/// `CV` registers: `y_t[pixel] = sum over taps (i, u, v) of w_t[tap] * x[i, p +
-/// u, q + v]`, one chain per value in order of the tap.
+/// [`forward_maps`]' sums for `Q` output pixels from `(p, q0)` on, maps `c0..c0 +
+/// W` in one register: `y_t[pixel] = sum over taps (i, u, v) of w_t[tap] * x[i,
+/// p + u, q + v]`, one chain per value in order of the tap. (The 16 maps of two
+/// AVX2 registers at once, 5 pixels at a time, took 11.8 us for C3 against
+/// 8.2 us with register by register, 10 pixels: the compiler kept one of the
+/// ten sums on the stack.)
 #[inline(always)]
-fn forward_pixels<S: Simd, const CV: usize, const Q: usize>(
+fn forward_pixels<S: Simd, const Q: usize>(
     s_: S,
     s: &ConvShape,
     x: &[f32],
     w_t: &[f32],
     y_t: &mut [f32],
-    (p, q0): (usize, usize),
+    (p, q0, c0): (usize, usize, usize),
 ) {
-    let w = S::W;
-    assert!(CV * w == MAPS && q0 + Q <= s.out_w());
-    let mut acc = [[s_.splat(0.0); CV]; Q];
+    assert!(c0 + S::W <= MAPS && q0 + Q <= s.out_w());
+    let mut acc = [s_.splat(0.0); Q];
     for i in 0..s.in_c {
         for u in 0..K {
             let x_row = &x[(i * s.in_h + p + u) * s.in_w + q0..][..Q + K - 1];
-            let w_row = &w_t[(i * K + u) * K * MAPS..][..K * MAPS];
+            let w_row = &w_t[(i * K + u) * K * MAPS + c0..][..(K - 1) * MAPS + S::W];
             for v in 0..K {
-                let mut w_tap = [s_.splat(0.0); CV];
-                for (c, w_tap) in w_tap.iter_mut().enumerate() {
-                    *w_tap = s_.load(&w_row[v * MAPS + c * w..]);
-                }
+                let w_tap = s_.load(&w_row[v * MAPS..]);
                 for (j, acc) in acc.iter_mut().enumerate() {
-                    let x_value = s_.splat(x_row[j + v]);
-                    for (acc, &w_tap) in acc.iter_mut().zip(&w_tap) {
-                        *acc = s_.mul_add(w_tap, x_value, *acc);
-                    }
+                    *acc = s_.mul_add(w_tap, s_.splat(x_row[j + v]), *acc);
                 }
             }
         }
     }
-    for (j, acc) in acc.iter().enumerate() {
-        let at = (p * s.out_w() + q0 + j) * MAPS;
-        for (c, &sum) in acc.iter().enumerate() {
-            s_.store(sum, &mut y_t[at + c * w..]);
-        }
+    for (j, &sum) in acc.iter().enumerate() {
+        s_.store(sum, &mut y_t[(p * s.out_w() + q0 + j) * MAPS + c0..]);
     }
 }
 
