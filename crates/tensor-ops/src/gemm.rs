@@ -150,10 +150,21 @@ impl Out<'_> {
     }
 }
 
-/// Rows of `a` per tile of [`rows_times_columns`], and registers of `b` per
-/// tile: AVX-512 4 x 4 (16 accumulators of its 32 registers), AVX2 4 x 3 (12 of
-/// 16).
-const NN_ROWS: usize = 4;
+/// Rows of `a` per tile of [`rows_times_columns`] and registers of `b` per tile,
+/// for registers of `w` lanes: AVX-512 4 x 4 (16 accumulators of its 32
+/// registers), AVX2 6 x 2 (12 of 16: with 4 x 3, the 12 sums, 3 registers of `b`
+/// and the broadcast took all 16, and the compiler kept a sum on the stack; C5's
+/// backward pass at batch 256 under `LENET_SIMD=avx2` 550 -> 258 us).
+const fn nn_tile_shape(w: usize) -> (usize, usize) {
+    if w >= 16 {
+        (4, 4)
+    } else {
+        (6, 2)
+    }
+}
+
+/// The most rows of a tile of [`rows_times_columns`].
+const NN_ROWS: usize = 6;
 
 /// [`gemm`]'s first kernel: `b` has contiguous rows.
 #[inline(always)]
@@ -162,18 +173,19 @@ fn rows_times_columns<S: Simd>(s: S, a: MatRef, b: MatRef, mut c: Out) {
     let w = S::W;
     let whole = n - n % w;
     let k = a.cols;
-    let tiles = m.div_ceil(NN_ROWS);
-    let tile_len = k * NN_ROWS;
+    let (tile_rows, block) = nn_tile_shape(w);
+    let tiles = m.div_ceil(tile_rows);
+    let tile_len = k * tile_rows;
     let mut scratch = crate::ThreadScratch::take();
-    // `a` packed tile by tile, `[k, NN_ROWS]` each (read with one pointer in the
+    // `a` packed tile by tile, `[k, tile_rows]` each (read with one pointer in the
     // inner loop, and from L1), then the last columns of `b`, zero-padded to a
     // register
     let (a_pack, tail) = scratch
         .get(tiles * tile_len + k * w)
         .split_at_mut(tiles * tile_len);
     for (t, tile) in a_pack.chunks_exact_mut(tile_len).enumerate() {
-        let (r0, rows) = (t * NN_ROWS, (m - t * NN_ROWS).min(NN_ROWS));
-        for (i, packed) in tile.chunks_exact_mut(NN_ROWS).enumerate() {
+        let (r0, rows) = (t * tile_rows, (m - t * tile_rows).min(tile_rows));
+        for (i, packed) in tile.chunks_exact_mut(tile_rows).enumerate() {
             for (r, p) in packed.iter_mut().enumerate() {
                 *p = if r < rows {
                     a.data[(r0 + r) * a.rs + i * a.cs]
@@ -201,12 +213,11 @@ fn rows_times_columns<S: Simd>(s: S, a: MatRef, b: MatRef, mut c: Out) {
     // column blocks outside, row tiles inside: a block of `b` (k rows of up to 4
     // registers) stays in L1 while every row tile passes over it (rows outside
     // streamed C3's whole patch matrix from L2 once per tile: 89 GFLOP/s, not 120)
-    let block = if w == 16 { 4 } else { 3 };
     let mut j0 = 0;
     while j0 < whole {
         let regs = ((whole - j0) / w).min(block);
         for (t, a_tile) in a_pack.chunks_exact(tile_len).enumerate() {
-            let (r0, rows) = (t * NN_ROWS, (m - t * NN_ROWS).min(NN_ROWS));
+            let (r0, rows) = (t * tile_rows, (m - t * tile_rows).min(tile_rows));
             macro_rules! regs {
                 ($r:literal) => {
                     match regs {
@@ -218,6 +229,8 @@ fn rows_times_columns<S: Simd>(s: S, a: MatRef, b: MatRef, mut c: Out) {
                 };
             }
             match rows {
+                6 => regs!(6),
+                5 => regs!(5),
                 4 => regs!(4),
                 3 => regs!(3),
                 2 => regs!(2),
@@ -230,10 +243,12 @@ fn rows_times_columns<S: Simd>(s: S, a: MatRef, b: MatRef, mut c: Out) {
     // zero-padded copy: the same chains of multiply-adds
     let Some(b_tail) = b_tail else { return };
     for (t, a_tile) in a_pack.chunks_exact(tile_len).enumerate() {
-        let (r0, rows) = (t * NN_ROWS, (m - t * NN_ROWS).min(NN_ROWS));
+        let (r0, rows) = (t * tile_rows, (m - t * tile_rows).min(tile_rows));
         let mut acc = [[s.splat(0.0); 1]; NN_ROWS];
         match rows {
-            4 => nn_sums::<S, 4, 1>(s, a_tile, b_tail, 0, &mut acc),
+            6 => nn_sums::<S, 6, 1>(s, a_tile, b_tail, 0, &mut acc),
+            5 => nn_sums::<S, 5, 1>(s, a_tile, b_tail, 0, first_rows(&mut acc)),
+            4 => nn_sums::<S, 4, 1>(s, a_tile, b_tail, 0, first_rows(&mut acc)),
             3 => nn_sums::<S, 3, 1>(s, a_tile, b_tail, 0, first_rows(&mut acc)),
             2 => nn_sums::<S, 2, 1>(s, a_tile, b_tail, 0, first_rows(&mut acc)),
             _ => nn_sums::<S, 1, 1>(s, a_tile, b_tail, 0, first_rows(&mut acc)),
@@ -287,7 +302,7 @@ fn nn_tile<S: Simd, const R: usize, const V: usize>(
 
 /// The sums of an `R x V` registers tile: `acc[r][v] = sum_i a_tile[i][r] *
 /// b[i][j0 + v W ..]`, one chain of multiply-adds per value, in order of `i`;
-/// `a_tile` is `[k, NN_ROWS]`.
+/// `a_tile` is `[k, tile_rows]` ([`nn_tile_shape`]).
 #[inline(always)]
 fn nn_sums<S: Simd, const R: usize, const V: usize>(
     s: S,
@@ -296,14 +311,14 @@ fn nn_sums<S: Simd, const R: usize, const V: usize>(
     j0: usize,
     acc: &mut [[S::R; V]; R],
 ) {
-    let (k, w) = (b.rows, S::W);
+    let (k, w, tile_rows) = (b.rows, S::W, nn_tile_shape(S::W).0);
     // every index below is checked here, once
-    assert!(R <= NN_ROWS && a_tile.len() >= k * NN_ROWS);
+    assert!(R <= tile_rows && a_tile.len() >= k * tile_rows);
     assert!(k == 0 || (k - 1) * b.rs + j0 + V * w <= b.data.len());
     for i in 0..k {
         // SAFETY: in bounds by the asserts above
         let b_row = unsafe { b.data.get_unchecked(i * b.rs + j0..i * b.rs + j0 + V * w) };
-        let a_i = unsafe { a_tile.get_unchecked(i * NN_ROWS..i * NN_ROWS + R) };
+        let a_i = unsafe { a_tile.get_unchecked(i * tile_rows..i * tile_rows + R) };
         let mut bv = [s.splat(0.0); V];
         for (v, bv) in bv.iter_mut().enumerate() {
             *bv = s.load(&b_row[v * w..]);
@@ -423,19 +438,22 @@ fn dot_tile<S: Simd, const R: usize, const C: usize>(
 }
 
 /// Columns per panel of a [packed](pack_transposed) right-hand operand: three
-/// AVX-512 registers, or two passes of three AVX2 registers.
+/// AVX-512 registers, or three passes of two AVX2 registers.
 pub const PANEL: usize = 48;
 
-/// Rows of the left operand per micro-tile for registers of `w` lanes: with AVX2,
-/// 4 rows x 3 registers = 12 accumulators, 4 broadcasts and 3 loads per 12 FMAs
-/// (a 6 x 16 tile, 8 loads per 12 FMAs, measured 53-74 GFLOP/s on one core
-/// against 75-88 for this one, on 256 x 400 x 120); AVX-512's 32 registers hold
-/// 8 rows x 3 registers.
-const fn tile_rows(w: usize) -> usize {
+/// Rows of the left operand per micro-tile, and registers of columns per pass
+/// over a panel, for registers of `w` lanes: AVX-512's 32 registers hold 8 rows x
+/// 3 registers (24 accumulators); AVX2's 16 hold 6 rows x 2 registers (12
+/// accumulators, 2 loads and 6 broadcasts per 12 FMAs). With AVX2's 4 rows x 3
+/// registers, the 12 sums, 3 registers of `b` and the broadcast took all 16 and
+/// the compiler kept a sum on the stack: C5's forward pass at batch 256 under
+/// `LENET_SIMD=avx2` took 179 us against 140 with 6 x 2 (kernel bench, 2
+/// threads, AMD EPYC).
+const fn tile_shape(w: usize) -> (usize, usize) {
     if w >= 16 {
-        8
+        (8, 3)
     } else {
-        4
+        (6, 2)
     }
 }
 
@@ -500,10 +518,10 @@ fn pack_transposed_on<S: Simd>(s: S, w: &[f32], n: usize, k: usize, packed: &mut
 /// stride `lda`), `b` [packed](pack_transposed) from `n` columns, `bias` of `n`
 /// values added to every row, `c` row-major with row stride `ldc`.
 ///
-/// The micro-kernel keeps a tile of `c` in registers (AVX2: 4 rows x 24 columns in
+/// The micro-kernel keeps a tile of `c` in registers (AVX2: 6 rows x 16 columns in
 /// 12 registers; AVX-512: 8 x 48 in 24) while `k` steps stream past (a broadcast
-/// value of `a` per row, 3 loads of `b`, 3 FMAs per row); each value of `c` is
-/// one chain of multiply-adds in order of `k`, then the bias.
+/// value of `a` per row, 2 or 3 loads of `b`, 2 or 3 FMAs per row); each value
+/// of `c` is one chain of multiply-adds in order of `k`, then the bias.
 ///
 /// ```
 /// use tensor_ops::gemm::{gemm_packed, pack_transposed, packed_len};
@@ -554,9 +572,9 @@ fn gemm_packed_on<S: Simd>(
     (c, ldc): (&mut [f32], usize),
 ) {
     let n = bias.len();
-    let tile_rows = tile_rows(S::W);
-    // columns per pass over a panel: three registers
-    let pass = 3 * S::W;
+    let (tile_rows, regs) = tile_shape(S::W);
+    // columns per pass over a panel
+    let pass = regs * S::W;
     // rows outside: a tile's rows of `a` (k values each) stay in L1 while the
     // panels stream from L2
     for r0 in (0..m).step_by(tile_rows) {
