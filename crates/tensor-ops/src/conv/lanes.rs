@@ -200,15 +200,19 @@ fn conv_valid_on<S: Simd>(
     count: usize,
 ) {
     let (oh, ow) = (g.out_h(), g.out_w());
-    for h in live_halves::<S>(count) {
-        for o in 0..g.out_c {
-            let bias = b.map_or(0.0, |b| b[o]);
-            let mut p = 0;
-            while p < oh {
-                if S::REGISTERS >= 32 && p + 1 < oh && g.k == LENET_K {
-                    // two rows at a time where their accumulators and weights fit
-                    // in the registers (AVX-512)
-                    let (top, bottom) = y[(o * oh + p) * ow..][..2 * ow].split_at_mut(ow);
+    // with AVX2, each output row in both halves of the lanes before the next row:
+    // the input rows it reads are still in L1 for the second half (the halves
+    // outermost read the group's whole input twice, each time half of every
+    // cache line)
+    for o in 0..g.out_c {
+        let bias = b.map_or(0.0, |b| b[o]);
+        let mut p = 0;
+        while p < oh {
+            if S::REGISTERS >= 32 && p + 1 < oh && g.k == LENET_K {
+                // two rows at a time where their accumulators and weights fit
+                // in the registers (AVX-512)
+                let (top, bottom) = y[(o * oh + p) * ow..][..2 * ow].split_at_mut(ow);
+                for h in live_halves::<S>(count) {
                     for q in strips(ow, MAX_STRIP) {
                         let out = (&mut top[q.clone()], &mut bottom[q.clone()]);
                         with_width!(
@@ -216,15 +220,17 @@ fn conv_valid_on<S: Simd>(
                             strip_pair::<S, _>(s, h, g, conn, w, bias, x, (o, p, q.start), out)
                         );
                     }
-                    p += 2;
-                    continue;
                 }
-                let y_row = &mut y[(o * oh + p) * ow..][..ow];
-                // the row in strips of at most MAX_STRIP columns: every strip's
-                // accumulators stay in registers while the input values that feed
-                // it stream past, and wide strips give the FMA units independent
-                // work (a strip of 1 is a chain of dependent FMAs: C3's rows cut
-                // 8 + 1 + 1 spent a third of their time on the two single columns)
+                p += 2;
+                continue;
+            }
+            let y_row = &mut y[(o * oh + p) * ow..][..ow];
+            // the row in strips of at most MAX_STRIP columns: every strip's
+            // accumulators stay in registers while the input values that feed
+            // it stream past, and wide strips give the FMA units independent
+            // work (a strip of 1 is a chain of dependent FMAs: C3's rows cut
+            // 8 + 1 + 1 spent a third of their time on the two single columns)
+            for h in live_halves::<S>(count) {
                 for q in strips(ow, MAX_STRIP) {
                     let out = &mut y_row[q.clone()];
                     with_width!(
@@ -232,8 +238,8 @@ fn conv_valid_on<S: Simd>(
                         strip::<S, _>(s, h, g, conn, w, bias, x, (o, p, q.start), out)
                     );
                 }
-                p += 1;
             }
+            p += 1;
         }
     }
 }
@@ -521,18 +527,16 @@ fn weight_grad_valid_on<S: Simd>(
     // the output maps that read input map i two at a time, so that each input
     // value loaded feeds both maps' sums (C3: the 10 maps each input feeds, in 5
     // pairs; C1: its 6 maps in 3); an odd map out alone
-    for h in live_halves::<S>(count) {
-        for i in 0..g.x.c {
-            let mut unpaired = None;
-            for o in (0..g.out_c).filter(|&o| conn(o, i)) {
-                match unpaired.take() {
-                    None => unpaired = Some(o),
-                    Some(o0) => kernel_grads(s, h, g, x, dy, [o0, o], i, dw),
-                }
+    for i in 0..g.x.c {
+        let mut unpaired = None;
+        for o in (0..g.out_c).filter(|&o| conn(o, i)) {
+            match unpaired.take() {
+                None => unpaired = Some(o),
+                Some(o0) => kernel_grads(s, count, g, x, dy, [o0, o], i, dw),
             }
-            if let Some(o) = unpaired {
-                kernel_grads(s, h, g, x, dy, [o], i, dw);
-            }
+        }
+        if let Some(o) = unpaired {
+            kernel_grads(s, count, g, x, dy, [o], i, dw);
         }
     }
 }
@@ -543,12 +547,12 @@ fn weight_grad_valid_on<S: Simd>(
 const TAP_STRIP: usize = 5;
 
 /// The kernels `dw[o, i]` of the maps `o` in `maps`, all their taps, strip by
-/// strip, lanes `h..h + S::W`.
+/// strip, the lanes of the first `count` images.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn kernel_grads<S: Simd, const M: usize>(
     s: S,
-    h: usize,
+    count: usize,
     g: Valid,
     x: &[V],
     dy: &[V],
@@ -559,22 +563,29 @@ fn kernel_grads<S: Simd, const M: usize>(
     for t in strips(g.k * g.k, TAP_STRIP) {
         with_width!(
             t.len(),
-            tap_strip::<S, _, M>(s, h, g, x, dy, (maps, i, t.start), dw)
+            tap_strip::<S, _, M>(s, count, g, x, dy, (maps, i, t.start), dw)
         );
     }
 }
 
 /// `T` consecutive taps `dw[o, i, t0..t0+T]` (taps numbered `u * K + v`) of
-/// [`weight_grad_valid`] for each of the `M` maps `o`, added to `dw`. Each input
-/// value is loaded once for the `M` maps' sums it enters: a single map's strips
-/// cost one load per FMA (pairs measured 1.2x faster for C1 and 1.0-1.3x for C3,
-/// batch 32 and 256, than single-map strips of up to 10 taps). Every sum runs over
-/// `p`, then `q`, in order, whatever `M` is: the same bits as one map at a time.
+/// [`weight_grad_valid`] for each of the `M` maps `o`, added to `dw`, for the
+/// first `count` images. Each input value is loaded once for the `M` maps' sums
+/// it enters: a single map's strips cost one load per FMA (pairs measured 1.2x
+/// faster for C1 and 1.0-1.3x for C3, batch 32 and 256, than single-map strips of
+/// up to 10 taps). Every sum runs over `p`, then `q`, in order, whatever `M` is:
+/// the same bits as one map at a time.
+///
+/// With AVX2 the rows of outputs go in blocks of [`ROW_BLOCK`], each block in
+/// both halves of the lanes while its rows of `x` and `dy` are in L1, the sums
+/// stored to `dw` and loaded back between blocks (exactly: the same bits). (The
+/// halves outermost read the group's whole `x` and `dy` twice, each time half
+/// of every cache line.)
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn tap_strip<S: Simd, const T: usize, const M: usize>(
     s: S,
-    h: usize,
+    count: usize,
     g: Valid,
     x: &[V],
     dy: &[V],
@@ -585,37 +596,56 @@ fn tap_strip<S: Simd, const T: usize, const M: usize>(
     // where each tap reads, relative to the output pixel's top-left input
     let offsets: [usize; T] = std::array::from_fn(|j| (t0 + j) / g.k * xm.w + (t0 + j) % g.k);
     let kernel = |m: usize| (maps[m] * xm.c + i) * taps + t0;
-    let mut acc = [[s.splat(0.0); T]; M];
-    for (m, acc) in acc.iter_mut().enumerate() {
-        for (j, a) in acc.iter_mut().enumerate() {
-            *a = get(s, &dw[kernel(m) + j], h);
-        }
-    }
     let x_map = &x[i * xm.h * xm.w..][..xm.h * xm.w];
-    for p in 0..oh {
-        let dy_rows: [&[V]; M] = std::array::from_fn(|m| &dy[(maps[m] * oh + p) * ow..][..ow]);
-        // the input row each tap multiplies this output row with, cut to its
-        // length: the loop below indexes them without bounds checks
-        let x_rows: [&[V]; T] = std::array::from_fn(|j| &x_map[p * xm.w + offsets[j]..][..ow]);
-        for q in 0..ow {
-            let mut d = [s.splat(0.0); M];
-            for (d, dy_row) in d.iter_mut().zip(&dy_rows) {
-                *d = get(s, &dy_row[q], h);
+    // the bytes a half's pass reads: the input map and the M maps of dy
+    let bytes = (xm.h * xm.w + M * oh * ow) * std::mem::size_of::<V>();
+    let block = if S::W == LANES || bytes <= L1_BUDGET {
+        oh
+    } else {
+        ROW_BLOCK
+    };
+    for p0 in (0..oh).step_by(block) {
+        for h in live_halves::<S>(count) {
+            let mut acc = [[s.splat(0.0); T]; M];
+            for (m, acc) in acc.iter_mut().enumerate() {
+                for (j, a) in acc.iter_mut().enumerate() {
+                    *a = get(s, &dw[kernel(m) + j], h);
+                }
             }
-            for (j, x_row) in x_rows.iter().enumerate() {
-                let xv = get(s, &x_row[q], h);
-                for (acc, &d) in acc.iter_mut().zip(&d) {
-                    acc[j] = s.mul_add(d, xv, acc[j]);
+            for p in p0..(p0 + block).min(oh) {
+                let dy_rows: [&[V]; M] = std::array::from_fn(|m| &dy[(maps[m] * oh + p) * ow..][..ow]);
+                // the input row each tap multiplies this output row with, cut to
+                // its length: the loop below indexes them without bounds checks
+                let x_rows: [&[V]; T] = std::array::from_fn(|j| &x_map[p * xm.w + offsets[j]..][..ow]);
+                for q in 0..ow {
+                    let mut d = [s.splat(0.0); M];
+                    for (d, dy_row) in d.iter_mut().zip(&dy_rows) {
+                        *d = get(s, &dy_row[q], h);
+                    }
+                    for (j, x_row) in x_rows.iter().enumerate() {
+                        let xv = get(s, &x_row[q], h);
+                        for (acc, &d) in acc.iter_mut().zip(&d) {
+                            acc[j] = s.mul_add(d, xv, acc[j]);
+                        }
+                    }
+                }
+            }
+            for (m, acc) in acc.iter().enumerate() {
+                for (out, &a) in dw[kernel(m)..][..T].iter_mut().zip(acc) {
+                    set(s, out, h, a);
                 }
             }
         }
     }
-    for (m, acc) in acc.iter().enumerate() {
-        for (out, &a) in dw[kernel(m)..][..T].iter_mut().zip(acc) {
-            set(s, out, h, a);
-        }
-    }
 }
+
+/// Rows of outputs per block of [`tap_strip`] when a register holds half the
+/// lanes and a pass over the data would not stay in [`L1_BUDGET`].
+const ROW_BLOCK: usize = 4;
+
+/// Bytes of data a kernel may count on finding in the L1 cache again (every x86-64
+/// CPU with AVX2 has at least 32 KB of L1 data cache).
+const L1_BUDGET: usize = 32 << 10;
 
 /// `sums[j] = v[j].0[0] + v[j].0[1] + ... + v[j].0[15]`, added in that order.
 /// (Once per weight and half batch: a few thousand values per training step.)
