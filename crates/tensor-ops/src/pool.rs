@@ -6,7 +6,7 @@
 //!   kept in `argmax` for the backward pass.
 
 use crate::interleaved::{Lanes, LANES};
-use crate::simd::with_isa;
+use crate::simd::{with_isa, Simd};
 
 /// Geometry of a 2x2, stride-2 pooling.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,9 +83,13 @@ pub(crate) fn even_sizes(s: &PoolShape) -> bool {
 /// The 2x2 window sums of `input(x)` over one map `x [H, W]` of [`even_sizes`],
 /// into `sums [H/2 * W/2]`, in two long runs (output rows of 14 or 5 values are too
 /// short to vectorise): the pairs of rows added into `vsum [H/2, W]`, then the
-/// consecutive pairs of `vsum`.
+/// consecutive pairs of `vsum` ([`Simd::add_pairs`], a register at a time; as a
+/// plain loop the compiler left them scalar: S2's weight gradient at batch 16,
+/// one thread, took 12.3 us with AVX2 and 14.6 with AVX-512 against 7.4 for a
+/// build of the code before run-time selection with `target-cpu=x86-64-v3`).
 #[inline(always)]
-pub(crate) fn window_sums_of(
+pub(crate) fn window_sums_of<S: Simd>(
+    s: S,
     w: usize,
     x: &[f32],
     input: impl Fn(f32) -> f32,
@@ -98,7 +102,12 @@ pub(crate) fn window_sums_of(
             *v = input(t) + input(u);
         }
     }
-    for (s, pair) in sums.iter_mut().zip(vsum.chunks_exact(2)) {
+    let n = sums.len().min(vsum.len() / 2);
+    let whole = n - n % S::W;
+    for i in (0..whole).step_by(S::W) {
+        s.store(s.add_pairs(&vsum[2 * i..]), &mut sums[i..]);
+    }
+    for (s, pair) in sums[whole..n].iter_mut().zip(vsum[2 * whole..].chunks_exact(2)) {
         *s = pair[0] + pair[1];
     }
 }

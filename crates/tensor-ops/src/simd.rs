@@ -238,6 +238,10 @@ pub(crate) trait Simd: Copy + Send + Sync {
     /// The sum of 16 values in a fixed tree: `v[i] + v[i + 8]`, then `+ [i + 4]`,
     /// `+ [i + 2]`, `+ [i + 1]` (four vector adds on x86).
     fn reduce16(self, v: &[f32; 16]) -> f32;
+    /// `v[2 l] + v[2 l + 1]` in lane `l`: the sums of neighbouring pairs of the
+    /// first `2 W` values (one add each, as the scalar `v[2 l] + v[2 l + 1]`;
+    /// a loop of such sums is not vectorised by the compiler).
+    fn add_pairs(self, v: &[f32]) -> Self::R;
 }
 
 /// [`Simd::reduce16`]'s tree on plain values.
@@ -296,6 +300,10 @@ impl Simd for Portable {
     #[inline(always)]
     fn reduce16(self, v: &[f32; 16]) -> f32 {
         reduce16_tree(v)
+    }
+    #[inline(always)]
+    fn add_pairs(self, v: &[f32]) -> [f32; 8] {
+        std::array::from_fn(|l| v[2 * l] + v[2 * l + 1])
     }
 }
 
@@ -360,6 +368,41 @@ pub(crate) mod x86 {
         }
     }
 
+    /// [`Simd::add_pairs`] with AVX2: a horizontal add of two registers gives the
+    /// pairs in the order (0, 1, 4, 5 | 2, 3, 6, 7) of 64-bit quarters, put back
+    /// in order by one permute.
+    #[inline(always)]
+    fn add_pairs_avx2(v: &[f32]) -> __m256 {
+        let v = &v[..16];
+        // SAFETY: called only through the AVX2 token (the CPU has AVX2); the
+        // loads read v[0..16]
+        unsafe {
+            let a = _mm256_loadu_ps(v.as_ptr());
+            let b = _mm256_loadu_ps(v.as_ptr().add(8));
+            let h = _mm256_castps_pd(_mm256_hadd_ps(a, b));
+            _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(h))
+        }
+    }
+
+    /// [`Simd::add_pairs`] with AVX-512: the even and the odd values of two
+    /// registers gathered by two permutes, then added.
+    #[inline(always)]
+    fn add_pairs_avx512(v: &[f32]) -> __m512 {
+        let v = &v[..32];
+        // SAFETY: called only through the AVX-512 token (the CPU has AVX-512F);
+        // the loads read v[0..32]
+        unsafe {
+            let a = _mm512_loadu_ps(v.as_ptr());
+            let b = _mm512_loadu_ps(v.as_ptr().add(16));
+            let even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+            let odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+            _mm512_add_ps(
+                _mm512_permutex2var_ps(a, even, b),
+                _mm512_permutex2var_ps(a, odd, b),
+            )
+        }
+    }
+
     /// [`Simd::transpose8`] on AVX registers (both tokens have AVX): 8 row loads,
     /// 24 shuffles, 8 row stores.
     #[inline(always)]
@@ -413,7 +456,7 @@ pub(crate) mod x86 {
     macro_rules! impl_x86 {
         ($token:ty, $r:ty, $w:literal, registers: $regs:literal,
          set1: $set1:ident, loadu: $loadu:ident, storeu: $storeu:ident,
-         fmadd: $fmadd:ident, add: $add:ident, mul: $mul:ident) => {
+         fmadd: $fmadd:ident, add: $add:ident, mul: $mul:ident, add_pairs: $pairs:ident) => {
             // SAFETY (every method): the token exists only on a CPU with the
             // instructions; each pointer is that of a slice sliced to the
             // register's length first (a short slice panics before any load or
@@ -460,16 +503,20 @@ pub(crate) mod x86 {
                 fn reduce16(self, v: &[f32; 16]) -> f32 {
                     reduce16_avx(v)
                 }
+                #[inline(always)]
+                fn add_pairs(self, v: &[f32]) -> $r {
+                    $pairs(v)
+                }
             }
         };
     }
 
     impl_x86!(Avx2, __m256, 8, registers: 16,
         set1: _mm256_set1_ps, loadu: _mm256_loadu_ps, storeu: _mm256_storeu_ps,
-        fmadd: _mm256_fmadd_ps, add: _mm256_add_ps, mul: _mm256_mul_ps);
+        fmadd: _mm256_fmadd_ps, add: _mm256_add_ps, mul: _mm256_mul_ps, add_pairs: add_pairs_avx2);
     impl_x86!(Avx512, __m512, 16, registers: 32,
         set1: _mm512_set1_ps, loadu: _mm512_loadu_ps, storeu: _mm512_storeu_ps,
-        fmadd: _mm512_fmadd_ps, add: _mm512_add_ps, mul: _mm512_mul_ps);
+        fmadd: _mm512_fmadd_ps, add: _mm512_add_ps, mul: _mm512_mul_ps, add_pairs: add_pairs_avx512);
 }
 
 #[cfg(test)]
@@ -495,6 +542,13 @@ mod tests {
         out.extend((0..64).map(|k| dst[k / 8 * 10 + k % 8]));
         let sixteen: [f32; 16] = std::array::from_fn(|i| x[i] * 1e3 + y[i]);
         out.push(s.reduce16(&sixteen));
+        // the neighbouring pairs of 32 values
+        let pairs_of: Vec<f32> = x.iter().chain(y).copied().collect();
+        for h in (0..16).step_by(S::W) {
+            let mut sums = [0.0; 16];
+            s.store(s.add_pairs(&pairs_of[2 * h..]), &mut sums);
+            out.extend_from_slice(&sums[..S::W]);
+        }
         out.iter().map(|v| v.to_bits()).collect()
     }
 
@@ -536,6 +590,11 @@ mod tests {
             assert_eq!(bits[16..80], t[..], "{i} transpose");
             let sixteen: [f32; 16] = std::array::from_fn(|i| x[i] * 1e3 + y[i]);
             assert_eq!(bits[80], reduce16_tree(&sixteen).to_bits(), "{i} reduce16");
+            let pairs_of: Vec<f32> = x.iter().chain(&y).copied().collect();
+            for l in 0..16 {
+                let want = pairs_of[2 * l] + pairs_of[2 * l + 1];
+                assert_eq!(bits[81 + l], want.to_bits(), "{i} add_pairs lane {l}");
+            }
         }
     }
 

@@ -20,11 +20,11 @@ fn check(s: &PoolShape, x: usize, y: usize, coeff: usize) {
 
 /// Forward pass.
 pub fn forward(s: &PoolShape, x: &[f32], coeff: &[f32], bias: &[f32], y: &mut [f32]) {
-    with_isa!(_s => {
+    with_isa!(s_ => {
         check(s, x.len(), y.len(), coeff.len());
         assert_eq!(bias.len(), s.c);
         if even_sizes(s) {
-            return forward_even(s, x, coeff, bias, y);
+            return forward_even(s_, s, x, coeff, bias, y);
         }
         // output row p of map m reads input rows 2p and 2p + 1 in pairs of columns
         for_each_row_pair(s, |m, top, bottom, y_row_start| {
@@ -43,7 +43,7 @@ pub fn forward(s: &PoolShape, x: &[f32], coeff: &[f32], bias: &[f32], y: &mut [f
 /// then `y = coeff * sum + bias` over the whole map. (Kernel bench, S2 shape,
 /// batch 32, alternating: 36.8, 40.5, 23.3 µs -> 22.7, 16.8, 20.9 µs.)
 #[inline(always)]
-fn forward_even(s: &PoolShape, x: &[f32], coeff: &[f32], bias: &[f32], y: &mut [f32]) {
+fn forward_even<S: Simd>(s_: S, s: &PoolShape, x: &[f32], coeff: &[f32], bias: &[f32], y: &mut [f32]) {
     let (map_in, map_out) = (s.h * s.w, s.out_h() * s.out_w());
     let mut scratch = crate::ThreadScratch::take();
     let vsum = scratch.get(map_in / 2);
@@ -52,7 +52,7 @@ fn forward_even(s: &PoolShape, x: &[f32], coeff: &[f32], bias: &[f32], y: &mut [
         .zip(y.chunks_exact_mut(map_out))
         .enumerate()
     {
-        window_sums_of(s.w, x, |x| x, vsum, y);
+        window_sums_of(s_, s.w, x, |x| x, vsum, y);
         let (k, b) = (coeff[m % s.c], bias[m % s.c]);
         for y in y.iter_mut() {
             *y = k * *y + b;
@@ -149,8 +149,8 @@ fn spread(s: &PoolShape, coeff: &[f32], dy: &[f32], dx: &mut [f32], weight: impl
 
 /// `dcoeff[c] = sum dy * (window sum)`, `dbias[c] = sum dy`, over the batch and positions.
 pub fn weight_backward(s: &PoolShape, x: &[f32], dy: &[f32], dcoeff: &mut [f32], dbias: &mut [f32]) {
-    with_isa!(_s => {
-        accumulate(s, x, dy, dcoeff, dbias, |x| x);
+    with_isa!(s_ => {
+        accumulate(s_, s, x, dy, dcoeff, dbias, |x| x);
     })
 }
 
@@ -164,8 +164,8 @@ pub fn weight_backward_second(
     d2coeff: &mut [f32],
     d2bias: &mut [f32],
 ) {
-    with_isa!(_s => {
-        accumulate(s, x, d2y, d2coeff, d2bias, |x| x * x);
+    with_isa!(s_ => {
+        accumulate(s_, s, x, d2y, d2coeff, d2bias, |x| x * x);
     })
 }
 
@@ -176,7 +176,8 @@ pub fn weight_backward_second(
 /// product runs over the whole map. (Summed output row by output row, 14 or 5
 /// values at a time, this was 5% of a training step.)
 #[inline(always)]
-fn accumulate(
+fn accumulate<S: Simd>(
+    s_: S,
     s: &PoolShape,
     x: &[f32],
     dy: &[f32],
@@ -197,7 +198,7 @@ fn accumulate(
         let mut scratch = crate::ThreadScratch::take();
         let (vsum, window_sums) = scratch.get(map_in / 2 + map_out).split_at_mut(map_in / 2);
         for (m, (x, dy)) in x.chunks_exact(map_in).zip(dy.chunks_exact(map_out)).enumerate() {
-            window_sums_of(s.w, x, &input, vsum, window_sums);
+            window_sums_of(s_, s.w, x, &input, vsum, window_sums);
             dcoeff[m % s.c] += crate::sum8_zip(window_sums, dy, |a, g| a * g);
             dbias[m % s.c] += crate::sum8(dy);
         }
