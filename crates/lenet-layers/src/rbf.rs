@@ -4,7 +4,7 @@
 //! `y[n, i] = sum_j (x[n, j] - c[i, j])^2` — a *penalty*: the predicted class is
 //! the one with the smallest `y`.
 
-use tensor_ops::interleaved::{Lanes, LANES};
+use tensor_ops::interleaved::Lanes;
 
 use crate::layer::Layer;
 use crate::param::Param;
@@ -91,52 +91,18 @@ impl Layer for Rbf {
     }
 
     fn forward(&mut self, _batch: usize, x: &[f32], y: &mut [f32]) {
-        for (x_row, y_row) in x.chunks_exact(self.in_f).zip(y.chunks_exact_mut(self.classes)) {
-            for (out, c_row) in y_row.iter_mut().zip(self.fixed[0].value.chunks_exact(self.in_f)) {
-                *out = squared_distance(x_row, c_row);
-            }
-        }
+        tensor_ops::rbf::forward(x, &self.fixed[0].value, self.in_f, y);
     }
 
-    /// [`Layer::forward`]'s sums (`tensor_ops::sum8_zip`'s eight partial sums) lane
-    /// by lane: the same bits.
+    /// [`Layer::forward`]'s sums lane by lane: the same bits.
     fn forward_interleaved(&mut self, x: &[Lanes], y: &mut [Lanes], _count: usize) {
-        let whole = self.in_f - self.in_f % 8;
-        for (y, c) in y.iter_mut().zip(self.fixed[0].value.chunks_exact(self.in_f)) {
-            // the eight partial sums of tensor_ops::sum8_zip, each over its lane of
-            // the whole chunks of eight, in order
-            let mut parts = [[0.0f32; LANES]; 8];
-            for (j, (x, &c)) in x[..whole].iter().zip(c).enumerate() {
-                for (p, &x) in parts[j % 8].iter_mut().zip(&x.0) {
-                    *p += (x - c) * (x - c);
-                }
-            }
-            for (l, y) in y.0.iter_mut().enumerate() {
-                let tail: f32 = x[whole..]
-                    .iter()
-                    .zip(&c[whole..])
-                    .map(|(x, &c)| (x.0[l] - c) * (x.0[l] - c))
-                    .sum();
-                *y = parts.iter().map(|p| p[l]).sum::<f32>() + tail;
-            }
-        }
+        tensor_ops::rbf::forward_interleaved(x, &self.fixed[0].value, y);
     }
 
     /// `dx[j] = sum_i dy[i] * 2 (x[j] - c[i, j])`; the centres are fixed.
     fn backward(&mut self, _batch: usize, x: &[f32], _y: &[f32], dy: &[f32], dx: Option<&mut [f32]>) {
         let Some(dx) = dx else { return };
-        for ((x_row, dy_row), dx_row) in x
-            .chunks_exact(self.in_f)
-            .zip(dy.chunks_exact(self.classes))
-            .zip(dx.chunks_exact_mut(self.in_f))
-        {
-            dx_row.fill(0.0);
-            for (&g, c_row) in dy_row.iter().zip(self.fixed[0].value.chunks_exact(self.in_f)) {
-                for ((d, &x), &c) in dx_row.iter_mut().zip(x_row).zip(c_row) {
-                    *d += 2.0 * g * (x - c);
-                }
-            }
-        }
+        tensor_ops::rbf::x_backward(x, &self.fixed[0].value, self.in_f, dy, dx);
     }
 
     /// The paper takes the output's second derivative directly: `d2/dx2 (x - c)^2 = 2`,
@@ -165,13 +131,6 @@ impl Layer for Rbf {
     fn fixed_params_mut(&mut self) -> &mut [Param] {
         &mut self.fixed
     }
-}
-
-/// `sum_j (x[j] - c[j])^2`, summed in 8 interleaved lanes then added in order
-/// (one running sum makes each add wait for the previous one: 84 dependent adds per
-/// class and image).
-fn squared_distance(x: &[f32], c: &[f32]) -> f32 {
-    tensor_ops::sum8_zip(x, c, |x, c| (x - c) * (x - c))
 }
 
 #[cfg(test)]

@@ -60,6 +60,7 @@ pub mod fc;
 pub mod gemm;
 pub mod interleaved;
 pub mod pool;
+pub mod rbf;
 mod simd;
 pub mod subsample;
 pub mod threads;
