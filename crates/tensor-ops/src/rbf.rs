@@ -21,12 +21,7 @@ use crate::simd::with_isa;
 /// assert_eq!(y, [4.0, 1.0]);
 /// ```
 pub fn forward(x: &[f32], centres: &[f32], in_f: usize, y: &mut [f32]) {
-    let classes = centres.len() / in_f;
-    assert_eq!(
-        (x.len() / in_f * classes, centres.len() % in_f),
-        (y.len(), 0),
-        "rbf::forward: lengths do not match"
-    );
+    let classes = classes_of(x.len(), centres.len(), in_f, y.len(), "forward");
     with_isa!(_s => {
         for (x_row, y_row) in x.chunks_exact(in_f).zip(y.chunks_exact_mut(classes)) {
             for (out, c_row) in y_row.iter_mut().zip(centres.chunks_exact(in_f)) {
@@ -42,10 +37,12 @@ pub fn forward(x: &[f32], centres: &[f32], in_f: usize, y: &mut [f32]) {
 /// whole chunks of eight, added in order, then the rest): the same bits.
 pub fn forward_interleaved(x: &[Lanes], centres: &[f32], y: &mut [Lanes]) {
     let in_f = x.len();
-    assert_eq!(
+    classes_of(
+        LANES * in_f,
         centres.len(),
-        y.len() * in_f,
-        "rbf::forward_interleaved: lengths do not match"
+        in_f,
+        LANES * y.len(),
+        "forward_interleaved",
     );
     let whole = in_f - in_f % 8;
     with_isa!(_s => {
@@ -71,12 +68,8 @@ pub fn forward_interleaved(x: &[Lanes], centres: &[f32], y: &mut [Lanes]) {
 /// The input gradient of [`forward`]: `dx[n, j] = sum_i dy[n, i] * 2 (x[n, j] -
 /// c[i, j])`, added over `i` in order (`dx` overwritten).
 pub fn x_backward(x: &[f32], centres: &[f32], in_f: usize, dy: &[f32], dx: &mut [f32]) {
-    let classes = centres.len() / in_f;
-    assert_eq!(
-        (x.len(), dy.len(), centres.len() % in_f),
-        (dx.len(), x.len() / in_f * classes, 0),
-        "rbf::x_backward: lengths do not match"
-    );
+    let classes = classes_of(x.len(), centres.len(), in_f, dy.len(), "x_backward");
+    assert_eq!(x.len(), dx.len(), "rbf::x_backward: dx and x differ in length");
     with_isa!(_s => {
         for ((x_row, dy_row), dx_row) in x
             .chunks_exact(in_f)
@@ -91,6 +84,22 @@ pub fn x_backward(x: &[f32], centres: &[f32], in_f: usize, dy: &[f32], dx: &mut 
             }
         }
     })
+}
+
+/// The number of centres, after checking that `x` holds whole inputs of `in_f`
+/// values, `centres` whole centres, and the output one value per input and centre.
+fn classes_of(x_len: usize, centres_len: usize, in_f: usize, out_len: usize, kernel: &str) -> usize {
+    assert!(
+        in_f > 0 && x_len.is_multiple_of(in_f) && centres_len.is_multiple_of(in_f),
+        "rbf::{kernel}: inputs of {in_f} values do not divide x ({x_len}) and the centres ({centres_len})"
+    );
+    let classes = centres_len / in_f;
+    assert_eq!(
+        out_len,
+        x_len / in_f * classes,
+        "rbf::{kernel}: the output length does not match"
+    );
+    classes
 }
 
 #[cfg(test)]
