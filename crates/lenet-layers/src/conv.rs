@@ -2,7 +2,7 @@
 
 use tensor_ops::conv::{self, ConnTable, ConvShape, ConvWorkspace};
 use tensor_ops::interleaved::Lanes;
-use tensor_ops::Algo;
+use tensor_ops::{Algo, AlignedVec};
 
 use crate::layer::Layer;
 use crate::param::{weight_and_bias, weight_bias_descent, Param};
@@ -112,7 +112,7 @@ impl Layer for Conv {
         dy: &[f32],
         dx: Option<&mut [f32]>,
         lr: f32,
-        rates: &[Vec<f32>],
+        rates: &[AlignedVec],
     ) {
         let s = self.at(batch);
         let (t, step) = (weight_and_bias(&mut self.params), weight_bias_descent(lr, rates));

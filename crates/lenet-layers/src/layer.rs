@@ -5,6 +5,7 @@
 //! recomputed cheaply (max pooling's argmax) and its scratch buffers.
 
 use tensor_ops::interleaved::{deinterleave, interleave, Lanes};
+use tensor_ops::AlignedVec;
 
 use crate::param::Param;
 
@@ -59,7 +60,7 @@ pub trait Layer: Send + BoxedClone {
         dy: &[f32],
         dx: Option<&mut [f32]>,
         lr: f32,
-        rates: &[Vec<f32>],
+        rates: &[AlignedVec],
     ) {
         self.backward(batch, x, y, dy, dx);
         assert_eq!(rates.len(), self.params().len(), "one rate tensor per parameter");

@@ -38,4 +38,4 @@ pub use layer::Layer;
 pub use loss::{BatchStats, Loss};
 pub use model::{LeNet5, Prediction, CLASSES, INPUT_LEN, INPUT_SIZE, PREDICT_CHUNK};
 pub use param::{Param, ParamRole};
-pub use tensor_ops::{Activation, Algo};
+pub use tensor_ops::{Activation, Algo, AlignedVec};

@@ -15,6 +15,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tensor_ops::conv::{ConnTable, ConvShape};
 use tensor_ops::interleaved::{deinterleave, interleave, Lanes, LANES};
+use tensor_ops::AlignedVec;
 
 use crate::activation::ActivationLayer;
 use crate::config::{Init, ModelConfig, Output, Pooling};
@@ -532,7 +533,7 @@ impl LeNet5 {
     /// A step of plain gradient descent of every parameter tensor from its `grad`:
     /// `value -= lr * rate * grad` ([`tensor_ops::update::descend`]; `rates`: one
     /// per tensor of [`LeNet5::params`], in that order).
-    pub fn descend(&mut self, lr: f32, rates: &[Vec<f32>]) {
+    pub fn descend(&mut self, lr: f32, rates: &[AlignedVec]) {
         assert_eq!(
             rates.len(),
             self.params().count(),
@@ -546,8 +547,8 @@ impl LeNet5 {
     /// A training step that updates the parameters: [`LeNet5::train_step`] and,
     /// if `accept` takes the batch's loss and errors, a step of plain gradient
     /// descent of every parameter tensor, `value -= lr * rate * grad` (`rates`:
-    /// one per tensor of [`LeNet5::params`], in that order;
-    /// [`tensor_ops::update::descend`]).
+    /// one per tensor of [`LeNet5::params`], in that order, aligned as the
+    /// parameters are; [`tensor_ops::update::descend`]).
     ///
     /// The values are the same bits as `train_step` then `descend` of each
     /// tensor. A batch that does not run as two halves (fewer than 16 images)
@@ -558,10 +559,10 @@ impl LeNet5 {
     /// a parameter's `grad` is not defined.
     ///
     /// ```
-    /// use lenet_layers::{LeNet5, ModelConfig, INPUT_LEN};
+    /// use lenet_layers::{AlignedVec, LeNet5, ModelConfig, INPUT_LEN};
     /// let mut net = LeNet5::new(ModelConfig::classic(), 7).unwrap();
     /// let mut twin = LeNet5::new(ModelConfig::classic(), 7).unwrap();
-    /// let rates: Vec<Vec<f32>> = net.params().map(|p| vec![1.0; p.len()]).collect();
+    /// let rates: Vec<AlignedVec> = net.params().map(|p| AlignedVec::filled(p.len(), 1.0)).collect();
     /// let (x, labels) = (vec![0.5; INPUT_LEN], [3]);
     ///
     /// net.train_step_descend(&x, &labels, 0.01, &rates, |stats| stats.loss_sum.is_finite());
@@ -576,7 +577,7 @@ impl LeNet5 {
         x: &[f32],
         labels: &[u8],
         lr: f32,
-        rates: &[Vec<f32>],
+        rates: &[AlignedVec],
         accept: impl FnOnce(&BatchStats) -> bool,
     ) -> BatchStats {
         let n = labels.len();
@@ -653,7 +654,7 @@ enum Pass<'a> {
         /// The global learning rate.
         lr: f32,
         /// One rate tensor per parameter tensor of the model.
-        rates: &'a [Vec<f32>],
+        rates: &'a [AlignedVec],
     },
 }
 

@@ -161,7 +161,7 @@ pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<LeNet5, ModelError> {
                     ),
                 });
             }
-            param.value = values;
+            param.value = values.into();
             Ok(())
         });
     });

@@ -1,5 +1,7 @@
 //! A trainable tensor with its gradient and its second-derivative estimate.
 
+use tensor_ops::AlignedVec;
+
 /// One parameter tensor of a layer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Param {
@@ -7,12 +9,13 @@ pub struct Param {
     pub name: String,
     /// Shape, e.g. `[16, 6, 5, 5]`.
     pub shape: Vec<usize>,
-    /// Current values.
-    pub value: Vec<f32>,
+    /// Current values (from a 64-byte boundary, as `grad` and `hess`: the
+    /// kernels' vector loads never span two cache lines, [`AlignedVec`]).
+    pub value: AlignedVec,
     /// `dE/dw` of the last [`crate::LeNet5::backward`] (mean over its batch).
-    pub grad: Vec<f32>,
+    pub grad: AlignedVec,
     /// Diagonal Gauss-Newton `d2E/dw2` of the last second-derivative pass.
-    pub hess: Vec<f32>,
+    pub hess: AlignedVec,
     /// `1.0` where the value is a real parameter, `0.0` where it is a structural
     /// zero (C3's unconnected pairs); `None` when every value is a parameter.
     pub mask: Option<Vec<f32>>,
@@ -25,9 +28,9 @@ impl Param {
         Param {
             name: name.into(),
             shape: shape.to_vec(),
-            value: vec![0.0; n],
-            grad: vec![0.0; n],
-            hess: vec![0.0; n],
+            value: AlignedVec::zeros(n),
+            grad: AlignedVec::zeros(n),
+            hess: AlignedVec::zeros(n),
             mask: None,
         }
     }
@@ -92,7 +95,7 @@ pub(crate) fn weight_and_bias(params: &mut [Param]) -> tensor_ops::update::Weigh
 
 /// The descent step of a layer with a weight and a bias tensor, from their
 /// rates (`rates`: `[weight rates, bias rates]`, [`crate::Layer::backward_descend`]).
-pub(crate) fn weight_bias_descent(lr: f32, rates: &[Vec<f32>]) -> tensor_ops::update::Descent<'_> {
+pub(crate) fn weight_bias_descent(lr: f32, rates: &[AlignedVec]) -> tensor_ops::update::Descent<'_> {
     assert_eq!(rates.len(), 2, "one rate tensor per parameter: weight and bias");
     tensor_ops::update::Descent {
         lr,

@@ -43,8 +43,10 @@ fn gradcheck(config: ModelConfig, eps: f32, tol: f64) {
     .unwrap();
     model.forward(&x);
     model.backward(&labels, false);
-    let analytic: Vec<(String, Vec<f32>)> =
-        model.params().map(|p| (p.name.clone(), p.grad.clone())).collect();
+    let analytic: Vec<(String, Vec<f32>)> = model
+        .params()
+        .map(|p| (p.name.clone(), p.grad.to_vec()))
+        .collect();
     for (t, (name, grad)) in analytic.iter().enumerate() {
         let scale = grad.iter().fold(0.0f32, |m, g| m.max(g.abs())) as f64;
         assert!(scale > 0.0, "{name}: gradient is all zero");
@@ -459,14 +461,14 @@ fn train_step_matches_one_pass_over_the_batch() {
             net.init(seed);
             net.forward(&x);
             let whole = net.backward(&labels, false);
-            let want: Vec<Vec<f32>> = net.params().map(|p| p.grad.clone()).collect();
+            let want: Vec<Vec<f32>> = net.params().map(|p| p.grad.to_vec()).collect();
             let step = |threads: usize, net: &mut LeNet5| {
                 let pool = rayon::ThreadPoolBuilder::new()
                     .num_threads(threads)
                     .build()
                     .unwrap();
                 let stats = pool.install(|| net.train_step(&x, &labels));
-                let grads: Vec<Vec<f32>> = net.params().map(|p| p.grad.clone()).collect();
+                let grads: Vec<Vec<f32>> = net.params().map(|p| p.grad.to_vec()).collect();
                 (stats, grads)
             };
             let (stats, got) = step(2, &mut net);

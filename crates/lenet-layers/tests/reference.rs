@@ -47,7 +47,7 @@ fn check(file: &str, config: ModelConfig) {
             ..config.clone()
         })
         .unwrap();
-        model.visit_tensors_mut(|p| p.value = tensor(&format!("param.{}", p.name)));
+        model.visit_tensors_mut(|p| p.value = tensor(&format!("param.{}", p.name)).into());
         model.forward(&input);
         let acts = model.named_activations();
         for (name, _, data) in &acts {

@@ -19,11 +19,11 @@ struct Net {
 impl Net {
     fn new() -> Self {
         let mut fc1 = FullyConnected::new("fc1", 3, 1, Algo::Naive);
-        fc1.params_mut()[0].value = vec![0.3, -0.5, 0.8];
-        fc1.params_mut()[1].value = vec![0.1];
+        fc1.params_mut()[0].value = vec![0.3, -0.5, 0.8].into();
+        fc1.params_mut()[1].value = vec![0.1].into();
         let mut fc2 = FullyConnected::new("fc2", 1, 1, Algo::Naive);
-        fc2.params_mut()[0].value = vec![1.3];
-        fc2.params_mut()[1].value = vec![-0.2];
+        fc2.params_mut()[0].value = vec![1.3].into();
+        fc2.params_mut()[1].value = vec![-0.2].into();
         Net {
             fc1,
             act: ActivationLayer::new("fc1", Activation::ScaledTanh, vec![1], Algo::Naive),
@@ -40,7 +40,7 @@ impl Net {
         (a1, h1, y)
     }
 
-    fn tensor(&mut self, t: usize) -> &mut Vec<f32> {
+    fn tensor(&mut self, t: usize) -> &mut [f32] {
         match t {
             0 => &mut self.fc1.params_mut()[0].value,
             1 => &mut self.fc1.params_mut()[1].value,
@@ -62,10 +62,10 @@ fn second_derivative_pass_is_the_gauss_newton_diagonal() {
     net.act.backward_second(1, &a1, &h1, &d2h1, Some(&mut d2a1));
     net.fc1.backward_second(1, &x, &a1, &d2a1, Some(&mut d2x));
     let analytic: Vec<Vec<f32>> = vec![
-        net.fc1.params()[0].hess.clone(),
-        net.fc1.params()[1].hess.clone(),
-        net.fc2.params()[0].hess.clone(),
-        net.fc2.params()[1].hess.clone(),
+        net.fc1.params()[0].hess.to_vec(),
+        net.fc1.params()[1].hess.to_vec(),
+        net.fc2.params()[0].hess.to_vec(),
+        net.fc2.params()[1].hess.to_vec(),
     ];
     for (t, h) in analytic.iter().enumerate() {
         for (k, &hk) in h.iter().enumerate() {

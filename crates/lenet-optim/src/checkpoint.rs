@@ -146,7 +146,7 @@ impl Checkpoint {
             model: model.config().clone(),
             tensors: model
                 .params()
-                .map(|p| (p.name.clone(), p.value.clone()))
+                .map(|p| (p.name.clone(), p.value.to_vec()))
                 .collect(),
             optimizer: trainer.optimizer.config().clone(),
             optimizer_state: trainer.optimizer.state().clone(),
@@ -173,7 +173,7 @@ impl Checkpoint {
             return Err(mismatch("a tensor holds NaN or infinity".into()));
         }
         for (p, (_, v)) in model.params_mut().zip(&self.tensors) {
-            p.value.clone_from(v);
+            p.value.copy_from_slice(v);
         }
         Ok(model)
     }

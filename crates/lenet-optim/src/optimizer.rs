@@ -5,6 +5,7 @@
 
 use lenet_layers::{BatchStats, LeNet5};
 use serde::{Deserialize, Serialize};
+use tensor_ops::AlignedVec;
 
 use crate::schedule::Schedule;
 use crate::SettingsError;
@@ -108,8 +109,9 @@ pub struct OptimizerState {
 pub struct Optimizer {
     config: OptimizerConfig,
     state: OptimizerState,
-    /// Per-parameter multiplier of the gradient for the current epoch.
-    rates: Vec<Vec<f32>>,
+    /// Per-parameter multiplier of the gradient for the current epoch (aligned as
+    /// the parameters are: the fused steps stream both, [`AlignedVec`]).
+    rates: Vec<AlignedVec>,
     rate: f32,
     /// For each tensor, the index of its layer's first tensor (`c1.bias` -> `c1.weight`).
     layer_head: Vec<usize>,
@@ -135,7 +137,7 @@ impl Optimizer {
                 velocity,
                 hessian: Vec::new(),
             },
-            rates: zeros,
+            rates: zeros.iter().map(|z| AlignedVec::zeros(z.len())).collect(),
             rate: 0.0,
             layer_head,
         }

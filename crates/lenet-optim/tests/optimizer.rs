@@ -36,7 +36,7 @@ fn sdlm_steps(mode: HessianMode, mu: Schedule, epoch: usize) -> (Vec<String>, Ve
     let mut opt = Optimizer::new(config, &model);
     opt.set_hessian(h.clone());
     opt.begin_epoch(epoch);
-    let before: Vec<Vec<f32>> = model.params().map(|p| p.value.clone()).collect();
+    let before: Vec<Vec<f32>> = model.params().map(|p| p.value.to_vec()).collect();
     opt.step(&mut model);
     let names = model.params().map(|p| p.name.clone()).collect();
     let steps = model
@@ -166,11 +166,11 @@ fn stepping_on_the_way_back_is_train_step_then_step() {
                 }
             }
             // a batch that is not accepted changes nothing
-            let before: Vec<Vec<f32>> = fused.params().map(|p| p.value.clone()).collect();
+            let before: Vec<Vec<f32>> = fused.params().map(|p| p.value.to_vec()).collect();
             let x = vec![0.25; batch * INPUT_LEN];
             opt_fused.train_step(&mut fused, &x, &vec![1; batch], |_| false);
             assert!(
-                fused.params().zip(&before).all(|(p, b)| &p.value == b),
+                fused.params().zip(&before).all(|(p, b)| p.value[..] == b[..]),
                 "batch {batch}: rejected"
             );
         }

@@ -125,14 +125,15 @@ fn pool_benches(c: &mut Criterion) {
 }
 
 /// The machine's FMA ceiling on one thread, to read the kernels' GFLOP/s against:
-/// 12 independent chains of fused multiply-adds on the widest registers the CPU
-/// has (AVX-512: 16 lanes, AVX2: 8; enough chains to cover the FMA latency on two
-/// FMA units), nothing loaded or stored in the loop. Reported as
-/// `peak/fma_1_thread_<isa>`.
+/// 12 independent chains of fused multiply-adds on the registers of the
+/// instruction set the kernels use (AVX-512: 16 lanes, AVX2: 8; enough chains to
+/// cover the FMA latency on two FMA units), nothing loaded or stored in the loop.
+/// Reported as `peak/fma_1_thread_<isa>`; `LENET_SIMD=avx2` measures AVX2's
+/// ceiling on an AVX-512 CPU.
 fn peak_bench(c: &mut Criterion) {
     const CHAINS: usize = 12;
     const STEPS: usize = 100_000;
-    let isa = tensor_ops::Isa::best();
+    let isa = tensor_ops::isa();
     let mut g = c.benchmark_group("peak");
     g.throughput(Throughput::Elements((2 * isa.lanes() * CHAINS * STEPS) as u64));
     g.bench_function(format!("fma_1_thread_{isa}"), |bench| {
@@ -149,7 +150,7 @@ mod peak {
     pub fn chains(isa: Isa, chains: usize, steps: usize) -> f32 {
         let (m, a) = (std::hint::black_box(0.999f32), std::hint::black_box(0.001f32));
         match isa {
-            // SAFETY: `Isa::best()` returns only what the CPU supports
+            // SAFETY: `isa()` returns only what the CPU supports
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512 => unsafe { avx512(chains, steps, m, a) },
             #[cfg(target_arch = "x86_64")]

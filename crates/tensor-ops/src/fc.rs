@@ -9,7 +9,7 @@ use crate::gemm::{gemm, gemm_packed, pack_transposed, packed_len, MatRef};
 use crate::interleaved::{get, live_halves, set, Lanes};
 use crate::simd::{with_isa, Simd};
 use crate::update::{descended, Descent, WeightBias};
-use crate::{rows_per_task, squared, Algo, Method, Plan};
+use crate::{rows_per_task, squared, Algo, AlignedVec, Method, Plan};
 
 /// Geometry of a batched fully-connected layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,8 +69,9 @@ const PACKED_FROM: usize = 16;
 pub struct FcWorkspace {
     /// The weights `[Out, In]` that `panels` were packed from.
     packed_from: Vec<f32>,
-    /// `w^T` in panels for [`gemm_packed`] ([`pack_transposed`]).
-    panels: Vec<f32>,
+    /// `w^T` in panels for [`gemm_packed`] ([`pack_transposed`]), aligned: the
+    /// micro-kernel's loads of a panel's rows then never span two cache lines.
+    panels: AlignedVec,
 }
 
 impl FcWorkspace {

@@ -19,6 +19,7 @@
 //! | [`interleaved`] | sixteen images interleaved value by value, for kernels with the batch in the vector lanes |
 //! | [`gemm`] | matrix products: register tiles with one FMA chain per value, dot products in 16 fixed lanes, and a micro-kernel on packed weights |
 //! | [`update`] | parameter updates: gradient descent, with and without momentum |
+//! | [`AlignedVec`] | `f32` buffers from a 64-byte boundary, for parameters and packed weights |
 //!
 //! Second derivatives follow the paper's diagonal Gauss-Newton rules: a linear map's
 //! input gets `sum w^2 * d2E/da2`, its weights `sum x^2 * d2E/da2`, an activation
@@ -55,6 +56,7 @@
 //! between slices and the shapes given are programming errors and panic.
 
 pub mod activation;
+mod aligned;
 pub mod conv;
 pub mod fc;
 pub mod gemm;
@@ -67,6 +69,7 @@ pub mod threads;
 pub mod update;
 
 pub use activation::Activation;
+pub use aligned::AlignedVec;
 pub use conv::{ConnTable, ConvShape, ConvWorkspace};
 pub use simd::{isa, set_isa, Isa, IsaError};
 pub use threads::over_images;
