@@ -1,35 +1,35 @@
-//! A growable buffer of `f32` values that starts on a 64-byte boundary.
-//!
-//! A `Vec<f32>` is only as aligned as the allocator makes it: glibc hands out
-//! large blocks 16 bytes past a page boundary, so with AVX-512 every 64-byte
-//! vector load from such a buffer spans two cache lines, and with AVX2 every
-//! second one. The kernels that stream long rows of weights pay for it where
-//! they are bound by the cache's bandwidth: C5's fused backward pass and update
-//! at one image (its 192 KB of weights and 192 KB of rates) took 6.4 us from a
-//! buffer 16 bytes past a line and 5.1 us from an aligned one, its forward pass
-//! 2.1 and 1.7 us (docs/benchmarks.md). Layers keep their parameters, and
-//! optimizers their per-parameter rates, in an [`AlignedVec`].
-//!
-//! It dereferences to `[f32]`, so a kernel takes it as any slice; the alignment
-//! never changes a value, only how fast it is read.
-//!
-//! ```
-//! use tensor_ops::AlignedVec;
-//!
-//! let mut w = AlignedVec::zeros(1000);
-//! w[3] = 1.5;
-//! assert_eq!(w.as_ptr() as usize % 64, 0);
-//! assert_eq!((w.len(), w.iter().sum::<f32>()), (1000, 1.5));
-//! let copy = AlignedVec::from(&w[..]);
-//! assert_eq!(copy, w);
-//! ```
+//! [`AlignedVec`]: `f32` values from a 64-byte boundary.
 
 use std::fmt;
 use std::ops::{Deref, DerefMut};
 
 use crate::interleaved::{values, values_mut, Lanes, LANES};
 
-/// `f32` values from a 64-byte boundary (see the [module](self)).
+/// A growable buffer of `f32` values that starts on a 64-byte boundary.
+///
+/// A `Vec<f32>` is only as aligned as the allocator makes it: glibc hands out
+/// large blocks 16 bytes past a page boundary, so with AVX-512 every 64-byte
+/// vector load from such a buffer spans two cache lines, and with AVX2 every
+/// second one. The kernels that stream long rows of weights pay for it where
+/// they are bound by the cache's bandwidth: C5's fused backward pass and update
+/// at one image (its 192 KB of weights and 192 KB of rates) took 6.4 us from a
+/// buffer 16 bytes past a line and 5.1 us from an aligned one, its forward pass
+/// 2.1 and 1.7 us (docs/benchmarks.md). Layers keep their parameters, and
+/// optimizers their per-parameter rates, in an [`AlignedVec`].
+///
+/// It dereferences to `[f32]`, so a kernel takes it as any slice; the alignment
+/// never changes a value, only how fast it is read.
+///
+/// ```
+/// use tensor_ops::AlignedVec;
+///
+/// let mut w = AlignedVec::zeros(1000);
+/// w[3] = 1.5;
+/// assert_eq!(w.as_ptr() as usize % 64, 0);
+/// assert_eq!((w.len(), w.iter().sum::<f32>()), (1000, 1.5));
+/// let copy = AlignedVec::from(&w[..]);
+/// assert_eq!(copy, w);
+/// ```
 #[derive(Clone, Default)]
 pub struct AlignedVec {
     /// Whole cache lines; the values past `len` are zero.
