@@ -349,7 +349,7 @@ pub fn bench_report(opts: Options) -> Result<()> {
 
     let report = json!({
         "date": crate::today(),
-        "machine": machine(),
+        "machine": machine(&lenet_info),
         "isa": lenet_info["isa"],
         "supported": lenet_info["supported"],
         "version": lenet_info["version"],
@@ -404,15 +404,10 @@ fn criterion_medians(dir: &Path) -> Result<Vec<Value>> {
     Ok(out)
 }
 
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
+/// The CPU as `lenet info` names it (with its family and model: one name covers
+/// CPUs of different speeds) and the cores this process may use.
+fn machine(lenet_info: &Value) -> String {
+    let cpu = lenet_info["cpu"].as_str().unwrap_or("unknown CPU");
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     format!("{cpu}, {cores} cores")
 }
