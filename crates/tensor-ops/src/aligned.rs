@@ -32,7 +32,7 @@ use crate::interleaved::{values, values_mut, Lanes, LANES};
 /// ```
 #[derive(Clone, Default)]
 pub struct AlignedVec {
-    /// Whole cache lines; the values past `len` are zero.
+    /// Whole cache lines, the first `len` values in use.
     lines: Vec<Lanes>,
     len: usize,
 }
@@ -57,16 +57,9 @@ impl AlignedVec {
     /// new ones `value`.
     pub fn resize(&mut self, len: usize, value: f32) {
         let old = self.len.min(len);
-        // the values past `len` must read as zero again if the buffer grows later
         self.lines.resize(len.div_ceil(LANES), Lanes::ZERO);
-        values_mut(&mut self.lines)[len..].fill(0.0);
         self.len = len;
         self[old..].fill(value);
-    }
-
-    /// The values as a `Vec` (for code that owns plain vectors: serialisation, files).
-    pub fn to_vec(&self) -> Vec<f32> {
-        self[..].to_vec()
     }
 }
 
@@ -139,11 +132,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn resizing_keeps_values_and_alignment_and_zeroes_the_tail() {
+    fn resizing_keeps_values_and_alignment() {
         let mut v = AlignedVec::filled(20, 2.0);
         v.resize(5, 0.0);
         assert_eq!(&v[..], &[2.0; 5]);
-        // growing again: the old values past 5 must not come back
+        // growing again: the old values past 5 do not come back
         v.resize(40, 7.0);
         assert_eq!(&v[..5], &[2.0; 5]);
         assert!(v[5..].iter().all(|&x| x == 7.0));
