@@ -120,7 +120,6 @@ pub struct Optimizer {
 impl Optimizer {
     /// An optimizer for `model`'s parameters.
     pub fn new(config: OptimizerConfig, model: &LeNet5) -> Self {
-        let zeros: Vec<Vec<f32>> = model.params().map(|p| vec![0.0; p.len()]).collect();
         let layer = |name: &str| name.split('.').next().unwrap_or_default().to_string();
         let names: Vec<String> = model.params().map(|p| layer(&p.name)).collect();
         let layer_head = names
@@ -128,7 +127,9 @@ impl Optimizer {
             .map(|n| names.iter().position(|m| m == n).unwrap_or_default())
             .collect();
         let velocity = match config.method {
-            Method::Momentum { .. } | Method::Sdlm { .. } => zeros.clone(),
+            Method::Momentum { .. } | Method::Sdlm { .. } => {
+                model.params().map(|p| vec![0.0; p.len()]).collect()
+            }
             Method::Sgd => Vec::new(),
         };
         Optimizer {
@@ -137,7 +138,7 @@ impl Optimizer {
                 velocity,
                 hessian: Vec::new(),
             },
-            rates: zeros.iter().map(|z| AlignedVec::zeros(z.len())).collect(),
+            rates: model.params().map(|p| AlignedVec::zeros(p.len())).collect(),
             rate: 0.0,
             layer_head,
         }
