@@ -134,8 +134,11 @@ pub(crate) fn interleave_on<S: Simd>(s: S, (src, stride, count): (&[f32], usize,
     let whole = n - n % 8;
     let blocks = count / 8;
     let dst = values_mut(dst);
-    for b in 0..blocks {
-        for j in (0..whole).step_by(8) {
+    // both blocks' halves of each cache line of dst written one after the other
+    // (a block at a time, the first halves of a long run's lines left L1 before
+    // the second came)
+    for j in (0..whole).step_by(8) {
+        for b in 0..blocks {
             s.transpose8(
                 (&src[b * 8 * stride + j..], stride),
                 (&mut dst[j * LANES + b * 8..], LANES),
@@ -186,8 +189,8 @@ pub(crate) fn deinterleave_on<S: Simd>(
     let whole = n - n % 8;
     let blocks = count / 8;
     let src = values(src);
-    for b in 0..blocks {
-        for j in (0..whole).step_by(8) {
+    for j in (0..whole).step_by(8) {
+        for b in 0..blocks {
             s.transpose8(
                 (&src[j * LANES + b * 8..], LANES),
                 (&mut dst[b * 8 * stride + j..], stride),
