@@ -6,7 +6,7 @@
 use rayon::prelude::*;
 
 use crate::gemm::{gemm, gemm_packed, pack_transposed, packed_len, MatRef};
-use crate::interleaved::{get, live_halves, set, Lanes};
+use crate::interleaved::{get, live_halves, set, Lanes, LANES};
 use crate::simd::{with_isa, Simd};
 use crate::update::{descended, Descent, WeightBias};
 use crate::{rows_per_task, squared, Algo, AlignedVec, Method, Plan};
@@ -190,7 +190,7 @@ const INTERLEAVED_ROWS: usize = 8;
 #[inline(always)]
 fn forward_interleaved_on<S: Simd>(s: S, x: &[Lanes], w: &[f32], b: &[f32], y: &mut [Lanes], count: usize) {
     let in_f = x.len();
-    for h in live_halves::<S>(count) {
+    for h in live_halves::<S>(count, LANES) {
         for ((w, b), y) in w
             .chunks(INTERLEAVED_ROWS * in_f)
             .zip(b.chunks(INTERLEAVED_ROWS))

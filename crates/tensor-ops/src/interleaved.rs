@@ -67,6 +67,18 @@ impl Lanes {
     pub const ZERO: Lanes = Lanes([0.0; LANES]);
 }
 
+impl AsRef<[f32]> for Lanes {
+    fn as_ref(&self) -> &[f32] {
+        &self.0
+    }
+}
+
+impl AsMut<[f32]> for Lanes {
+    fn as_mut(&mut self) -> &mut [f32] {
+        &mut self.0
+    }
+}
+
 /// The values of `v`, lane by lane: `[v.len(), 16]`.
 pub fn values(v: &[Lanes]) -> &[f32] {
     bytemuck::cast_slice(v)
@@ -85,6 +97,7 @@ pub fn values_mut(v: &mut [Lanes]) -> &mut [f32] {
 /// holds more than 16.
 pub fn interleave(images: &[f32], dst: &mut [Lanes]) {
     let count = image_count(images.len(), dst.len());
+    let dst: &mut [[f32; LANES]] = bytemuck::cast_slice_mut(dst);
     with_isa!(s => interleave_on(s, (images, dst.len(), count), dst))
 }
 
@@ -92,6 +105,7 @@ pub fn interleave(images: &[f32], dst: &mut [Lanes]) {
 /// into `images [count, src.len()]`.
 pub fn deinterleave(src: &[Lanes], images: &mut [f32]) {
     let count = image_count(images.len(), src.len());
+    let src: &[[f32; LANES]] = bytemuck::cast_slice(src);
     with_isa!(s => deinterleave_on(s, src, (images, src.len(), count)))
 }
 
@@ -104,36 +118,42 @@ fn image_count(len: usize, per_image: usize) -> usize {
     len / per_image
 }
 
-/// Lanes `h..h + S::W` of `v` in a register.
+/// Lanes `h..h + S::W` of `v` (a [`Lanes`], or the `[f32; L]` of a plane of `L`
+/// lanes) in a register.
 #[inline(always)]
-pub(crate) fn get<S: Simd>(s: S, v: &Lanes, h: usize) -> S::R {
-    s.load(&v.0[h..])
+pub(crate) fn get<S: Simd>(s: S, v: &(impl AsRef<[f32]> + ?Sized), h: usize) -> S::R {
+    s.load(&v.as_ref()[h..])
 }
 
 /// A register into lanes `h..h + S::W` of `v`.
 #[inline(always)]
-pub(crate) fn set<S: Simd>(s: S, v: &mut Lanes, h: usize, r: S::R) {
-    s.store(r, &mut v.0[h..])
+pub(crate) fn set<S: Simd>(s: S, v: &mut (impl AsMut<[f32]> + ?Sized), h: usize, r: S::R) {
+    s.store(r, &mut v.as_mut()[h..])
 }
 
-/// The first lane of each register's worth of lanes that holds one of `count`
-/// images: `0` alone for a group of at most `S::W` images (AVX2 and the portable
-/// path skip the second half of a group of at most 8).
+/// The first lane of each register's worth of `lanes` lanes that holds one of
+/// `count` images: `0` alone for a group of at most `S::W` images (AVX2 and the
+/// portable path skip the second half of a group of at most 8).
 #[inline(always)]
-pub(crate) fn live_halves<S: Simd>(count: usize) -> impl Iterator<Item = usize> {
-    (0..count.min(LANES)).step_by(S::W)
+pub(crate) fn live_halves<S: Simd>(count: usize, lanes: usize) -> impl Iterator<Item = usize> {
+    (0..count.min(lanes)).step_by(S::W)
 }
 
-/// Interleaves `count <= 16` runs of `dst.len()` values, one per image, run `l`
+/// Interleaves `count <= L` runs of `dst.len()` values, one per image, run `l`
 /// at `src[l * stride..]`: `dst[j][l] = src[l * stride + j]`, zero for the lanes
-/// of missing images. Each whole block of 8 runs goes 8 values at a time through
-/// an 8 x 8 register transpose.
+/// of missing images (`L`: 16, or 8 for a plane of half a group). Each whole
+/// block of 8 runs goes 8 values at a time through an 8 x 8 register transpose.
 #[inline(always)]
-pub(crate) fn interleave_on<S: Simd>(s: S, (src, stride, count): (&[f32], usize, usize), dst: &mut [Lanes]) {
+pub(crate) fn interleave_on<S: Simd, const L: usize>(
+    s: S,
+    (src, stride, count): (&[f32], usize, usize),
+    dst: &mut [[f32; L]],
+) {
+    debug_assert!(count <= L && L.is_multiple_of(8));
     let n = dst.len();
     let whole = n - n % 8;
     let blocks = count / 8;
-    let dst = values_mut(dst);
+    let dst = dst.as_flattened_mut();
     // both blocks' halves of each cache line of dst written one after the other
     // (a block at a time, the first halves of a long run's lines left L1 before
     // the second came)
@@ -141,7 +161,7 @@ pub(crate) fn interleave_on<S: Simd>(s: S, (src, stride, count): (&[f32], usize,
         for b in 0..blocks {
             s.transpose8(
                 (&src[b * 8 * stride + j..], stride),
-                (&mut dst[j * LANES + b * 8..], LANES),
+                (&mut dst[j * L + b * 8..], L),
             );
         }
     }
@@ -151,25 +171,25 @@ pub(crate) fn interleave_on<S: Simd>(s: S, (src, stride, count): (&[f32], usize,
     // for C3's output, 14 for S2's)
     let tail = n - whole;
     let reach = blocks > 0 && (blocks * 8 - 1) * stride + whole + 8 <= src.len();
-    for b in 0..blocks.min(usize::from(tail > 0) * LANES) {
+    for b in 0..blocks.min(usize::from(tail > 0) * L) {
         let lanes = b * 8..b * 8 + 8;
         if reach {
             let mut block = [0.0f32; 64];
             s.transpose8((&src[b * 8 * stride + whole..], stride), (&mut block, 8));
             for (j, row) in (whole..n).zip(block.chunks_exact(8)) {
-                dst[j * LANES..][lanes.clone()].copy_from_slice(row);
+                dst[j * L..][lanes.clone()].copy_from_slice(row);
             }
         } else {
             for j in whole..n {
                 for l in lanes.clone() {
-                    dst[j * LANES + l] = src[l * stride + j];
+                    dst[j * L + l] = src[l * stride + j];
                 }
             }
         }
     }
     // the lanes past the whole blocks: the last images, then zeros
-    if blocks * 8 < LANES {
-        for (j, d) in dst.chunks_exact_mut(LANES).enumerate() {
+    if blocks * 8 < L {
+        for (j, d) in dst.chunks_exact_mut(L).enumerate() {
             for (l, d) in d.iter_mut().enumerate().skip(blocks * 8) {
                 *d = if l < count { src[l * stride + j] } else { 0.0 };
             }
@@ -180,19 +200,20 @@ pub(crate) fn interleave_on<S: Simd>(s: S, (src, stride, count): (&[f32], usize,
 /// The inverse of [`interleave_on`]: `dst[l * stride + j] = src[j][l]` for the
 /// first `count` lanes.
 #[inline(always)]
-pub(crate) fn deinterleave_on<S: Simd>(
+pub(crate) fn deinterleave_on<S: Simd, const L: usize>(
     s: S,
-    src: &[Lanes],
+    src: &[[f32; L]],
     (dst, stride, count): (&mut [f32], usize, usize),
 ) {
+    debug_assert!(count <= L && L.is_multiple_of(8));
     let n = src.len();
     let whole = n - n % 8;
     let blocks = count / 8;
-    let src = values(src);
+    let src = src.as_flattened();
     for j in (0..whole).step_by(8) {
         for b in 0..blocks {
             s.transpose8(
-                (&src[j * LANES + b * 8..], LANES),
+                (&src[j * L + b * 8..], L),
                 (&mut dst[b * 8 * stride + j..], stride),
             );
         }
@@ -200,7 +221,7 @@ pub(crate) fn deinterleave_on<S: Simd>(
     for l in 0..count {
         let from = if l < blocks * 8 { whole } else { 0 };
         for j in from..n {
-            dst[l * stride + j] = src[j * LANES + l];
+            dst[l * stride + j] = src[j * L + l];
         }
     }
 }

@@ -1,34 +1,40 @@
-//! Direct convolution with the **batch in the vector lanes**: sixteen images are
-//! interleaved value by value (`[C, H, W, 16]`), so that every multiply-add of the
+//! Direct convolution with the **batch in the vector lanes**: the images are
+//! interleaved value by value (`[C, H, W, L]`), so that every multiply-add of the
 //! convolution is a vector FMA — a weight times the same pixel of many images —
 //! with no patch matrix, no padding of the output width to a vector size, and
-//! nothing computed for the pairs a connection table leaves out. AVX-512 holds a
-//! value of the 16 images in one register; AVX2 (and the portable path) run the
-//! kernel twice, on lanes 0-7 and 8-15, and skip the second half when a group has
-//! at most 8 images. Each image's sums are the same whichever register holds it.
+//! nothing computed for the pairs a connection table leaves out.
 //!
-//! For a group of 16 images (the last group is padded with zero images):
-//! 1. `gather` interleaves the inputs into `x_lanes [C_in, H + 2 pad, W + 2 pad, 16]`,
+//! The training kernels take a group of 16 images as planes of `L` images, `L` a
+//! register's lanes: one plane of 16 with AVX-512, two planes of 8, one after the
+//! other, with AVX2 and the portable path (so that each load fills a register
+//! from one cache line). The inference kernel ([`forward_interleaved`]) takes the
+//! 16 lanes of [`crate::interleaved`] as they are, and AVX2 runs each output row
+//! on lanes 0-7, then 8-15. Each image's sums are the same whichever register
+//! holds it.
+//!
+//! For a plane (the last one padded with zero images):
+//! 1. `gather` interleaves the inputs into `x_lanes [C_in, H + 2 pad, W + 2 pad, L]`,
 //!    zero borders included, so the convolution below needs no bounds tests;
-//! 2. [`conv_valid`] computes `y_lanes [C_out, H_out, W_out, 16]`, a strip of output
+//! 2. [`conv_valid`] computes `y_lanes [C_out, H_out, W_out, L]`, a strip of output
 //!    columns at a time held in registers;
 //! 3. `scatter` writes the images back to NCHW.
 //!
 //! The input gradient is the same kernel on `dy` padded by `K - 1` with the kernel
 //! flipped and the channels swapped (a "full" convolution); the weight gradient
-//! sums `dy * x` per lane and adds the lanes at the end.
+//! sums `dy * x` per lane of 16 (plane `b` in lanes `b * L..`) and adds the lanes
+//! at the end.
 //!
-//! Each image's values are computed in the same order whichever lane or group it
-//! falls in, and the weight gradient sums per lane of 16 (whatever the register
-//! width) and its groups in two fixed halves of the batch, so results depend
-//! neither on the thread count nor on the instruction set.
+//! Each image's values are computed in the same order whichever lane, plane or
+//! group it falls in, and the weight gradient sums per lane of 16 (whatever the
+//! register width) and its groups in two fixed halves of the batch, so results
+//! depend neither on the thread count nor on the instruction set.
 
 use rayon::prelude::*;
 
 use super::{connected, ConnTable, ConvShape, ConvWorkspace};
 use crate::interleaved::{
-    deinterleave_on as deinterleave, get, interleave_on as interleave, live_halves, set, Lanes as V, LANES,
-    MIN_BATCH,
+    deinterleave_on as deinterleave, get, interleave_on as interleave, live_halves, set, values, values_mut,
+    Lanes as V, LANES, MIN_BATCH,
 };
 use crate::scratch;
 use crate::simd::{with_isa, Simd};
@@ -60,10 +66,10 @@ impl Maps {
     }
 }
 
-/// Interleaves up to 16 images `src [count, C, H, W]` into
-/// `dst [C, H + 2 pad, W + 2 pad, 16]`; borders and missing images are zero.
+/// Interleaves up to `L` images `src [count, C, H, W]` into
+/// `dst [C, H + 2 pad, W + 2 pad, L]`; borders and missing images are zero.
 #[inline(always)]
-fn gather<S: Simd>(s: S, m: Maps, pad: usize, src: &[f32], dst: &mut [V]) {
+fn gather<S: Simd, const L: usize>(s: S, m: Maps, pad: usize, src: &[f32], dst: &mut [[f32; L]]) {
     let count = src.len() / m.len();
     if pad == 0 {
         // the images are one contiguous run each
@@ -80,19 +86,27 @@ fn gather<S: Simd>(s: S, m: Maps, pad: usize, src: &[f32], dst: &mut [V]) {
     );
 }
 
-/// Zeroes the border of each map of `dst [C, H + 2 pad, W + 2 pad, 16]` and calls
+/// Zeroes the border of each map of `dst [C, H + 2 pad, W + 2 pad, L]` and calls
 /// `fill(at, row)` for each row inside it, `at` the row's start in an unpadded map
 /// `[C, H, W]`. (Only the border is zeroed: x_backward pads dy by K - 1, and the
 /// whole plane is 3x the values at C3.)
 #[inline(always)]
-fn for_each_padded_row(m: Maps, pad: usize, dst: &mut [V], mut fill: impl FnMut(usize, &mut [V])) {
+fn for_each_padded_row<const L: usize>(
+    m: Maps,
+    pad: usize,
+    dst: &mut [[f32; L]],
+    mut fill: impl FnMut(usize, &mut [[f32; L]]),
+) {
     let p = m.padded(pad);
+    // (as plain floats: `fill([0.0; L])` stores one value of L images at a time,
+    // each time reloading the zeros from the stack, where `fill(0.0)` is a memset)
+    let zero = |v: &mut [[f32; L]]| v.as_flattened_mut().fill(0.0);
     for (ch, plane) in dst.chunks_exact_mut(p.h * p.w).enumerate() {
-        plane[..pad * p.w].fill(V::ZERO);
-        plane[(pad + m.h) * p.w..].fill(V::ZERO);
+        zero(&mut plane[..pad * p.w]);
+        zero(&mut plane[(pad + m.h) * p.w..]);
         for padded_row in plane[pad * p.w..(pad + m.h) * p.w].chunks_exact_mut(p.w) {
-            padded_row[..pad].fill(V::ZERO);
-            padded_row[pad + m.w..].fill(V::ZERO);
+            zero(&mut padded_row[..pad]);
+            zero(&mut padded_row[pad + m.w..]);
         }
         for row in 0..m.h {
             fill(
@@ -104,9 +118,9 @@ fn for_each_padded_row(m: Maps, pad: usize, dst: &mut [V], mut fill: impl FnMut(
 }
 
 /// The inverse of [`gather`] for the images `dst [count, C, H, W]`: reads the
-/// `H x W` window at `(off, off)` of `src [C, H + 2 off, W + 2 off, 16]`.
+/// `H x W` window at `(off, off)` of `src [C, H + 2 off, W + 2 off, L]`.
 #[inline(always)]
-fn scatter<S: Simd>(s: S, m: Maps, off: usize, src: &[V], dst: &mut [f32]) {
+fn scatter<S: Simd, const L: usize>(s: S, m: Maps, off: usize, src: &[[f32; L]], dst: &mut [f32]) {
     let count = dst.len() / m.len();
     if off == 0 {
         return deinterleave(s, &src[..m.len()], (dst, m.len(), count));
@@ -122,7 +136,7 @@ fn scatter<S: Simd>(s: S, m: Maps, off: usize, src: &[V], dst: &mut [f32]) {
 }
 
 /// The geometry of a valid (unpadded) convolution on interleaved images:
-/// `x [C_in, H, W, 16]` into `y [C_out, H-K+1, W-K+1, 16]` with `K x K` kernels.
+/// `x [C_in, H, W, L]` into `y [C_out, H-K+1, W-K+1, L]` with `K x K` kernels.
 #[derive(Clone, Copy)]
 struct Valid {
     x: Maps,
@@ -177,12 +191,12 @@ macro_rules! with_width {
 /// instruction set in use. (Never inlined: it is called once per group of
 /// images, and shows in profiles under its own name.)
 #[inline(never)]
-fn conv_valid(
+fn conv_valid<const L: usize>(
     g: Valid,
     conn: impl Fn(usize, usize) -> bool + Copy,
     w: &[f32],
     b: Option<&[f32]>,
-    (x, y): (&[V], &mut [V]),
+    (x, y): (&[[f32; L]], &mut [[f32; L]]),
     count: usize,
 ) {
     with_isa!(s => conv_valid_on(s, g, conn, w, b, (x, y), count))
@@ -190,18 +204,19 @@ fn conv_valid(
 
 /// [`conv_valid`] with token `s`.
 #[inline(always)]
-fn conv_valid_on<S: Simd>(
+fn conv_valid_on<S: Simd, const L: usize>(
     s: S,
     g: Valid,
     conn: impl Fn(usize, usize) -> bool + Copy,
     w: &[f32],
     b: Option<&[f32]>,
-    (x, y): (&[V], &mut [V]),
+    (x, y): (&[[f32; L]], &mut [[f32; L]]),
     count: usize,
 ) {
     let (oh, ow) = (g.out_h(), g.out_w());
-    // with AVX2, each output row in both halves of the lanes before the next row:
-    // the input rows it reads are still in L1 for the second half (the halves
+    // when a register holds half the lanes (AVX2 on the 16 lanes of an
+    // inference group), each output row in both halves before the next row: the
+    // input rows it reads are still in L1 for the second half (the halves
     // outermost read the group's whole input twice, each time half of every
     // cache line)
     for o in 0..g.out_c {
@@ -212,12 +227,12 @@ fn conv_valid_on<S: Simd>(
                 // two rows at a time where their accumulators and weights fit
                 // in the registers (AVX-512)
                 let (top, bottom) = y[(o * oh + p) * ow..][..2 * ow].split_at_mut(ow);
-                for h in live_halves::<S>(count) {
+                for h in live_halves::<S>(count, L) {
                     for q in strips(ow, MAX_STRIP) {
                         let out = (&mut top[q.clone()], &mut bottom[q.clone()]);
                         with_width!(
                             q.len(),
-                            strip_pair::<S, _>(s, h, g, conn, w, bias, x, (o, p, q.start), out)
+                            strip_pair::<S, _, L>(s, h, g, conn, w, bias, x, (o, p, q.start), out)
                         );
                     }
                 }
@@ -230,12 +245,12 @@ fn conv_valid_on<S: Simd>(
             // it stream past, and wide strips give the FMA units independent
             // work (a strip of 1 is a chain of dependent FMAs: C3's rows cut
             // 8 + 1 + 1 spent a third of their time on the two single columns)
-            for h in live_halves::<S>(count) {
+            for h in live_halves::<S>(count, L) {
                 for q in strips(ow, MAX_STRIP) {
                     let out = &mut y_row[q.clone()];
                     with_width!(
                         q.len(),
-                        strip::<S, _>(s, h, g, conn, w, bias, x, (o, p, q.start), out)
+                        strip::<S, _, L>(s, h, g, conn, w, bias, x, (o, p, q.start), out)
                     );
                 }
             }
@@ -263,16 +278,16 @@ const MAX_STRIP: usize = 10;
 /// `h..h + S::W`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn strip<S: Simd, const Q: usize>(
+fn strip<S: Simd, const Q: usize, const L: usize>(
     s: S,
     h: usize,
     g: Valid,
     conn: impl Fn(usize, usize) -> bool,
     w: &[f32],
     bias: f32,
-    x: &[V],
+    x: &[[f32; L]],
     (o, p, q0): (usize, usize, usize),
-    out: &mut [V],
+    out: &mut [[f32; L]],
 ) {
     let (k, xm) = (g.k, g.x);
     let mut acc = [s.splat(bias); Q];
@@ -284,11 +299,15 @@ fn strip<S: Simd, const Q: usize>(
             let w_row = &w[((o * xm.c + i) * k + u) * k..][..k];
             let acc = &mut acc;
             match (<&[f32; LENET_K]>::try_from(w_row), skip) {
-                (Ok(w_row), Skip::None) => kernel_row::<S, Q, LENET_K, 0, 0>(s, h, w_row, x_row, acc),
-                (Ok(w_row), Skip::Left) => kernel_row::<S, Q, LENET_K, FULL_PAD, 0>(s, h, w_row, x_row, acc),
-                (Ok(w_row), Skip::Right) => kernel_row::<S, Q, LENET_K, 0, FULL_PAD>(s, h, w_row, x_row, acc),
+                (Ok(w_row), Skip::None) => kernel_row::<S, Q, LENET_K, 0, 0, L>(s, h, w_row, x_row, acc),
+                (Ok(w_row), Skip::Left) => {
+                    kernel_row::<S, Q, LENET_K, FULL_PAD, 0, L>(s, h, w_row, x_row, acc)
+                }
+                (Ok(w_row), Skip::Right) => {
+                    kernel_row::<S, Q, LENET_K, 0, FULL_PAD, L>(s, h, w_row, x_row, acc)
+                }
                 (Ok(w_row), Skip::Both) => {
-                    kernel_row::<S, Q, LENET_K, FULL_PAD, FULL_PAD>(s, h, w_row, x_row, acc)
+                    kernel_row::<S, Q, LENET_K, FULL_PAD, FULL_PAD, L>(s, h, w_row, x_row, acc)
                 }
                 (Err(_), _) => kernel_row_any(s, h, w_row, x_row, acc),
             }
@@ -310,16 +329,16 @@ fn strip<S: Simd, const Q: usize>(
 /// 2-3x slower.)
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn strip_pair<S: Simd, const Q: usize>(
+fn strip_pair<S: Simd, const Q: usize, const L: usize>(
     s: S,
     h: usize,
     g: Valid,
     conn: impl Fn(usize, usize) -> bool,
     w: &[f32],
     bias: f32,
-    x: &[V],
+    x: &[[f32; L]],
     (o, p, q0): (usize, usize, usize),
-    (out0, out1): (&mut [V], &mut [V]),
+    (out0, out1): (&mut [[f32; L]], &mut [[f32; L]]),
 ) {
     const K: usize = LENET_K;
     let xm = g.x;
@@ -340,7 +359,7 @@ fn strip_pair<S: Simd, const Q: usize>(
             macro_rules! taps {
                 ($zl:expr, $zr:expr) => {
                     match (u0, u1) {
-                        (Some(u0), Some(u1)) => kernel_row_pair::<S, Q, K, { $zl }, { $zr }>(
+                        (Some(u0), Some(u1)) => kernel_row_pair::<S, Q, K, { $zl }, { $zr }, L>(
                             s,
                             h,
                             (w_row(u0), w_row(u1)),
@@ -348,10 +367,10 @@ fn strip_pair<S: Simd, const Q: usize>(
                             (&mut acc0, &mut acc1),
                         ),
                         (Some(u0), None) => {
-                            kernel_row::<S, Q, K, { $zl }, { $zr }>(s, h, w_row(u0), x_row, &mut acc0)
+                            kernel_row::<S, Q, K, { $zl }, { $zr }, L>(s, h, w_row(u0), x_row, &mut acc0)
                         }
                         (None, Some(u1)) => {
-                            kernel_row::<S, Q, K, { $zl }, { $zr }>(s, h, w_row(u1), x_row, &mut acc1)
+                            kernel_row::<S, Q, K, { $zl }, { $zr }, L>(s, h, w_row(u1), x_row, &mut acc1)
                         }
                         (None, None) => {}
                     }
@@ -382,11 +401,12 @@ fn kernel_row_pair<
     const K: usize,
     const ZEROS_LEFT: usize,
     const ZEROS_RIGHT: usize,
+    const L: usize,
 >(
     s: S,
     h: usize,
     (w_row0, w_row1): (&[f32; K], &[f32; K]),
-    x_row: &[V],
+    x_row: &[[f32; L]],
     (acc0, acc1): (&mut [S::R; Q], &mut [S::R; Q]),
 ) {
     let (mut w0, mut w1) = ([s.splat(0.0); K], [s.splat(0.0); K]);
@@ -460,11 +480,18 @@ const LENET_K: usize = 5;
 /// same as [`kernel_row_any`]'s, bit for bit. The first `ZEROS_LEFT` and last
 /// `ZEROS_RIGHT` input values are known to be zero and are not read ([`Skip`]).
 #[inline(always)]
-fn kernel_row<S: Simd, const Q: usize, const K: usize, const ZEROS_LEFT: usize, const ZEROS_RIGHT: usize>(
+fn kernel_row<
+    S: Simd,
+    const Q: usize,
+    const K: usize,
+    const ZEROS_LEFT: usize,
+    const ZEROS_RIGHT: usize,
+    const L: usize,
+>(
     s: S,
     h: usize,
     w_row: &[f32; K],
-    x_row: &[V],
+    x_row: &[[f32; L]],
     acc: &mut [S::R; Q],
 ) {
     // (plain loops rather than `from_fn` closures: everything that touches a
@@ -491,7 +518,13 @@ fn kernel_row<S: Simd, const Q: usize, const K: usize, const ZEROS_LEFT: usize, 
 /// [`kernel_row`] for any kernel size: output-stationary, one broadcast weight at
 /// a time into all `Q` outputs.
 #[inline(always)]
-fn kernel_row_any<S: Simd, const Q: usize>(s: S, h: usize, w_row: &[f32], x_row: &[V], acc: &mut [S::R; Q]) {
+fn kernel_row_any<S: Simd, const Q: usize, const L: usize>(
+    s: S,
+    h: usize,
+    w_row: &[f32],
+    x_row: &[[f32; L]],
+    acc: &mut [S::R; Q],
+) {
     for (v, &wv) in w_row.iter().enumerate() {
         let wv = s.splat(wv);
         for (a, xv) in acc.iter_mut().zip(&x_row[v..v + Q]) {
@@ -501,28 +534,29 @@ fn kernel_row_any<S: Simd, const Q: usize>(s: S, h: usize, w_row: &[f32], x_row:
 }
 
 /// Per lane: `dw[o, i, u, v] += sum_{p,q} dy[o, p, q] * x[i, p+u, q+v]` for the
-/// connected pairs, `dy [C_out, H-K+1, W-K+1, 16]`, for the first `count`
-/// images of the group (the other lanes of `dw` are left as they are).
+/// connected pairs, `dy [C_out, H-K+1, W-K+1, L]`, for the first `count` images of
+/// the plane, whose lanes are `lane0..lane0 + L` of `dw` (the other lanes of `dw`
+/// are left as they are).
 #[inline(never)]
-fn weight_grad_valid(
+fn weight_grad_valid<const L: usize>(
     g: Valid,
     conn: impl Fn(usize, usize) -> bool + Copy,
-    (x, dy): (&[V], &[V]),
+    (x, dy): (&[[f32; L]], &[[f32; L]]),
     dw: &mut [V],
-    count: usize,
+    (lane0, count): (usize, usize),
 ) {
-    with_isa!(s => weight_grad_valid_on(s, g, conn, (x, dy), dw, count))
+    with_isa!(s => weight_grad_valid_on(s, g, conn, (x, dy), dw, (lane0, count)))
 }
 
 /// [`weight_grad_valid`] with token `s`.
 #[inline(always)]
-fn weight_grad_valid_on<S: Simd>(
+fn weight_grad_valid_on<S: Simd, const L: usize>(
     s: S,
     g: Valid,
     conn: impl Fn(usize, usize) -> bool,
-    (x, dy): (&[V], &[V]),
+    (x, dy): (&[[f32; L]], &[[f32; L]]),
     dw: &mut [V],
-    count: usize,
+    lanes: (usize, usize),
 ) {
     // the output maps that read input map i two at a time, so that each input
     // value loaded feeds both maps' sums (C3: the 10 maps each input feeds, in 5
@@ -532,11 +566,11 @@ fn weight_grad_valid_on<S: Simd>(
         for o in (0..g.out_c).filter(|&o| conn(o, i)) {
             match unpaired.take() {
                 None => unpaired = Some(o),
-                Some(o0) => kernel_grads(s, count, g, x, dy, [o0, o], i, dw),
+                Some(o0) => kernel_grads(s, lanes, g, (x, dy), ([o0, o], i), dw),
             }
         }
         if let Some(o) = unpaired {
-            kernel_grads(s, count, g, x, dy, [o], i, dw);
+            kernel_grads(s, lanes, g, (x, dy), ([o], i), dw);
         }
     }
 }
@@ -547,48 +581,37 @@ fn weight_grad_valid_on<S: Simd>(
 const TAP_STRIP: usize = 5;
 
 /// The kernels `dw[o, i]` of the maps `o` in `maps`, all their taps, strip by
-/// strip, the lanes of the first `count` images.
+/// strip, the lanes of the plane's first `count` images.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn kernel_grads<S: Simd, const M: usize>(
+fn kernel_grads<S: Simd, const M: usize, const L: usize>(
     s: S,
-    count: usize,
+    lanes: (usize, usize),
     g: Valid,
-    x: &[V],
-    dy: &[V],
-    maps: [usize; M],
-    i: usize,
+    (x, dy): (&[[f32; L]], &[[f32; L]]),
+    (maps, i): ([usize; M], usize),
     dw: &mut [V],
 ) {
     for t in strips(g.k * g.k, TAP_STRIP) {
         with_width!(
             t.len(),
-            tap_strip::<S, _, M>(s, count, g, x, dy, (maps, i, t.start), dw)
+            tap_strip::<S, _, M, L>(s, lanes, g, (x, dy), (maps, i, t.start), dw)
         );
     }
 }
 
 /// `T` consecutive taps `dw[o, i, t0..t0+T]` (taps numbered `u * K + v`) of
 /// [`weight_grad_valid`] for each of the `M` maps `o`, added to `dw`, for the
-/// first `count` images. Each input value is loaded once for the `M` maps' sums
-/// it enters: a single map's strips cost one load per FMA (pairs measured 1.2x
-/// faster for C1 and 1.0-1.3x for C3, batch 32 and 256, than single-map strips of
-/// up to 10 taps). Every sum runs over `p`, then `q`, in order, whatever `M` is:
-/// the same bits as one map at a time.
-///
-/// With AVX2 the rows of outputs go in blocks of [`ROW_BLOCK`], each block in
-/// both halves of the lanes while its rows of `x` and `dy` are in L1, the sums
-/// stored to `dw` and loaded back between blocks (exactly: the same bits). (The
-/// halves outermost read the group's whole `x` and `dy` twice, each time half
-/// of every cache line.)
+/// plane's first `count` images. Each input value is loaded once for the `M`
+/// maps' sums it enters: a single map's strips cost one load per FMA (pairs
+/// measured 1.2x faster for C1 and 1.0-1.3x for C3, batch 32 and 256, than
+/// single-map strips of up to 10 taps). Every sum runs over `p`, then `q`, in
+/// order, whatever `M` is: the same bits as one map at a time.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn tap_strip<S: Simd, const T: usize, const M: usize>(
+fn tap_strip<S: Simd, const T: usize, const M: usize, const L: usize>(
     s: S,
-    count: usize,
+    (lane0, count): (usize, usize),
     g: Valid,
-    x: &[V],
-    dy: &[V],
+    (x, dy): (&[[f32; L]], &[[f32; L]]),
     (maps, i, t0): ([usize; M], usize, usize),
     dw: &mut [V],
 ) {
@@ -597,55 +620,38 @@ fn tap_strip<S: Simd, const T: usize, const M: usize>(
     let offsets: [usize; T] = std::array::from_fn(|j| (t0 + j) / g.k * xm.w + (t0 + j) % g.k);
     let kernel = |m: usize| (maps[m] * xm.c + i) * taps + t0;
     let x_map = &x[i * xm.h * xm.w..][..xm.h * xm.w];
-    // the bytes a half's pass reads: the input map and the M maps of dy
-    let bytes = (xm.h * xm.w + M * oh * ow) * std::mem::size_of::<V>();
-    let block = if S::W == LANES || bytes <= L1_BUDGET {
-        oh
-    } else {
-        ROW_BLOCK
-    };
-    for p0 in (0..oh).step_by(block) {
-        for h in live_halves::<S>(count) {
-            let mut acc = [[s.splat(0.0); T]; M];
-            for (m, acc) in acc.iter_mut().enumerate() {
-                for (j, a) in acc.iter_mut().enumerate() {
-                    *a = get(s, &dw[kernel(m) + j], h);
-                }
+    for h in live_halves::<S>(count, L) {
+        let mut acc = [[s.splat(0.0); T]; M];
+        for (m, acc) in acc.iter_mut().enumerate() {
+            for (j, a) in acc.iter_mut().enumerate() {
+                *a = get(s, &dw[kernel(m) + j], lane0 + h);
             }
-            for p in p0..(p0 + block).min(oh) {
-                let dy_rows: [&[V]; M] = std::array::from_fn(|m| &dy[(maps[m] * oh + p) * ow..][..ow]);
-                // the input row each tap multiplies this output row with, cut to
-                // its length: the loop below indexes them without bounds checks
-                let x_rows: [&[V]; T] = std::array::from_fn(|j| &x_map[p * xm.w + offsets[j]..][..ow]);
-                for q in 0..ow {
-                    let mut d = [s.splat(0.0); M];
-                    for (d, dy_row) in d.iter_mut().zip(&dy_rows) {
-                        *d = get(s, &dy_row[q], h);
-                    }
-                    for (j, x_row) in x_rows.iter().enumerate() {
-                        let xv = get(s, &x_row[q], h);
-                        for (acc, &d) in acc.iter_mut().zip(&d) {
-                            acc[j] = s.mul_add(d, xv, acc[j]);
-                        }
+        }
+        for p in 0..oh {
+            let dy_rows: [&[[f32; L]]; M] = std::array::from_fn(|m| &dy[(maps[m] * oh + p) * ow..][..ow]);
+            // the input row each tap multiplies this output row with, cut to its
+            // length: the loop below indexes them without bounds checks
+            let x_rows: [&[[f32; L]]; T] = std::array::from_fn(|j| &x_map[p * xm.w + offsets[j]..][..ow]);
+            for q in 0..ow {
+                let mut d = [s.splat(0.0); M];
+                for (d, dy_row) in d.iter_mut().zip(&dy_rows) {
+                    *d = get(s, &dy_row[q], h);
+                }
+                for (j, x_row) in x_rows.iter().enumerate() {
+                    let xv = get(s, &x_row[q], h);
+                    for (acc, &d) in acc.iter_mut().zip(&d) {
+                        acc[j] = s.mul_add(d, xv, acc[j]);
                     }
                 }
             }
-            for (m, acc) in acc.iter().enumerate() {
-                for (out, &a) in dw[kernel(m)..][..T].iter_mut().zip(acc) {
-                    set(s, out, h, a);
-                }
+        }
+        for (m, acc) in acc.iter().enumerate() {
+            for (out, &a) in dw[kernel(m)..][..T].iter_mut().zip(acc) {
+                set(s, out, lane0 + h, a);
             }
         }
     }
 }
-
-/// Rows of outputs per block of [`tap_strip`] when a register holds half the
-/// lanes and a pass over the data would not stay in [`L1_BUDGET`].
-const ROW_BLOCK: usize = 4;
-
-/// Bytes of data a kernel may count on finding in the L1 cache again (every x86-64
-/// CPU with AVX2 has at least 32 KB of L1 data cache).
-const L1_BUDGET: usize = 32 << 10;
 
 /// `sums[j] = v[j].0[0] + v[j].0[1] + ... + v[j].0[15]`, added in that order.
 /// (Once per weight and half batch: a few thousand values per training step.)
@@ -688,34 +694,70 @@ fn groups_per_task(batch: usize) -> usize {
     crate::threads::per_thread(batch.div_ceil(LANES), 1)
 }
 
-/// Runs a convolution of interleaved images on every group of 16 images, the
-/// groups shared out over the threads: `src [N, src_maps]` is gathered with `pad`
-/// into one task buffer, `conv(src_lanes, dst_lanes, count)` fills the other for
-/// the group's `count` images, and its window at `(off, off)` is scattered into
+/// Runs `$body` with `const $L: usize` the images of a plane: a register's lanes
+/// on the instruction set in use (16 with AVX-512, 8 with AVX2 and the portable
+/// path). The training kernels interleave a group of 16 images as `16 / L`
+/// planes, one after the other, so that every load fills a register from one
+/// cache line: with AVX2, 16 images side by side would give each register half a
+/// line, and each pass over a plane twice the bytes. (`layer_times -- 1 128` under
+/// `LENET_SIMD=avx2` on a Zen 4, alternating: C1's weight gradient 450-453 ->
+/// 399-402 us, C3's 477-482 -> 465-468; C3's input gradient 603 -> 620, its padded
+/// gathers being twice as many rows half as wide.)
+macro_rules! with_plane_lanes {
+    ($L:ident => $body:expr) => {
+        if crate::simd::isa().lanes() == LANES {
+            const $L: usize = LANES;
+            $body
+        } else {
+            const $L: usize = LANES / 2;
+            $body
+        }
+    };
+}
+
+/// `v` as interleaved values of `L` images.
+fn planes<const L: usize>(v: &[V]) -> &[[f32; L]] {
+    values(v).as_chunks::<L>().0
+}
+
+/// [`planes`] to write.
+fn planes_mut<const L: usize>(v: &mut [V]) -> &mut [[f32; L]] {
+    values_mut(v).as_chunks_mut::<L>().0
+}
+
+/// A task's buffer of `len` values of `L` images, from `buf`.
+fn plane_buffers<const L: usize>(buf: &mut Vec<V>, tasks: usize, len: usize) -> &mut [[f32; L]] {
+    planes_mut(scratch(buf, (tasks * len * L).div_ceil(LANES)))
+}
+
+/// Runs a convolution of interleaved images on every plane of `L` images, the
+/// groups of 16 shared out over the threads: `src [N, src_maps]` is gathered with
+/// `pad` into one task buffer, `conv(src_plane, dst_plane, count)` fills the other
+/// for the plane's `count` images, and its window at `(off, off)` is scattered into
 /// `dst [N, dst_maps]`.
-fn per_group(
+fn per_plane<const L: usize>(
     batch: usize,
     (src, src_maps, pad): (&[f32], Maps, usize),
     (dst, dst_maps, off): (&mut [f32], Maps, usize),
     src_lanes: &mut Vec<V>,
     dst_lanes: &mut Vec<V>,
-    conv: impl Fn(&[V], &mut [V], usize) + Sync,
+    conv: impl Fn(&[[f32; L]], &mut [[f32; L]], usize) + Sync,
 ) {
     let per = groups_per_task(batch);
     let tasks = batch.div_ceil(LANES * per);
     let (src_len, dst_len) = (src_maps.padded(pad).len(), dst_maps.padded(off).len());
-    let src_lanes = scratch(src_lanes, tasks * src_len);
-    let dst_lanes = scratch(dst_lanes, tasks * dst_len);
-    let (src_group, dst_group) = (LANES * src_maps.len(), LANES * dst_maps.len());
-    src.par_chunks(per * src_group)
-        .zip(dst.par_chunks_mut(per * dst_group))
+    let src_planes = plane_buffers::<L>(src_lanes, tasks, src_len);
+    let dst_planes = plane_buffers::<L>(dst_lanes, tasks, dst_len);
+    let (src_plane, dst_plane) = (L * src_maps.len(), L * dst_maps.len());
+    src.par_chunks(per * LANES * src_maps.len())
+        .zip(dst.par_chunks_mut(per * LANES * dst_maps.len()))
         .zip(
-            src_lanes
+            src_planes
                 .par_chunks_mut(src_len)
-                .zip(dst_lanes.par_chunks_mut(dst_len)),
+                .zip(dst_planes.par_chunks_mut(dst_len)),
         )
         .for_each(|((src, dst), (sl, dl))| {
-            for (src, dst) in src.chunks(src_group).zip(dst.chunks_mut(dst_group)) {
+            for (src, dst) in src.chunks(src_plane).zip(dst.chunks_mut(dst_plane)) {
                 let count = src.len() / src_maps.len();
                 with_isa!(s => gather(s, src_maps, pad, src, sl));
                 conv(sl, dl, count);
@@ -734,14 +776,14 @@ pub fn forward(
     ws: &mut ConvWorkspace,
 ) {
     let g = valid_over_input(s);
-    per_group(
+    with_plane_lanes!(L => per_plane::<L>(
         s.batch,
         (x, in_maps(s), s.pad),
         (y, out_maps(s), 0),
         &mut ws.x_lanes,
         &mut ws.y_lanes,
         |xl, yl, count| conv_valid(g, |o, i| connected(t, o, i), w, Some(b), (xl, yl), count),
-    );
+    ))
 }
 
 /// [`super::forward_interleaved`] for a shape that is not dense: padded (into
@@ -762,12 +804,19 @@ pub fn forward_interleaved(
         x
     } else {
         let padded = scratch(&mut ws.x_lanes, g.x.len());
-        for_each_padded_row(in_maps(s), s.pad, padded, |at, row| {
-            row.copy_from_slice(&x[at..][..row.len()])
+        for_each_padded_row(in_maps(s), s.pad, planes_mut::<LANES>(padded), |at, row| {
+            row.copy_from_slice(&planes::<LANES>(&x[at..])[..row.len()])
         });
         padded
     };
-    conv_valid(g, |o, i| connected(t, o, i), w, Some(b), (x, y), count);
+    conv_valid(
+        g,
+        |o, i| connected(t, o, i),
+        w,
+        Some(b),
+        (planes::<LANES>(x), planes_mut::<LANES>(y)),
+        count,
+    );
 }
 
 pub fn x_backward(
@@ -800,14 +849,14 @@ pub fn x_backward(
         live_rows: (k - 1, k - 1 + s.out_h()),
         live_cols: (k - 1, k - 1 + s.out_w()),
     };
-    per_group(
+    with_plane_lanes!(L => per_plane::<L>(
         s.batch,
         (dy, out_maps(s), k - 1),
         (dx, in_maps(s), s.pad),
         &mut ws.y_lanes,
         &mut ws.x_lanes,
         |dyl, dxl, count| conv_valid(g, |i, o| connected(t, o, i), w_flipped, None, (dyl, dxl), count),
-    );
+    ))
 }
 
 pub fn weight_backward(
@@ -819,17 +868,35 @@ pub fn weight_backward(
     db: &mut [f32],
     ws: &mut ConvWorkspace,
 ) {
+    with_plane_lanes!(L => weight_backward_in::<L>(s, t, (x, dy), dw, ws));
+    // each map's bias gradient on some thread, its sum in the same order on any
+    let hw = s.out_h() * s.out_w();
+    db.par_iter_mut().enumerate().for_each(|(o, g)| {
+        *g = (0..s.batch)
+            .map(|n| crate::sum8(&dy[(n * s.out_c + o) * hw..][..hw]))
+            .sum();
+    });
+}
+
+/// [`weight_backward`]'s weight gradient, on planes of `L` images.
+fn weight_backward_in<const L: usize>(
+    s: &ConvShape,
+    t: Option<&ConnTable>,
+    (x, dy): (&[f32], &[f32]),
+    dw: &mut [f32],
+    ws: &mut ConvWorkspace,
+) {
     let (xm, ym) = (in_maps(s).padded(s.pad), out_maps(s));
     let g = valid_over_input(s);
     let wl = s.w_len();
-    // two fixed halves of the groups (crate::GEMM_SPLIT), each summed per lane
-    // into its own partial gradient, then added in order
+    // two fixed halves of the groups (crate::GEMM_SPLIT), each summed per lane of
+    // 16 into its own partial gradient, then added in order
     let groups = s.batch.div_ceil(LANES);
     let per = groups.div_ceil(crate::GEMM_SPLIT);
     let tasks = groups.div_ceil(per);
     let (x_len, y_len) = (xm.len(), ym.len());
-    let xl = scratch(&mut ws.x_lanes, tasks * x_len);
-    let yl = scratch(&mut ws.y_lanes, tasks * y_len);
+    let xl = plane_buffers::<L>(&mut ws.x_lanes, tasks, x_len);
+    let yl = plane_buffers::<L>(&mut ws.y_lanes, tasks, y_len);
     let parts = scratch(&mut ws.dw_lanes, tasks * wl);
     x.par_chunks(per * LANES * in_maps(s).len())
         .zip(dy.par_chunks(per * LANES * ym.len()))
@@ -837,16 +904,24 @@ pub fn weight_backward(
         .zip(xl.par_chunks_mut(x_len).zip(yl.par_chunks_mut(y_len)))
         .for_each(|(((x, dy), part), (xl, yl))| {
             part.fill(V::ZERO);
+            // a group's planes in turn, plane b in lanes b * L.. of the sums: each
+            // lane sums the same images in the same order whatever L is
             for (x, dy) in x
                 .chunks(LANES * in_maps(s).len())
                 .zip(dy.chunks(LANES * ym.len()))
             {
-                let count = dy.len() / ym.len();
-                with_isa!(r => {
-                    gather(r, in_maps(s), s.pad, x, xl);
-                    gather(r, ym, 0, dy, yl)
-                });
-                weight_grad_valid(g, |o, i| connected(t, o, i), (xl, yl), part, count);
+                for (b, (x, dy)) in x
+                    .chunks(L * in_maps(s).len())
+                    .zip(dy.chunks(L * ym.len()))
+                    .enumerate()
+                {
+                    let count = dy.len() / ym.len();
+                    with_isa!(r => {
+                        gather(r, in_maps(s), s.pad, x, xl);
+                        gather(r, ym, 0, dy, yl)
+                    });
+                    weight_grad_valid(g, |o, i| connected(t, o, i), (xl, yl), part, (b * L, count));
+                }
             }
         });
     // lanes, then parts, added in a fixed order
@@ -857,13 +932,6 @@ pub fn weight_backward(
             *g += v.0.iter().sum::<f32>();
         }
     }
-    // each map's bias gradient on some thread, its sum in the same order on any
-    let hw = ym.h * ym.w;
-    db.par_iter_mut().enumerate().for_each(|(o, g)| {
-        *g = (0..s.batch)
-            .map(|n| crate::sum8(&dy[(n * s.out_c + o) * hw..][..hw]))
-            .sum();
-    });
 }
 
 #[cfg(test)]
@@ -898,25 +966,31 @@ mod tests {
 
     #[test]
     fn gather_then_scatter_is_the_identity_for_partial_groups() {
+        gather_then_scatter::<LANES>(&[3, 8, 12, 16]);
+        gather_then_scatter::<8>(&[1, 5, 8]);
+    }
+
+    /// [`gather`] then [`scatter`] on planes of `L` images, for each count of images.
+    fn gather_then_scatter<const L: usize>(counts: &[usize]) {
         let m = Maps { c: 2, h: 3, w: 11 };
-        for count in [3, 8, 12, 16] {
+        for &count in counts {
             let images: Vec<f32> = (0..count * m.len()).map(|i| i as f32).collect();
             for pad in [0, 2] {
-                let mut lanes = vec![V([9.0; LANES]); m.padded(pad).len()];
+                let mut lanes = vec![[9.0; L]; m.padded(pad).len()];
                 gather(Portable, m, pad, &images, &mut lanes);
                 // the missing images (and the border) are zero
-                let first: [f32; LANES] = std::array::from_fn(|l| {
+                let first: [f32; L] = std::array::from_fn(|l| {
                     if pad == 0 && l < count {
                         (l * m.len()) as f32
                     } else {
                         0.0
                     }
                 });
-                assert_eq!(lanes[0].0, first);
-                assert!(lanes.iter().all(|v| v.0[count..].iter().all(|&x| x == 0.0)));
+                assert_eq!(lanes[0], first);
+                assert!(lanes.iter().all(|v| v[count..].iter().all(|&x| x == 0.0)));
                 let mut back = vec![0.0; images.len()];
                 scatter(Portable, m, pad, &lanes, &mut back);
-                assert_eq!(back, images, "{count} images, pad {pad}");
+                assert_eq!(back, images, "{count} images in {L} lanes, pad {pad}");
             }
         }
     }
