@@ -136,7 +136,11 @@ pub(crate) fn set<S: Simd>(s: S, v: &mut (impl AsMut<[f32]> + ?Sized), h: usize,
 /// portable path skip the second half of a group of at most 8).
 #[inline(always)]
 pub(crate) fn live_halves<S: Simd>(count: usize, lanes: usize) -> impl Iterator<Item = usize> {
-    (0..count.min(lanes)).step_by(S::W)
+    // a literal 0 when the register holds all the lanes, so that the kernels'
+    // loads need no offset (nor its bounds checks)
+    (0..count.min(lanes))
+        .step_by(S::W)
+        .map(move |h| if lanes == S::W { 0 } else { h })
 }
 
 /// Interleaves `count <= L` runs of `dst.len()` values, one per image, run `l`
