@@ -245,6 +245,10 @@ pub(crate) fn spread(s: &PoolShape, dy: &[f32], dx: &mut [f32], factor: impl Fn(
 /// written twice, into `wide [H/2, W]`, then each row of `wide` copied to its two
 /// input rows. (S2's backward pass at batch 16, one thread: 19.7 -> 16.3 us; S4's
 /// 14.8 -> 11.3 us.)
+/// Input rows shorter than this are copied value by value in [`spread_even`]
+/// (S4's rows of 10), longer ones by `copy_from_slice` (S2's rows of 28).
+const SHORT_ROW: usize = 16;
+
 #[inline(always)]
 fn spread_even(s: &PoolShape, dy: &[f32], dx: &mut [f32], factor: impl Fn(usize) -> f32) {
     let (map_in, map_out) = (s.h * s.w, s.out_h() * s.out_w());
@@ -262,8 +266,16 @@ fn spread_even(s: &PoolShape, dy: &[f32], dx: &mut [f32], factor: impl Fn(usize)
         }
         for (rows, wide_row) in dx.chunks_exact_mut(2 * s.w).zip(wide.chunks_exact(s.w)) {
             let (top, bottom) = rows.split_at_mut(s.w);
-            top.copy_from_slice(wide_row);
-            bottom.copy_from_slice(wide_row);
+            if s.w < SHORT_ROW {
+                // (a `memcpy` call per row of 10 values cost more than the copy)
+                for ((t, b), &v) in top.iter_mut().zip(bottom.iter_mut()).zip(wide_row) {
+                    *t = v;
+                    *b = v;
+                }
+            } else {
+                top.copy_from_slice(wide_row);
+                bottom.copy_from_slice(wide_row);
+            }
         }
     }
 }
