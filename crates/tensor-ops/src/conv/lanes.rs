@@ -299,15 +299,11 @@ fn strip<S: Simd, const Q: usize, const L: usize>(
             let w_row = &w[((o * xm.c + i) * k + u) * k..][..k];
             let acc = &mut acc;
             match (<&[f32; LENET_K]>::try_from(w_row), skip) {
-                (Ok(w_row), Skip::None) => kernel_row::<S, Q, LENET_K, 0, 0, L>(s, h, w_row, x_row, acc),
-                (Ok(w_row), Skip::Left) => {
-                    kernel_row::<S, Q, LENET_K, FULL_PAD, 0, L>(s, h, w_row, x_row, acc)
-                }
-                (Ok(w_row), Skip::Right) => {
-                    kernel_row::<S, Q, LENET_K, 0, FULL_PAD, L>(s, h, w_row, x_row, acc)
-                }
+                (Ok(w_row), Skip::None) => kernel_row::<S, Q, LENET_K, 0, 0>(s, h, w_row, x_row, acc),
+                (Ok(w_row), Skip::Left) => kernel_row::<S, Q, LENET_K, FULL_PAD, 0>(s, h, w_row, x_row, acc),
+                (Ok(w_row), Skip::Right) => kernel_row::<S, Q, LENET_K, 0, FULL_PAD>(s, h, w_row, x_row, acc),
                 (Ok(w_row), Skip::Both) => {
-                    kernel_row::<S, Q, LENET_K, FULL_PAD, FULL_PAD, L>(s, h, w_row, x_row, acc)
+                    kernel_row::<S, Q, LENET_K, FULL_PAD, FULL_PAD>(s, h, w_row, x_row, acc)
                 }
                 (Err(_), _) => kernel_row_any(s, h, w_row, x_row, acc),
             }
@@ -359,7 +355,7 @@ fn strip_pair<S: Simd, const Q: usize, const L: usize>(
             macro_rules! taps {
                 ($zl:expr, $zr:expr) => {
                     match (u0, u1) {
-                        (Some(u0), Some(u1)) => kernel_row_pair::<S, Q, K, { $zl }, { $zr }, L>(
+                        (Some(u0), Some(u1)) => kernel_row_pair::<S, Q, K, { $zl }, { $zr }>(
                             s,
                             h,
                             (w_row(u0), w_row(u1)),
@@ -367,10 +363,10 @@ fn strip_pair<S: Simd, const Q: usize, const L: usize>(
                             (&mut acc0, &mut acc1),
                         ),
                         (Some(u0), None) => {
-                            kernel_row::<S, Q, K, { $zl }, { $zr }, L>(s, h, w_row(u0), x_row, &mut acc0)
+                            kernel_row::<S, Q, K, { $zl }, { $zr }>(s, h, w_row(u0), x_row, &mut acc0)
                         }
                         (None, Some(u1)) => {
-                            kernel_row::<S, Q, K, { $zl }, { $zr }, L>(s, h, w_row(u1), x_row, &mut acc1)
+                            kernel_row::<S, Q, K, { $zl }, { $zr }>(s, h, w_row(u1), x_row, &mut acc1)
                         }
                         (None, None) => {}
                     }
@@ -401,12 +397,11 @@ fn kernel_row_pair<
     const K: usize,
     const ZEROS_LEFT: usize,
     const ZEROS_RIGHT: usize,
-    const L: usize,
 >(
     s: S,
     h: usize,
     (w_row0, w_row1): (&[f32; K], &[f32; K]),
-    x_row: &[[f32; L]],
+    x_row: &[impl AsRef<[f32]>],
     (acc0, acc1): (&mut [S::R; Q], &mut [S::R; Q]),
 ) {
     let (mut w0, mut w1) = ([s.splat(0.0); K], [s.splat(0.0); K]);
@@ -480,18 +475,11 @@ const LENET_K: usize = 5;
 /// same as [`kernel_row_any`]'s, bit for bit. The first `ZEROS_LEFT` and last
 /// `ZEROS_RIGHT` input values are known to be zero and are not read ([`Skip`]).
 #[inline(always)]
-fn kernel_row<
-    S: Simd,
-    const Q: usize,
-    const K: usize,
-    const ZEROS_LEFT: usize,
-    const ZEROS_RIGHT: usize,
-    const L: usize,
->(
+fn kernel_row<S: Simd, const Q: usize, const K: usize, const ZEROS_LEFT: usize, const ZEROS_RIGHT: usize>(
     s: S,
     h: usize,
     w_row: &[f32; K],
-    x_row: &[[f32; L]],
+    x_row: &[impl AsRef<[f32]>],
     acc: &mut [S::R; Q],
 ) {
     // (plain loops rather than `from_fn` closures: everything that touches a
@@ -518,11 +506,11 @@ fn kernel_row<
 /// [`kernel_row`] for any kernel size: output-stationary, one broadcast weight at
 /// a time into all `Q` outputs.
 #[inline(always)]
-fn kernel_row_any<S: Simd, const Q: usize, const L: usize>(
+fn kernel_row_any<S: Simd, const Q: usize>(
     s: S,
     h: usize,
     w_row: &[f32],
-    x_row: &[[f32; L]],
+    x_row: &[impl AsRef<[f32]>],
     acc: &mut [S::R; Q],
 ) {
     for (v, &wv) in w_row.iter().enumerate() {
