@@ -161,7 +161,8 @@ pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<LeNet5, ModelError> {
                     ),
                 });
             }
-            param.value = values.into();
+            // (the shape was checked: as many values as the parameter has)
+            param.value.copy_from_slice(&values);
             Ok(())
         });
     });

@@ -240,15 +240,15 @@ pub(crate) fn spread(s: &PoolShape, dy: &[f32], dx: &mut [f32], factor: impl Fn(
     });
 }
 
+/// Input rows shorter than this are copied value by value in [`spread_even`]
+/// (S4's rows of 10), longer ones by `copy_from_slice` (S2's rows of 28).
+const SHORT_ROW: usize = 16;
+
 /// [`spread`] for [`even_sizes`], map by map in long runs (output rows of 14 or 5
 /// values are too short to vectorise): each value of the map's `dy` scaled and
 /// written twice, into `wide [H/2, W]`, then each row of `wide` copied to its two
 /// input rows. (S2's backward pass at batch 16, one thread: 19.7 -> 16.3 us; S4's
 /// 14.8 -> 11.3 us.)
-/// Input rows shorter than this are copied value by value in [`spread_even`]
-/// (S4's rows of 10), longer ones by `copy_from_slice` (S2's rows of 28).
-const SHORT_ROW: usize = 16;
-
 #[inline(always)]
 fn spread_even(s: &PoolShape, dy: &[f32], dx: &mut [f32], factor: impl Fn(usize) -> f32) {
     let (map_in, map_out) = (s.h * s.w, s.out_h() * s.out_w());
