@@ -4,11 +4,13 @@
 //! calls, on a rayon pool of the given size.
 //!
 //! ```sh
-//! cargo run --release -p lenet-layers --example layer_times -- [THREADS] [BATCH] [classic|modern]
+//! cargo run --release -p lenet-layers --example layer_times -- [THREADS] [BATCH] [classic|modern] [LAYER]
 //! ```
 //!
 //! Defaults: 1 thread, batch 16 (one half of a training batch of 32, as
-//! `LeNet5::train_step` runs it), classic.
+//! `LeNet5::train_step` runs it), classic, every layer. With `LAYER` (a name of
+//! the first column, such as `c3`) only that layer is timed, so that a profiler
+//! run on the example sees no other.
 use std::time::Instant;
 
 use lenet_layers::{Layer, LeNet5, ModelConfig, INPUT_LEN};
@@ -53,6 +55,13 @@ fn main() -> Result<(), String> {
     };
     let net = LeNet5::new(config, 7).map_err(|e| e.to_string())?;
     let mut layers: Vec<Box<dyn Layer>> = net.layers().iter().map(|l| l.boxed_clone()).collect();
+    let only = args.next();
+    if let Some(name) = &only {
+        if !layers.iter().any(|l| l.name() == name) {
+            let names: Vec<&str> = layers.iter().map(|l| l.name()).collect();
+            return Err(format!("no layer {name:?} (layers: {})", names.join(", ")));
+        }
+    }
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
@@ -78,6 +87,9 @@ fn main() -> Result<(), String> {
         );
         let (mut forward, mut backward) = (0.0, 0.0);
         for (i, layer) in layers.iter_mut().enumerate() {
+            if only.as_ref().is_some_and(|name| *name != layer.name()) {
+                continue;
+            }
             let (x, y) = (&acts[i], &acts[i + 1]);
             let mut out = y.clone();
             let f = best_us(&mut || layer.forward(batch, x, &mut out));
