@@ -103,11 +103,13 @@ fn main() -> Result<(), String> {
             backward += b_used;
             println!("{:>8} {f:9.1} {b:10.1} {b0:18.1}", layer.name());
         }
-        println!(
-            "{:>8} {forward:9.1} {backward:10.1}   (the first layer without dx: {:.0} images/s)",
-            "total",
-            batch as f64 / (forward + backward) * 1e6
-        );
+        if only.is_none() {
+            println!(
+                "{:>8} {forward:9.1} {backward:10.1}   (the first layer without dx: {:.0} images/s)",
+                "total",
+                batch as f64 / (forward + backward) * 1e6
+            );
+        }
     });
     Ok(())
 }
