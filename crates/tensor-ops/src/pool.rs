@@ -80,28 +80,102 @@ pub(crate) fn even_sizes(s: &PoolShape) -> bool {
     s.h.is_multiple_of(2) && s.w.is_multiple_of(2)
 }
 
-/// The 2x2 window sums of `input(x)` over one map `x [H, W]` of [`even_sizes`],
-/// into `sums [H/2 * W/2]`, in two long runs (output rows of 14 or 5 values are too
-/// short to vectorise): the pairs of rows added into `vsum [H/2, W]`, then the
-/// consecutive pairs of `vsum` ([`Simd::add_pairs`], a register at a time; as a
-/// plain loop the compiler left them scalar: S2's weight gradient at batch 16,
-/// one thread, took 12.3 us with AVX2 and 14.6 with AVX-512 against 7.4 for a
-/// build of the code before run-time selection with `target-cpu=x86-64-v3`).
+/// What a window adds up: its values, or their squares (the Gauss-Newton rule's
+/// second derivatives of a coefficient shared by the window's four inputs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Terms {
+    Values,
+    Squares,
+}
+
+impl Terms {
+    #[inline(always)]
+    pub(crate) fn of(self, v: f32) -> f32 {
+        match self {
+            Terms::Values => v,
+            Terms::Squares => v * v,
+        }
+    }
+
+    #[inline(always)]
+    fn of_register<S: Simd>(self, s: S, r: S::R) -> S::R {
+        match self {
+            Terms::Values => r,
+            Terms::Squares => s.mul(r, r),
+        }
+    }
+}
+
+/// Maps of [`even_sizes`] are walked in blocks of whole maps of about this many
+/// input values: long runs for the registers (S4's maps of 10 x 10 hold 100),
+/// while a block's intermediate sums stay in the L1 cache.
+pub(crate) const BLOCK_VALUES: usize = 4096;
+
+/// How many maps of `map_len` values make a block ([`BLOCK_VALUES`]).
+#[inline(always)]
+pub(crate) fn maps_per_block(map_len: usize) -> usize {
+    (BLOCK_VALUES / map_len.max(1)).max(1)
+}
+
+/// The 2x2 window sums of `terms` of `x`, maps `[M, H, W]` of [`even_sizes`],
+/// into `sums [M, H/2, W/2]` (map after map, row after row), in two passes of
+/// whole registers over the maps together (rows of 28 or 10 values, and output
+/// rows of 14 or 5, are too short to vectorise one by one):
+///
+/// 1. each pair of rows added, `vsum[r, c] = x[2r, c] + x[2r + 1, c]`, into
+///    `vsum [M H/2, W]` (it needs `S::W` values more than that: a register's
+///    last lanes may run past a row into the next one's place, written after);
+/// 2. the consecutive pairs of `vsum` ([`Simd::add_pairs`]): since `W` is even,
+///    no pair straddles two rows, so they are the windows in order.
+///
+/// Each window is `(x00 + x10) + (x01 + x11)`, one add at a time, whatever the
+/// instruction set. (S4's forward pass at batch 1 on a Zen 4 with AVX-512, a
+/// throwaway harness, best of 25 rounds: 421-429 ns map by map with the compiler's
+/// loop over each row pair, 251-253 ns so.)
 #[inline(always)]
 pub(crate) fn window_sums_of<S: Simd>(
     s: S,
     w: usize,
     x: &[f32],
-    input: impl Fn(f32) -> f32,
+    terms: Terms,
     vsum: &mut [f32],
     sums: &mut [f32],
 ) {
-    for (v_row, rows) in vsum.chunks_exact_mut(w).zip(x.chunks_exact(2 * w)) {
-        let (top, bottom) = rows.split_at(w);
-        for ((v, &t), &u) in v_row.iter_mut().zip(top).zip(bottom) {
-            *v = input(t) + input(u);
+    let rows = x.len() / (2 * w);
+    assert!(
+        vsum.len() >= rows * w + S::W,
+        "window sums: vsum needs a register of room"
+    );
+    // registers per row (the last may write past the row, into the next one's
+    // place, written after it), and the row pairs whose registers read only
+    // inside x
+    let per_row = w.div_ceil(S::W);
+    let fits = |r: usize| (2 * r + 1) * w + per_row * S::W <= x.len();
+    let whole = (0..rows).rev().find(|&r| fits(r)).map_or(0, |r| r + 1);
+    for r in 0..rows {
+        let (top, bottom, out) = (2 * r * w, (2 * r + 1) * w, r * w);
+        if r >= whole {
+            let (t, u) = (&x[top..][..w], &x[bottom..][..w]);
+            for ((v, &t), &u) in vsum[out..][..w].iter_mut().zip(t).zip(u) {
+                *v = terms.of(t) + terms.of(u);
+            }
+            continue;
+        }
+        for c in (0..per_row).map(|j| j * S::W) {
+            // SAFETY: r < whole, so bottom + c + W <= bottom + per_row W <=
+            // x.len(), and out + c + W <= rows w + W <= vsum.len() (asserted);
+            // unchecked, the loop is its loads, adds and store
+            let (t, u) = unsafe {
+                (
+                    x.get_unchecked(top + c..top + c + S::W),
+                    x.get_unchecked(bottom + c..bottom + c + S::W),
+                )
+            };
+            let sum = s.add(terms.of_register(s, s.load(t)), terms.of_register(s, s.load(u)));
+            s.store(sum, unsafe { vsum.get_unchecked_mut(out + c..out + c + S::W) });
         }
     }
+    let vsum = &vsum[..rows * w];
     let n = sums.len().min(vsum.len() / 2);
     let whole = n - n % S::W;
     // whole registers, each slice cut to its length: no bounds check in the loop
@@ -202,35 +276,41 @@ fn interleaved_windows(s: &PoolShape, x: &[Lanes], y: &mut [Lanes], window: impl
 
 /// Average pooling backward: each input of a window gets a quarter of its gradient.
 pub fn avg_x_backward(s: &PoolShape, dy: &[f32], dx: &mut [f32]) {
-    with_isa!(_s => {
-        avg_spread(s, dy, dx, 0.25);
+    with_isa!(s_ => {
+        avg_spread(s_, s, dy, dx, 0.25);
     })
 }
 
 /// Average pooling second derivatives: the weights 1/4 enter squared, 1/16.
 pub fn avg_x_backward_second(s: &PoolShape, d2y: &[f32], d2x: &mut [f32]) {
-    with_isa!(_s => {
-        avg_spread(s, d2y, d2x, 0.0625);
+    with_isa!(s_ => {
+        avg_spread(s_, s, d2y, d2x, 0.0625);
     })
 }
 
 #[inline(always)]
-fn avg_spread(s: &PoolShape, dy: &[f32], dx: &mut [f32], factor: f32) {
-    spread(s, dy, dx, |_| factor);
+fn avg_spread<S: Simd>(s_: S, s: &PoolShape, dy: &[f32], dx: &mut [f32], factor: f32) {
+    spread(s_, s, dy, dx, |_| factor);
 }
 
-/// `dx = factor(map) * dy` for each of a window's four inputs (average pooling,
-/// LeNet's subsampling).
+/// `dx = factor(channel) * dy` for each of a window's four inputs (average
+/// pooling, LeNet's subsampling).
 #[inline(always)]
-pub(crate) fn spread(s: &PoolShape, dy: &[f32], dx: &mut [f32], factor: impl Fn(usize) -> f32) {
+pub(crate) fn spread<S: Simd>(
+    s_: S,
+    s: &PoolShape,
+    dy: &[f32],
+    dx: &mut [f32],
+    factor: impl Fn(usize) -> f32,
+) {
     check(s, dx.len(), dy.len());
     if even_sizes(s) {
-        return spread_even(s, dy, dx, factor);
+        return spread_even(s_, s, dy, dx, factor);
     }
     zero_dropped_edge(s, dx);
     let ow = s.out_w();
     for_each_row_pair(s, |m, top, bottom, out| {
-        let k = factor(m);
+        let k = factor(m % s.c);
         // one input row at a time (both rows in one loop ran 1.6x slower)
         for row in [top, bottom] {
             for (d, &g) in dx[row..][..2 * ow].chunks_exact_mut(2).zip(&dy[out..][..ow]) {
@@ -240,41 +320,54 @@ pub(crate) fn spread(s: &PoolShape, dy: &[f32], dx: &mut [f32], factor: impl Fn(
     });
 }
 
-/// Input rows shorter than this are copied value by value in [`spread_even`]
-/// (S4's rows of 10), longer ones by `copy_from_slice` (S2's rows of 28).
-const SHORT_ROW: usize = 16;
-
-/// [`spread`] for [`even_sizes`], map by map in long runs (output rows of 14 or 5
-/// values are too short to vectorise): each value of the map's `dy` scaled and
-/// written twice, into `wide [H/2, W]`, then each row of `wide` copied to its two
-/// input rows. (S2's backward pass at batch 16, one thread: 19.7 -> 16.3 us; S4's
-/// 14.8 -> 11.3 us.)
+/// [`spread`] for [`even_sizes`]: each output row's `factor * dy` written twice
+/// over each of its two input rows, half a register of `dy` at a time
+/// ([`Simd::pairs_of`]). Rows of 28 or 10 values are shorter than a register or
+/// two: a register may run past its row into the rows after, which are written
+/// later (rows go in order), so only the last ones, where a register would run
+/// past `dx` or read past `dy`, are written value by value. (At batch 1 on a Zen 4
+/// with AVX-512, a throwaway harness, best of 25 rounds: S2 448-460 ns and S4
+/// 317 ns for a scaled copy of `dy` spread into a scratch row map by map, then
+/// copied to both input rows; 284-294 and 237-239 ns so.)
 #[inline(always)]
-fn spread_even(s: &PoolShape, dy: &[f32], dx: &mut [f32], factor: impl Fn(usize) -> f32) {
-    let (map_in, map_out) = (s.h * s.w, s.out_h() * s.out_w());
-    let mut scratch = crate::ThreadScratch::take();
-    let wide = scratch.get(map_in / 2);
-    for (m, (dx, dy)) in dx
-        .chunks_exact_mut(map_in)
-        .zip(dy.chunks_exact(map_out))
-        .enumerate()
-    {
-        let k = factor(m);
-        for (pair, &g) in wide.chunks_exact_mut(2).zip(dy) {
-            pair[0] = k * g;
-            pair[1] = k * g;
-        }
-        for (rows, wide_row) in dx.chunks_exact_mut(2 * s.w).zip(wide.chunks_exact(s.w)) {
-            let (top, bottom) = rows.split_at_mut(s.w);
-            if s.w < SHORT_ROW {
-                // (a `memcpy` call per row of 10 values cost more than the copy)
-                for ((t, b), &v) in top.iter_mut().zip(bottom.iter_mut()).zip(wide_row) {
-                    *t = v;
-                    *b = v;
+fn spread_even<S: Simd>(s_: S, s: &PoolShape, dy: &[f32], dx: &mut [f32], factor: impl Fn(usize) -> f32) {
+    let (w, oh, ow) = (s.w, s.out_h(), s.out_w());
+    let half = S::W / 2;
+    // registers per output row, and how far the last one reads into dy and
+    // writes into dx from the row's start
+    let per_row = ow.div_ceil(half);
+    let (dy_reach, dx_reach) = (per_row * half, 2 * (per_row - 1) * half + S::W);
+    // the output rows whose registers all stay inside dy and dx
+    let fits = |r: usize| r * ow + dy_reach <= dy.len() && (2 * r + 1) * w + dx_reach <= dx.len();
+    let whole = (0..s.maps() * oh).rev().find(|&r| fits(r)).map_or(0, |r| r + 1);
+    // the maps' channels in turn, without a division per map
+    let channels = (0..s.c).cycle().take(s.maps());
+    for (m, c) in channels.enumerate() {
+        let k = factor(c);
+        let k_reg = s_.splat(k);
+        for r in m * oh..(m + 1) * oh {
+            let (top, bottom) = (2 * r * w, (2 * r + 1) * w);
+            if r >= whole {
+                let row = &dy[r * ow..][..ow];
+                for dx_row in [top, bottom] {
+                    for (pair, &g) in dx[dx_row..][..w].chunks_exact_mut(2).zip(row) {
+                        pair.fill(k * g);
+                    }
                 }
-            } else {
-                top.copy_from_slice(wide_row);
-                bottom.copy_from_slice(wide_row);
+                continue;
+            }
+            // last register first: the top row's last one may run into the
+            // bottom row's first, written after it
+            for j in (0..per_row).rev() {
+                let (from, to) = (r * ow + j * half, 2 * j * half);
+                // SAFETY: r < whole, so from + half <= r ow + dy_reach <= dy.len()
+                // and bottom + to + W <= bottom + dx_reach <= dx.len() (unchecked:
+                // the loop is its load, permute, multiply and stores)
+                let twice = s_.mul(k_reg, s_.pairs_of(unsafe { dy.get_unchecked(from..from + half) }));
+                s_.store(twice, unsafe { dx.get_unchecked_mut(top + to..top + to + S::W) });
+                s_.store(twice, unsafe {
+                    dx.get_unchecked_mut(bottom + to..bottom + to + S::W)
+                });
             }
         }
     }

@@ -242,6 +242,10 @@ pub(crate) trait Simd: Copy + Send + Sync {
     /// first `2 W` values (one add each, as the scalar `v[2 l] + v[2 l + 1]`;
     /// a loop of such sums is not vectorised by the compiler).
     fn add_pairs(self, v: &[f32]) -> Self::R;
+    /// `v[l / 2]` in lane `l`: each of the first `W / 2` values twice (the
+    /// inverse of [`Simd::add_pairs`]'s layout: what a 2x2 window's gradient
+    /// spreads over a row of its inputs).
+    fn pairs_of(self, v: &[f32]) -> Self::R;
 }
 
 /// [`Simd::reduce16`]'s tree on plain values.
@@ -304,6 +308,11 @@ impl Simd for Portable {
     #[inline(always)]
     fn add_pairs(self, v: &[f32]) -> [f32; 8] {
         std::array::from_fn(|l| v[2 * l] + v[2 * l + 1])
+    }
+    #[inline(always)]
+    fn pairs_of(self, v: &[f32]) -> [f32; 8] {
+        let v = &v[..4];
+        std::array::from_fn(|l| v[l / 2])
     }
 }
 
@@ -403,6 +412,33 @@ pub(crate) mod x86 {
         }
     }
 
+    /// [`Simd::pairs_of`] with AVX2: four values loaded, each put in two lanes
+    /// by one permute.
+    #[inline(always)]
+    fn pairs_of_avx2(v: &[f32]) -> __m256 {
+        let v = &v[..4];
+        // SAFETY: called only through the AVX2 token (the CPU has AVX2); the
+        // load reads v[0..4]
+        unsafe {
+            let low = _mm256_castps128_ps256(_mm_loadu_ps(v.as_ptr()));
+            _mm256_permutevar8x32_ps(low, _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3))
+        }
+    }
+
+    /// [`Simd::pairs_of`] with AVX-512: eight values loaded, each put in two
+    /// lanes by one permute.
+    #[inline(always)]
+    fn pairs_of_avx512(v: &[f32]) -> __m512 {
+        let v = &v[..8];
+        // SAFETY: called only through the AVX-512 token (the CPU has AVX-512F);
+        // the load reads v[0..8]
+        unsafe {
+            let low = _mm512_castps256_ps512(_mm256_loadu_ps(v.as_ptr()));
+            let twice = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+            _mm512_permutexvar_ps(twice, low)
+        }
+    }
+
     /// [`Simd::transpose8`] on AVX registers (both tokens have AVX): 8 row loads,
     /// 24 shuffles, 8 row stores.
     #[inline(always)]
@@ -456,7 +492,8 @@ pub(crate) mod x86 {
     macro_rules! impl_x86 {
         ($token:ty, $r:ty, $w:literal, registers: $regs:literal,
          set1: $set1:ident, loadu: $loadu:ident, storeu: $storeu:ident,
-         fmadd: $fmadd:ident, add: $add:ident, mul: $mul:ident, add_pairs: $pairs:ident) => {
+         fmadd: $fmadd:ident, add: $add:ident, mul: $mul:ident, add_pairs: $pairs:ident,
+         pairs_of: $pairs_of:ident) => {
             // SAFETY (every method): the token exists only on a CPU with the
             // instructions; each pointer is that of a slice sliced to the
             // register's length first (a short slice panics before any load or
@@ -507,16 +544,22 @@ pub(crate) mod x86 {
                 fn add_pairs(self, v: &[f32]) -> $r {
                     $pairs(v)
                 }
+                #[inline(always)]
+                fn pairs_of(self, v: &[f32]) -> $r {
+                    $pairs_of(v)
+                }
             }
         };
     }
 
     impl_x86!(Avx2, __m256, 8, registers: 16,
         set1: _mm256_set1_ps, loadu: _mm256_loadu_ps, storeu: _mm256_storeu_ps,
-        fmadd: _mm256_fmadd_ps, add: _mm256_add_ps, mul: _mm256_mul_ps, add_pairs: add_pairs_avx2);
+        fmadd: _mm256_fmadd_ps, add: _mm256_add_ps, mul: _mm256_mul_ps, add_pairs: add_pairs_avx2,
+        pairs_of: pairs_of_avx2);
     impl_x86!(Avx512, __m512, 16, registers: 32,
         set1: _mm512_set1_ps, loadu: _mm512_loadu_ps, storeu: _mm512_storeu_ps,
-        fmadd: _mm512_fmadd_ps, add: _mm512_add_ps, mul: _mm512_mul_ps, add_pairs: add_pairs_avx512);
+        fmadd: _mm512_fmadd_ps, add: _mm512_add_ps, mul: _mm512_mul_ps, add_pairs: add_pairs_avx512,
+        pairs_of: pairs_of_avx512);
 }
 
 #[cfg(test)]
@@ -548,6 +591,12 @@ mod tests {
             let mut sums = [0.0; 16];
             s.store(s.add_pairs(&pairs_of[2 * h..]), &mut sums);
             out.extend_from_slice(&sums[..S::W]);
+        }
+        // each of 16 values twice
+        for h in (0..16).step_by(S::W / 2) {
+            let mut twice = [0.0; 16];
+            s.store(s.pairs_of(&x[h..]), &mut twice);
+            out.extend_from_slice(&twice[..S::W]);
         }
         out.iter().map(|v| v.to_bits()).collect()
     }
@@ -594,6 +643,9 @@ mod tests {
             for l in 0..16 {
                 let want = pairs_of[2 * l] + pairs_of[2 * l + 1];
                 assert_eq!(bits[81 + l], want.to_bits(), "{i} add_pairs lane {l}");
+            }
+            for l in 0..32 {
+                assert_eq!(bits[97 + l], x[l / 2].to_bits(), "{i} pairs_of lane {l}");
             }
         }
     }

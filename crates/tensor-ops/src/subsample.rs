@@ -7,7 +7,9 @@
 //! Shapes as in [`crate::pool`]; `coeff` and `bias` are `[C]`.
 
 use crate::interleaved::{get, set, Lanes, LANES};
-use crate::pool::{even_sizes, for_each_row_pair, window_rows, window_sums_of, PoolShape};
+use crate::pool::{
+    even_sizes, for_each_row_pair, maps_per_block, window_rows, window_sums_of, PoolShape, Terms,
+};
 use crate::simd::{with_isa, Simd};
 
 fn check(s: &PoolShape, x: usize, y: usize, coeff: usize) {
@@ -38,24 +40,25 @@ pub fn forward(s: &PoolShape, x: &[f32], coeff: &[f32], bias: &[f32], y: &mut [f
     })
 }
 
-/// [`forward`] for even sizes, map by map in long runs rather than output rows of
-/// 14 or 5 values (too short to vectorise): the window sums ([`window_sums_of`]),
-/// then `y = coeff * sum + bias` over the whole map. (Kernel bench, S2 shape,
-/// batch 32, alternating: 36.8, 40.5, 23.3 µs -> 22.7, 16.8, 20.9 µs.)
+/// [`forward`] for even sizes, in blocks of whole maps rather than output rows of
+/// 14 or 5 values (too short to vectorise): the window sums of a block's maps
+/// ([`window_sums_of`]), then `y = coeff * sum + bias` over each map. (Kernel
+/// bench, S2 shape, batch 32, alternating: 36.8, 40.5, 23.3 µs -> 22.7, 16.8,
+/// 20.9 µs, map by map.)
 #[inline(always)]
 fn forward_even<S: Simd>(s_: S, s: &PoolShape, x: &[f32], coeff: &[f32], bias: &[f32], y: &mut [f32]) {
     let (map_in, map_out) = (s.h * s.w, s.out_h() * s.out_w());
+    let block = maps_per_block(map_in);
     let mut scratch = crate::ThreadScratch::take();
-    let vsum = scratch.get(map_in / 2);
-    for (m, (x, y)) in x
-        .chunks_exact(map_in)
-        .zip(y.chunks_exact_mut(map_out))
-        .enumerate()
-    {
-        window_sums_of(s_, s.w, x, |x| x, vsum, y);
-        let (k, b) = (coeff[m % s.c], bias[m % s.c]);
-        for y in y.iter_mut() {
-            *y = k * *y + b;
+    let vsum = scratch.get(block * map_in / 2 + S::W);
+    let blocks = x.chunks(block * map_in).zip(y.chunks_mut(block * map_out));
+    for (first_map, (x, y)) in (0..).step_by(block).zip(blocks) {
+        window_sums_of(s_, s.w, x, Terms::Values, vsum, y);
+        for (m, y) in (first_map..).zip(y.chunks_exact_mut(map_out)) {
+            let (k, b) = (coeff[m % s.c], bias[m % s.c]);
+            for y in y.iter_mut() {
+                *y = k * *y + b;
+            }
         }
     }
 }
@@ -129,28 +132,35 @@ fn forward_interleaved_on<S: Simd>(
 
 /// `dx = coeff * dy` for each of the window's four inputs.
 pub fn x_backward(s: &PoolShape, coeff: &[f32], dy: &[f32], dx: &mut [f32]) {
-    with_isa!(_s => {
-        spread(s, coeff, dy, dx, |c| c);
+    with_isa!(s_ => {
+        spread(s_, s, coeff, dy, dx, |c| c);
     })
 }
 
 /// `d2x = coeff^2 * d2y` for each of the window's four inputs.
 pub fn x_backward_second(s: &PoolShape, coeff: &[f32], d2y: &[f32], d2x: &mut [f32]) {
-    with_isa!(_s => {
-        spread(s, coeff, d2y, d2x, |c| c * c);
+    with_isa!(s_ => {
+        spread(s_, s, coeff, d2y, d2x, |c| c * c);
     })
 }
 
 #[inline(always)]
-fn spread(s: &PoolShape, coeff: &[f32], dy: &[f32], dx: &mut [f32], weight: impl Fn(f32) -> f32) {
+fn spread<S: Simd>(
+    s_: S,
+    s: &PoolShape,
+    coeff: &[f32],
+    dy: &[f32],
+    dx: &mut [f32],
+    weight: impl Fn(f32) -> f32,
+) {
     check(s, dx.len(), dy.len(), coeff.len());
-    crate::pool::spread(s, dy, dx, |m| weight(coeff[m % s.c]));
+    crate::pool::spread(s_, s, dy, dx, |c| weight(coeff[c]));
 }
 
 /// `dcoeff[c] = sum dy * (window sum)`, `dbias[c] = sum dy`, over the batch and positions.
 pub fn weight_backward(s: &PoolShape, x: &[f32], dy: &[f32], dcoeff: &mut [f32], dbias: &mut [f32]) {
     with_isa!(s_ => {
-        accumulate(s_, s, x, dy, dcoeff, dbias, |x| x);
+        accumulate(s_, s, x, dy, dcoeff, dbias, Terms::Values);
     })
 }
 
@@ -165,16 +175,17 @@ pub fn weight_backward_second(
     d2bias: &mut [f32],
 ) {
     with_isa!(s_ => {
-        accumulate(s_, s, x, d2y, d2coeff, d2bias, |x| x * x);
+        accumulate(s_, s, x, d2y, d2coeff, d2bias, Terms::Squares);
     })
 }
 
-/// `dcoeff[c] += sum dy[p, q] * sum_window input(x)`. For even sizes, the window
-/// sums of each map dotted with `dy`; for odd ones, written per input value,
-/// `sum_{r, s} input(x[r, s]) * dy[r / 2, s / 2]`: map by map, `dy` is spread over
-/// its windows (the average pool's backward with factor 1), then one 8-lane dot
-/// product runs over the whole map. (Summed output row by output row, 14 or 5
-/// values at a time, this was 5% of a training step.)
+/// `dcoeff[c] += sum dy[p, q] * sum_window terms(x)`. For even sizes, the window
+/// sums of each block of maps ([`window_sums_of`]), then each map's dotted with
+/// `dy`; for odd ones, written per input value, `sum_{r, s} terms(x[r, s]) *
+/// dy[r / 2, s / 2]`: map by map, `dy` is spread over its windows (the average
+/// pool's backward with factor 1), then one 8-lane dot product runs over the
+/// whole map. (Summed output row by output row, 14 or 5 values at a time, this
+/// was 5% of a training step.)
 #[inline(always)]
 fn accumulate<S: Simd>(
     s_: S,
@@ -183,24 +194,32 @@ fn accumulate<S: Simd>(
     dy: &[f32],
     dcoeff: &mut [f32],
     dbias: &mut [f32],
-    input: impl Fn(f32) -> f32,
+    terms: Terms,
 ) {
     check(s, x.len(), dy.len(), dcoeff.len());
     assert_eq!(dbias.len(), s.c);
     dcoeff.fill(0.0);
     dbias.fill(0.0);
     if even_sizes(s) {
-        // even sizes (as `forward_even`): each map's window sums of input(x) in
-        // long runs, then one 8-lane dot product with dy (measured against the
-        // spread below: S2 at batch 32 52 -> 36 and 47 -> 39 µs, S4 27 -> 20 µs,
-        // one thread)
+        // even sizes (as `forward_even`): the window sums of terms(x) in long
+        // runs, then one 8-lane dot product with dy per map (measured against
+        // the spread below: S2 at batch 32 52 -> 36 and 47 -> 39 µs, S4 27 -> 20
+        // µs, one thread)
         let (map_in, map_out) = (s.h * s.w, s.out_h() * s.out_w());
+        let block = maps_per_block(map_in);
         let mut scratch = crate::ThreadScratch::take();
-        let (vsum, window_sums) = scratch.get(map_in / 2 + map_out).split_at_mut(map_in / 2);
-        for (m, (x, dy)) in x.chunks_exact(map_in).zip(dy.chunks_exact(map_out)).enumerate() {
-            window_sums_of(s_, s.w, x, &input, vsum, window_sums);
-            dcoeff[m % s.c] += crate::sum8_zip(window_sums, dy, |a, g| a * g);
-            dbias[m % s.c] += crate::sum8(dy);
+        let (vsum, window_sums) = scratch
+            .get(block * (map_in / 2 + map_out) + S::W)
+            .split_at_mut(block * map_in / 2 + S::W);
+        let blocks = x.chunks(block * map_in).zip(dy.chunks(block * map_out));
+        for (first_map, (x, dy)) in (0..).step_by(block).zip(blocks) {
+            let window_sums = &mut window_sums[..dy.len()];
+            window_sums_of(s_, s.w, x, terms, vsum, window_sums);
+            let maps = window_sums.chunks_exact(map_out).zip(dy.chunks_exact(map_out));
+            for (m, (window_sums, dy)) in (first_map..).zip(maps) {
+                dcoeff[m % s.c] += crate::sum8_zip(window_sums, dy, |a, g| a * g);
+                dbias[m % s.c] += crate::sum8(dy);
+            }
         }
         return;
     }
@@ -209,8 +228,8 @@ fn accumulate<S: Simd>(
     let mut scratch = crate::ThreadScratch::take();
     let spread_dy = scratch.get(x_map);
     for (m, (x, dy)) in x.chunks_exact(x_map).zip(dy.chunks_exact(y_map)).enumerate() {
-        crate::pool::spread(&one_map, dy, spread_dy, |_| 1.0);
-        dcoeff[m % s.c] += crate::sum8_zip(x, spread_dy, |x, g| input(x) * g);
+        crate::pool::spread(s_, &one_map, dy, spread_dy, |_| 1.0);
+        dcoeff[m % s.c] += crate::sum8_zip(x, spread_dy, |x, g| terms.of(x) * g);
         dbias[m % s.c] += crate::sum8(dy);
     }
 }
@@ -243,10 +262,17 @@ mod tests {
     /// the definition written out window by window.
     #[test]
     fn every_shape_matches_the_window_by_window_definition() {
+        // (S2 and S4 at batch 1, as blocks of maps with a remainder, rows
+        // narrower than a register, and odd sizes)
         for (batch, c, h, w) in [
+            (1, 6, 28, 28),
+            (1, 16, 10, 10),
             (2, 3, 28, 28),
             (3, 16, 10, 10),
+            (50, 16, 10, 10),
             (2, 2, 6, 8),
+            (3, 5, 2, 2),
+            (1, 3, 4, 18),
             (1, 2, 7, 6),
             (2, 1, 6, 9),
         ] {
@@ -273,6 +299,21 @@ mod tests {
             weight_backward(&s, &x, &dy, &mut dc, &mut db);
             let (mut d2c, mut d2b) = (vec![0.0; c], vec![0.0; c]);
             weight_backward_second(&s, &x, &dy, &mut d2c, &mut d2b);
+            let mut dx = vec![f32::NAN; s.x_len()];
+            x_backward(&s, &coeff, &dy, &mut dx);
+            let mut d2x = vec![f32::NAN; s.x_len()];
+            x_backward_second(&s, &coeff, &dy, &mut d2x);
+            for (i, (&got, &got2)) in dx.iter().zip(&d2x).enumerate() {
+                let (m, r, col) = (i / (h * w) % c, i / w % h, i % w);
+                let o = (i / (h * w) * oh + r / 2) * ow + col / 2;
+                let (want, want2) = if r / 2 < oh && col / 2 < ow {
+                    (coeff[m] * dy[o], coeff[m] * coeff[m] * dy[o])
+                } else {
+                    (0.0, 0.0) // an odd last row or column is in no window
+                };
+                assert_eq!(got.to_bits(), want.to_bits(), "{s:?} dx[{i}]");
+                assert_eq!(got2.to_bits(), want2.to_bits(), "{s:?} d2x[{i}]");
+            }
             let (mut want_dc, mut want_d2c, mut want_db) =
                 (vec![0.0f64; c], vec![0.0f64; c], vec![0.0f64; c]);
             for n in 0..batch {

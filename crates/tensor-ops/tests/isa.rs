@@ -154,6 +154,12 @@ fn outputs(algo: Algo, magnitudes: bool) -> Vec<(String, Vec<f32>)> {
         },
         PoolShape {
             batch: 3,
+            c: 16,
+            h: 10,
+            w: 10,
+        },
+        PoolShape {
+            batch: 3,
             c: 4,
             h: 9,
             w: 7,
@@ -168,6 +174,9 @@ fn outputs(algo: Algo, magnitudes: bool) -> Vec<(String, Vec<f32>)> {
         let mut y = vec![0.0; s.y_len()];
         pool::avg_forward(&s, &x, &mut y);
         out.push((format!("avg pool {s:?}"), y.clone()));
+        let mut dx = vec![0.0; s.x_len()];
+        pool::avg_x_backward(&s, &dy, &mut dx);
+        out.push((format!("avg pool dx {s:?}"), dx));
         let mut argmax = vec![0u8; s.y_len()];
         pool::max_forward(&s, &x, &mut y, &mut argmax);
         out.push((format!("max pool {s:?}"), y.clone()));
