@@ -109,7 +109,7 @@ impl Terms {
 /// Maps of [`even_sizes`] are walked in blocks of whole maps of about this many
 /// input values: long runs for the registers (S4's maps of 10 x 10 hold 100),
 /// while a block's intermediate sums stay in the L1 cache.
-pub(crate) const BLOCK_VALUES: usize = 4096;
+const BLOCK_VALUES: usize = 4096;
 
 /// How many maps of `map_len` values make a block ([`BLOCK_VALUES`]).
 #[inline(always)]
