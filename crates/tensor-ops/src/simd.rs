@@ -586,10 +586,10 @@ mod tests {
         let sixteen: [f32; 16] = std::array::from_fn(|i| x[i] * 1e3 + y[i]);
         out.push(s.reduce16(&sixteen));
         // the neighbouring pairs of 32 values
-        let pairs_of: Vec<f32> = x.iter().chain(y).copied().collect();
+        let neighbours: Vec<f32> = x.iter().chain(y).copied().collect();
         for h in (0..16).step_by(S::W) {
             let mut sums = [0.0; 16];
-            s.store(s.add_pairs(&pairs_of[2 * h..]), &mut sums);
+            s.store(s.add_pairs(&neighbours[2 * h..]), &mut sums);
             out.extend_from_slice(&sums[..S::W]);
         }
         // each of 16 values twice
@@ -639,9 +639,9 @@ mod tests {
             assert_eq!(bits[16..80], t[..], "{i} transpose");
             let sixteen: [f32; 16] = std::array::from_fn(|i| x[i] * 1e3 + y[i]);
             assert_eq!(bits[80], reduce16_tree(&sixteen).to_bits(), "{i} reduce16");
-            let pairs_of: Vec<f32> = x.iter().chain(&y).copied().collect();
+            let neighbours: Vec<f32> = x.iter().chain(&y).copied().collect();
             for l in 0..16 {
-                let want = pairs_of[2 * l] + pairs_of[2 * l + 1];
+                let want = neighbours[2 * l] + neighbours[2 * l + 1];
                 assert_eq!(bits[81 + l], want.to_bits(), "{i} add_pairs lane {l}");
             }
             for l in 0..32 {
