@@ -150,17 +150,9 @@ pub(crate) fn window_sums_of<S: Simd>(
     // place, written after it), and the row pairs whose registers read only
     // inside x
     let per_row = w.div_ceil(S::W);
-    let fits = |r: usize| (2 * r + 1) * w + per_row * S::W <= x.len();
-    let whole = (0..rows).rev().find(|&r| fits(r)).map_or(0, |r| r + 1);
-    for r in 0..rows {
+    let whole = rows_that_fit(rows, |r| (2 * r + 1) * w + per_row * S::W <= x.len());
+    for r in 0..whole {
         let (top, bottom, out) = (2 * r * w, (2 * r + 1) * w, r * w);
-        if r >= whole {
-            let (t, u) = (&x[top..][..w], &x[bottom..][..w]);
-            for ((v, &t), &u) in vsum[out..][..w].iter_mut().zip(t).zip(u) {
-                *v = terms.of(t) + terms.of(u);
-            }
-            continue;
-        }
         for c in (0..per_row).map(|j| j * S::W) {
             // SAFETY: r < whole, so bottom + c + W <= bottom + per_row W <=
             // x.len(), and out + c + W <= rows w + W <= vsum.len() (asserted);
@@ -173,6 +165,12 @@ pub(crate) fn window_sums_of<S: Simd>(
             };
             let sum = s.add(terms.of_register(s, s.load(t)), terms.of_register(s, s.load(u)));
             s.store(sum, unsafe { vsum.get_unchecked_mut(out + c..out + c + S::W) });
+        }
+    }
+    for r in whole..rows {
+        let (t, u) = (&x[2 * r * w..][..w], &x[(2 * r + 1) * w..][..w]);
+        for ((v, &t), &u) in vsum[r * w..][..w].iter_mut().zip(t).zip(u) {
+            *v = terms.of(t) + terms.of(u);
         }
     }
     let vsum = &vsum[..rows * w];
@@ -313,11 +311,25 @@ pub(crate) fn spread<S: Simd>(
         let k = factor(m % s.c);
         // one input row at a time (both rows in one loop ran 1.6x slower)
         for row in [top, bottom] {
-            for (d, &g) in dx[row..][..2 * ow].chunks_exact_mut(2).zip(&dy[out..][..ow]) {
-                d.fill(k * g);
-            }
+            spread_row(&mut dx[row..][..2 * ow], &dy[out..][..ow], k);
         }
     });
+}
+
+/// `k * dy[q]` into both `dx_row[2 q]` and `dx_row[2 q + 1]`: one input row of
+/// the windows of an output row, value by value.
+#[inline(always)]
+fn spread_row(dx_row: &mut [f32], dy_row: &[f32], k: f32) {
+    for (pair, &g) in dx_row.chunks_exact_mut(2).zip(dy_row) {
+        pair.fill(k * g);
+    }
+}
+
+/// How many rows, from the first, pass `fits` (true for a prefix of the rows:
+/// those whose registers stay inside their buffers).
+#[inline(always)]
+fn rows_that_fit(rows: usize, fits: impl Fn(usize) -> bool) -> usize {
+    (0..rows).rev().find(|&r| fits(r)).map_or(0, |r| r + 1)
 }
 
 /// [`spread`] for [`even_sizes`]: each output row's `factor * dy` written twice
@@ -339,7 +351,7 @@ fn spread_even<S: Simd>(s_: S, s: &PoolShape, dy: &[f32], dx: &mut [f32], factor
     let (dy_reach, dx_reach) = (per_row * half, 2 * (per_row - 1) * half + S::W);
     // the output rows whose registers all stay inside dy and dx
     let fits = |r: usize| r * ow + dy_reach <= dy.len() && (2 * r + 1) * w + dx_reach <= dx.len();
-    let whole = (0..s.maps() * oh).rev().find(|&r| fits(r)).map_or(0, |r| r + 1);
+    let whole = rows_that_fit(s.maps() * oh, fits);
     // the maps' channels in turn, without a division per map
     let channels = (0..s.c).cycle().take(s.maps());
     for (m, c) in channels.enumerate() {
@@ -349,11 +361,8 @@ fn spread_even<S: Simd>(s_: S, s: &PoolShape, dy: &[f32], dx: &mut [f32], factor
             let (top, bottom) = (2 * r * w, (2 * r + 1) * w);
             if r >= whole {
                 let row = &dy[r * ow..][..ow];
-                for dx_row in [top, bottom] {
-                    for (pair, &g) in dx[dx_row..][..w].chunks_exact_mut(2).zip(row) {
-                        pair.fill(k * g);
-                    }
-                }
+                spread_row(&mut dx[top..][..w], row, k);
+                spread_row(&mut dx[bottom..][..w], row, k);
                 continue;
             }
             // last register first: the top row's last one may run into the
