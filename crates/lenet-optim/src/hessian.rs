@@ -27,9 +27,7 @@ pub fn estimate(
         model.backward_second(&labels[..n]);
         // param.hess is the mean over this chunk; weight it by the chunk's size
         for (acc, p) in sum.iter_mut().zip(model.params()) {
-            acc.iter_mut()
-                .zip(&p.hess)
-                .for_each(|(a, &h)| *a += h as f64 * n as f64);
+            tensor_ops::update::accumulate_f64(acc, &p.hess, n as f64);
         }
     }
     let total = indices.len().max(1) as f64;

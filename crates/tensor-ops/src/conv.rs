@@ -491,6 +491,13 @@ pub fn x_backward_second(
     d2x: &mut [f32],
     ws: &mut ConvWorkspace,
 ) {
+    check(s, table);
+    let Plan { method, split } = plan(algo, s);
+    if method == Method::Gemm && im2col::is_dense(s) {
+        // C5: the fully connected pass squares each weight where it uses it
+        let fc_plan = im2col::dense_plan(split);
+        return crate::fc::x_backward_second_with(fc_plan, &im2col::dense_shape(s), w, d2y, d2x, &mut ws.sq);
+    }
     let mut sq = std::mem::take(&mut ws.sq);
     x_backward(algo, s, table, squared(&mut sq, w), d2y, d2x, ws);
     ws.sq = sq;

@@ -248,12 +248,7 @@ pub(crate) fn x_backward_with(plan: Plan, s: &FcShape, w: &[f32], dy: &[f32], dx
             // one sample (batch 1, the paper's per-pattern updates): a sum of the
             // weight rows scaled by dy, without a GEMM's set-up for a one-row
             // product (a small-matrix driver measured 2-3% of a batch-1 step)
-            return with_isa!(_s => {
-                dx.fill(0.0);
-                for (&g, w_row) in dy.iter().zip(w.chunks_exact(i)) {
-                    dx.iter_mut().zip(w_row).for_each(|(d, &wv)| *d += g * wv);
-                }
-            });
+            return one_sample_x_backward(w, dy, dx, |wv| wv);
         }
         gemm(MatRef::new(dy, dy.len() / o, o), MatRef::new(w, o, i), 0.0, dx, i);
     };
@@ -483,6 +478,18 @@ fn descend_rows<const R: usize>(
     }
 }
 
+/// [`x_backward_with`]'s product at one sample, of `weight(w)` for each weight
+/// `w`: `dx = sum over the rows o of dy[o] * weight(w[o, :])`, row by row.
+#[inline(always)]
+fn one_sample_x_backward(w: &[f32], dy: &[f32], dx: &mut [f32], weight: impl Fn(f32) -> f32) {
+    with_isa!(_s => {
+        dx.fill(0.0);
+        for (&g, w_row) in dy.iter().zip(w.chunks_exact(dx.len())) {
+            dx.iter_mut().zip(w_row).for_each(|(d, &wv)| *d += g * weight(wv));
+        }
+    })
+}
+
 /// Gauss-Newton second derivatives to the input: `d2x = d2y w^2`. `sq` is scratch.
 pub fn x_backward_second(
     algo: Algo,
@@ -492,7 +499,29 @@ pub fn x_backward_second(
     d2x: &mut [f32],
     sq: &mut Vec<f32>,
 ) {
-    x_backward(algo, s, squared(sq, w), d2y, d2x);
+    x_backward_second_with(plan(algo, s), s, w, d2y, d2x, sq)
+}
+
+/// [`x_backward_second`] as `plan` says. At one sample (except for the naive
+/// loops) each weight is squared where the product uses it, so the 192 KB of
+/// C5's weights are read once and their squares never stored: the same bits as
+/// the product of the stored squares (each square rounded, then multiplied).
+pub(crate) fn x_backward_second_with(
+    plan: Plan,
+    s: &FcShape,
+    w: &[f32],
+    d2y: &[f32],
+    d2x: &mut [f32],
+    sq: &mut Vec<f32>,
+) {
+    if s.batch == 1 && plan.method != Method::Naive {
+        assert_eq!(
+            (w.len(), d2y.len(), d2x.len()),
+            (s.out_f * s.in_f, s.out_f, s.in_f)
+        );
+        return one_sample_x_backward(w, d2y, d2x, |wv| wv * wv);
+    }
+    x_backward_with(plan, s, squared(sq, w), d2y, d2x);
 }
 
 /// Gauss-Newton second derivatives to the weights: `d2w = d2y^T x^2`, `d2b = sum d2y`.

@@ -99,6 +99,25 @@ fn descend_momentum_piece(w: &mut [f32], v: &mut [f32], g: &[f32], rate: &[f32],
     })
 }
 
+/// `sum += v * weight` element-wise in `f64` (each `v` widened, multiplied by
+/// `weight`, then added): the running sums of SDLM's Hessian estimate, one term
+/// per chunk of patterns. A multiply then an add, as written, so the sums do not
+/// depend on the instruction set.
+///
+/// ```
+/// let mut sum = [1.0f64, 0.5];
+/// tensor_ops::update::accumulate_f64(&mut sum, &[0.25, 2.0], 3.0);
+/// assert_eq!(sum, [1.75, 6.5]);
+/// ```
+pub fn accumulate_f64(sum: &mut [f64], v: &[f32], weight: f64) {
+    assert_eq!(sum.len(), v.len(), "accumulate_f64: one value per sum");
+    with_isa!(_s => {
+        for (a, &x) in sum.iter_mut().zip(v) {
+            *a += x as f64 * weight;
+        }
+    })
+}
+
 /// `g0 = (g0 * n0 + g1 * n1) / (n0 + n1)` element-wise: the gradient of a batch's
 /// mean loss from the gradients of its two parts' mean losses, `n0` and `n1`
 /// examples each (for equal parts, `(g0 + g1) / 2` exactly).

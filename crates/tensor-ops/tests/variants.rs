@@ -409,6 +409,52 @@ fn lenet_shapes_match_naive() {
     }
 }
 
+/// The second-derivative input passes of a fully connected layer and of a
+/// dense convolution (C5) give the bits of the first-derivative pass on the
+/// squared weights, for every variant: at one sample they square each weight
+/// where they read it (the squares never stored), at more the squares are
+/// stored first.
+#[test]
+fn second_derivative_input_passes_are_the_product_of_the_squares() {
+    for batch in [1, 3] {
+        let s = FcShape {
+            batch,
+            in_f: 37,
+            out_f: 11,
+        };
+        let w = values(s.in_f * s.out_f, 1);
+        let d2y = values(batch * s.out_f, 2);
+        let squares: Vec<f32> = w.iter().map(|v| v * v).collect();
+        for algo in [Algo::Naive, Algo::Im2col, Algo::Parallel] {
+            let mut fused = vec![f32::NAN; batch * s.in_f];
+            fc::x_backward_second(algo, &s, &w, &d2y, &mut fused, &mut Vec::new());
+            let mut stored = vec![f32::NAN; batch * s.in_f];
+            fc::x_backward(algo, &s, &squares, &d2y, &mut stored);
+            assert_eq!(bits(&fused), bits(&stored), "fc {algo:?} batch {batch}");
+        }
+        let c = ConvShape {
+            batch,
+            in_c: 4,
+            in_h: 5,
+            in_w: 5,
+            out_c: 7,
+            k: 5,
+            pad: 0,
+        };
+        let w = values(c.w_len(), 3);
+        let d2y = values(c.y_len(), 4);
+        let squares: Vec<f32> = w.iter().map(|v| v * v).collect();
+        for algo in [Algo::Naive, Algo::Im2col, Algo::Parallel] {
+            let mut ws = ConvWorkspace::default();
+            let mut fused = vec![f32::NAN; c.x_len()];
+            conv::x_backward_second(algo, &c, None, &w, &d2y, &mut fused, &mut ws);
+            let mut stored = vec![f32::NAN; c.x_len()];
+            conv::x_backward(algo, &c, None, &squares, &d2y, &mut stored, &mut ws);
+            assert_eq!(bits(&fused), bits(&stored), "dense conv {algo:?} batch {batch}");
+        }
+    }
+}
+
 /// Bits of `v`, for comparisons that must be exact.
 fn bits(v: &[f32]) -> Vec<u32> {
     v.iter().map(|x| x.to_bits()).collect()
