@@ -225,9 +225,13 @@ pub(crate) trait Simd: Copy + Send + Sync {
     fn load(self, v: &[f32]) -> Self::R;
     /// Into the first `W` values of `v`.
     fn store(self, r: Self::R, v: &mut [f32]);
+    /// Lanes `lo..hi` into `v[lo..hi]`, the rest of `v` left as it is (`v` holds
+    /// at least `W` values; `lo <= hi <= W`).
+    fn store_window(self, r: Self::R, v: &mut [f32], lo: usize, hi: usize);
     /// `a * b + c`: rounded once on AVX2 and AVX-512, twice on the portable path.
     fn mul_add(self, a: Self::R, b: Self::R, c: Self::R) -> Self::R;
     fn add(self, a: Self::R, b: Self::R) -> Self::R;
+    fn sub(self, a: Self::R, b: Self::R) -> Self::R;
     fn mul(self, a: Self::R, b: Self::R) -> Self::R;
     /// Scalar `a * b + c`, rounded as [`Simd::mul_add`] rounds it.
     fn mul_add1(self, a: f32, b: f32, c: f32) -> f32;
@@ -278,12 +282,20 @@ impl Simd for Portable {
         v[..8].copy_from_slice(&r)
     }
     #[inline(always)]
+    fn store_window(self, r: [f32; 8], v: &mut [f32], lo: usize, hi: usize) {
+        v[..8][lo..hi].copy_from_slice(&r[lo..hi])
+    }
+    #[inline(always)]
     fn mul_add(self, a: [f32; 8], b: [f32; 8], c: [f32; 8]) -> [f32; 8] {
         std::array::from_fn(|l| a[l] * b[l] + c[l])
     }
     #[inline(always)]
     fn add(self, a: [f32; 8], b: [f32; 8]) -> [f32; 8] {
         std::array::from_fn(|l| a[l] + b[l])
+    }
+    #[inline(always)]
+    fn sub(self, a: [f32; 8], b: [f32; 8]) -> [f32; 8] {
+        std::array::from_fn(|l| a[l] - b[l])
     }
     #[inline(always)]
     fn mul(self, a: [f32; 8], b: [f32; 8]) -> [f32; 8] {
@@ -412,6 +424,32 @@ pub(crate) mod x86 {
         }
     }
 
+    /// [`Simd::store_window`] with AVX2: a store under a mask of lane compares.
+    #[inline(always)]
+    fn store_window_avx2(r: __m256, v: &mut [f32], lo: usize, hi: usize) {
+        let v = &mut v[..8];
+        assert!(lo <= hi && hi <= 8);
+        // SAFETY: called only through the AVX2 token (the CPU has AVX2); the
+        // store writes (at most) v[0..8]
+        unsafe {
+            let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+            let from = _mm256_cmpgt_epi32(lane, _mm256_set1_epi32(lo as i32 - 1));
+            let below = _mm256_cmpgt_epi32(_mm256_set1_epi32(hi as i32), lane);
+            _mm256_maskstore_ps(v.as_mut_ptr(), _mm256_and_si256(from, below), r)
+        }
+    }
+
+    /// [`Simd::store_window`] with AVX-512: one store under a lane mask.
+    #[inline(always)]
+    fn store_window_avx512(r: __m512, v: &mut [f32], lo: usize, hi: usize) {
+        let v = &mut v[..16];
+        assert!(lo <= hi && hi <= 16);
+        let keep = ((1u32 << hi) - (1u32 << lo)) as u16;
+        // SAFETY: called only through the AVX-512 token (the CPU has AVX-512F);
+        // the store writes (at most) v[0..16]
+        unsafe { _mm512_mask_storeu_ps(v.as_mut_ptr(), keep, r) }
+    }
+
     /// [`Simd::pairs_of`] with AVX2: four values loaded, each put in two lanes
     /// by one permute.
     #[inline(always)]
@@ -492,8 +530,8 @@ pub(crate) mod x86 {
     macro_rules! impl_x86 {
         ($token:ty, $r:ty, $w:literal, registers: $regs:literal,
          set1: $set1:ident, loadu: $loadu:ident, storeu: $storeu:ident,
-         fmadd: $fmadd:ident, add: $add:ident, mul: $mul:ident, add_pairs: $pairs:ident,
-         pairs_of: $pairs_of:ident) => {
+         fmadd: $fmadd:ident, add: $add:ident, sub: $sub:ident, mul: $mul:ident,
+         add_pairs: $pairs:ident, pairs_of: $pairs_of:ident, store_window: $window:ident) => {
             // SAFETY (every method): the token exists only on a CPU with the
             // instructions; each pointer is that of a slice sliced to the
             // register's length first (a short slice panics before any load or
@@ -517,12 +555,20 @@ pub(crate) mod x86 {
                     unsafe { $storeu(v.as_mut_ptr(), r) }
                 }
                 #[inline(always)]
+                fn store_window(self, r: $r, v: &mut [f32], lo: usize, hi: usize) {
+                    $window(r, v, lo, hi)
+                }
+                #[inline(always)]
                 fn mul_add(self, a: $r, b: $r, c: $r) -> $r {
                     unsafe { $fmadd(a, b, c) }
                 }
                 #[inline(always)]
                 fn add(self, a: $r, b: $r) -> $r {
                     unsafe { $add(a, b) }
+                }
+                #[inline(always)]
+                fn sub(self, a: $r, b: $r) -> $r {
+                    unsafe { $sub(a, b) }
                 }
                 #[inline(always)]
                 fn mul(self, a: $r, b: $r) -> $r {
@@ -554,12 +600,12 @@ pub(crate) mod x86 {
 
     impl_x86!(Avx2, __m256, 8, registers: 16,
         set1: _mm256_set1_ps, loadu: _mm256_loadu_ps, storeu: _mm256_storeu_ps,
-        fmadd: _mm256_fmadd_ps, add: _mm256_add_ps, mul: _mm256_mul_ps, add_pairs: add_pairs_avx2,
-        pairs_of: pairs_of_avx2);
+        fmadd: _mm256_fmadd_ps, add: _mm256_add_ps, sub: _mm256_sub_ps, mul: _mm256_mul_ps,
+        add_pairs: add_pairs_avx2, pairs_of: pairs_of_avx2, store_window: store_window_avx2);
     impl_x86!(Avx512, __m512, 16, registers: 32,
         set1: _mm512_set1_ps, loadu: _mm512_loadu_ps, storeu: _mm512_storeu_ps,
-        fmadd: _mm512_fmadd_ps, add: _mm512_add_ps, mul: _mm512_mul_ps, add_pairs: add_pairs_avx512,
-        pairs_of: pairs_of_avx512);
+        fmadd: _mm512_fmadd_ps, add: _mm512_add_ps, sub: _mm512_sub_ps, mul: _mm512_mul_ps,
+        add_pairs: add_pairs_avx512, pairs_of: pairs_of_avx512, store_window: store_window_avx512);
 }
 
 #[cfg(test)]
@@ -598,6 +644,17 @@ mod tests {
             s.store(s.pairs_of(&x[h..]), &mut twice);
             out.extend_from_slice(&twice[..S::W]);
         }
+        // differences, stored in all but each register's first and last lane
+        let mut kept = [7.0; 16];
+        for h in (0..16).step_by(S::W) {
+            s.store_window(
+                s.sub(s.load(&x[h..]), s.load(&y[h..])),
+                &mut kept[h..],
+                1,
+                S::W - 1,
+            );
+        }
+        out.extend_from_slice(&kept);
         out.iter().map(|v| v.to_bits()).collect()
     }
 
@@ -646,6 +703,12 @@ mod tests {
             }
             for l in 0..32 {
                 assert_eq!(bits[97 + l], x[l / 2].to_bits(), "{i} pairs_of lane {l}");
+            }
+            let width = if *i == Isa::Avx512 { 16 } else { 8 };
+            for l in 0..16 {
+                let stored = (1..width - 1).contains(&(l % width));
+                let want = if stored { x[l] - y[l] } else { 7.0 };
+                assert_eq!(bits[129 + l], want.to_bits(), "{i} sub and store_window lane {l}");
             }
         }
     }
