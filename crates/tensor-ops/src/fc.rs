@@ -508,6 +508,13 @@ fn descend_register<S: Simd, const R: usize>(
     first: usize,
 ) {
     let (x_reg, lr) = (s_.load(&x[j0..]), s_.splat(lr));
+    let store = |r: S::R, v: &mut [f32]| {
+        if first == 0 {
+            s_.store(r, v)
+        } else {
+            s_.store_window(r, v, first, S::W)
+        }
+    };
     let mut d = s_.load(&dx[j0..]);
     for (k, &g) in g.iter().enumerate() {
         let g = s_.splat(g);
@@ -515,9 +522,9 @@ fn descend_register<S: Simd, const R: usize>(
         let old = s_.load(&w[at..]);
         d = s_.add(d, s_.mul(g, old));
         let step = s_.mul(s_.mul(lr, s_.load(&rate[at..])), s_.mul(g, x_reg));
-        s_.store_window(s_.sub(old, step), &mut w[at..], first, S::W);
+        store(s_.sub(old, step), &mut w[at..]);
     }
-    s_.store_window(d, &mut dx[j0..], first, S::W);
+    store(d, &mut dx[j0..]);
 }
 
 /// [`x_backward_with`]'s product at one sample, of `weight(w)` for each weight

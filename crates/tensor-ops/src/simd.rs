@@ -275,6 +275,9 @@ impl Simd for Portable {
     }
     #[inline(always)]
     fn load(self, v: &[f32]) -> [f32; 8] {
+        // one bounds check for the register, not one per lane (which kept the
+        // compiler from vectorising the loads)
+        let v = &v[..8];
         std::array::from_fn(|l| v[l])
     }
     #[inline(always)]
