@@ -20,7 +20,8 @@
 //! output maps, which lie across the lanes of the maps form, and C1's weight
 //! gradient sums in im2col's dot products' 16 interleaved partial sums.
 //!
-//! Registers: columns, two registers of a row times six maps; maps, 10 output
+//! Registers: columns, two registers of a row times six maps, for two rows at a
+//! time where the registers hold them ([`two_rows`]); maps, 10 output
 //! pixels of one register (forward), or 25 taps of one AVX-512 register or 5
 //! of two AVX2 or portable registers (weight gradient).
 
@@ -74,25 +75,58 @@ pub(super) fn forward(s: &ConvShape, x: &[f32], w: &[f32], b: &[f32], y: &mut [f
 /// [`forward`] with output columns in the lanes.
 fn forward_columns(s: &ConvShape, x: &[f32], w: &[f32], b: &[f32], y: &mut [f32]) {
     with_isa!(s_ => {
-        for p in 0..s.out_h() {
-            let mut o = 0;
-            while o + MAPS_PER_TILE <= s.out_c {
-                columns_row::<_, MAPS_PER_TILE>(s_, s, x, w, b, y, (p, o));
-                o += MAPS_PER_TILE;
-            }
-            while o < s.out_c {
-                columns_row::<_, 1>(s_, s, x, w, b, y, (p, o));
-                o += 1;
+        let mut p = 0;
+        while p < s.out_h() {
+            if two_rows(s_) && p + 2 <= s.out_h() {
+                columns_rows::<_, 2>(s_, s, x, w, b, y, p);
+                p += 2;
+            } else {
+                columns_rows::<_, 1>(s_, s, x, w, b, y, p);
+                p += 1;
             }
         }
     });
 }
 
-/// [`forward_columns`] for output row `p` of maps `o0..o0 + G`: the row in
-/// registers two at a time (the last one overlapping the one before when the
+/// Whether [`forward_columns`] takes two output rows at a time (each weight,
+/// broadcast once, then serves both rows' registers): if the sums (two rows of
+/// six maps, two registers each), the two rows' inputs and a weight fit in the
+/// registers. AVX-512's 32 hold them (C1's forward pass 3.0 -> 2.7 us); with
+/// AVX2's 16 the sums spilled (3.6 -> 8.5-10.7 us; `layer_times -- 1 1 classic c1`).
+#[inline(always)]
+fn two_rows<S: Simd>(_: S) -> bool {
+    let (rows, registers_per_row) = (2, 2);
+    // the sums, the inputs, and one more for the weight
+    rows * registers_per_row * (MAPS_PER_TILE + 1) < S::REGISTERS
+}
+
+/// [`forward_columns`] for output rows `p..p + R` of every map.
+#[inline(always)]
+fn columns_rows<S: Simd, const R: usize>(
+    s_: S,
+    s: &ConvShape,
+    x: &[f32],
+    w: &[f32],
+    b: &[f32],
+    y: &mut [f32],
+    p: usize,
+) {
+    let mut o = 0;
+    while o + MAPS_PER_TILE <= s.out_c {
+        columns_row::<_, MAPS_PER_TILE, R>(s_, s, x, w, b, y, (p, o));
+        o += MAPS_PER_TILE;
+    }
+    while o < s.out_c {
+        columns_row::<_, 1, R>(s_, s, x, w, b, y, (p, o));
+        o += 1;
+    }
+}
+
+/// [`forward_columns`] for output rows `p..p + R` of maps `o0..o0 + G`: each row
+/// in registers two at a time (the last one overlapping the one before when the
 /// row is not a whole number of registers).
 #[inline(always)]
-fn columns_row<S: Simd, const G: usize>(
+fn columns_row<S: Simd, const G: usize, const R: usize>(
     s_: S,
     s: &ConvShape,
     x: &[f32],
@@ -106,20 +140,20 @@ fn columns_row<S: Simd, const G: usize>(
     let start = |j: usize| (j * lanes).min(ow - lanes);
     let mut j = 0;
     while j + 2 <= starts {
-        columns_tile::<S, G, 2>(s_, s, x, w, b, y, (p, o0), [start(j), start(j + 1)]);
+        columns_tile::<S, G, 2, R>(s_, s, x, w, b, y, (p, o0), [start(j), start(j + 1)]);
         j += 2;
     }
     if j < starts {
-        columns_tile::<S, G, 1>(s_, s, x, w, b, y, (p, o0), [start(j)]);
+        columns_tile::<S, G, 1, R>(s_, s, x, w, b, y, (p, o0), [start(j)]);
     }
 }
 
-/// `V` registers of output row `p` from columns `q0s`, maps `o0..o0 + G`: `y =
-/// b + sum over taps (i, u, v) of w[o, i, u, v] * x[i, p + u, q + v]`, one
-/// chain per value in order of the tap.
+/// `V` registers of each output row `p..p + R` from columns `q0s`, maps `o0..o0 +
+/// G`: `y = b + sum over taps (i, u, v) of w[o, i, u, v] * x[i, p + u, q + v]`,
+/// one chain per value in order of the tap.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn columns_tile<S: Simd, const G: usize, const V: usize>(
+fn columns_tile<S: Simd, const G: usize, const V: usize, const R: usize>(
     s_: S,
     s: &ConvShape,
     x: &[f32],
@@ -130,32 +164,39 @@ fn columns_tile<S: Simd, const G: usize, const V: usize>(
     q0s: [usize; V],
 ) {
     let (lanes, patch, hw, ow) = (S::W, s.patch_len(), s.out_hw(), s.out_w());
-    assert!(o0 + G <= s.out_c && q0s.iter().all(|&q| q + lanes <= ow));
-    let mut acc = [[s_.splat(0.0); V]; G];
+    assert!(o0 + G <= s.out_c && p + R <= s.out_h() && q0s.iter().all(|&q| q + lanes <= ow));
+    let mut acc = [[[s_.splat(0.0); V]; G]; R];
     // the G maps' weights, each [patch]
     let w_maps: [&[f32]; G] = std::array::from_fn(|g| &w[(o0 + g) * patch..][..patch]);
     for i in 0..s.in_c {
         for u in 0..K {
-            let x_row = &x[(i * s.in_h + p + u) * s.in_w..][..s.in_w];
+            let x_rows = &x[(i * s.in_h + p + u) * s.in_w..][..R * s.in_w];
             let row_taps = (i * K + u) * K;
             for v in 0..K {
-                let mut x_reg = [s_.splat(0.0); V];
-                for (x_reg, &q) in x_reg.iter_mut().zip(&q0s) {
-                    *x_reg = s_.load(&x_row[q + v..]);
+                // x_reg[r]: the V registers of input row p + r + u under tap v
+                let mut x_reg = [[s_.splat(0.0); V]; R];
+                for (r, x_reg) in x_reg.iter_mut().enumerate() {
+                    for (x_reg, &q) in x_reg.iter_mut().zip(&q0s) {
+                        *x_reg = s_.load(&x_rows[r * s.in_w + q + v..]);
+                    }
                 }
-                for (acc, w_map) in acc.iter_mut().zip(&w_maps) {
+                for (g, w_map) in w_maps.iter().enumerate() {
                     let w_tap = s_.splat(w_map[row_taps + v]);
-                    for (acc, &x_reg) in acc.iter_mut().zip(&x_reg) {
-                        *acc = s_.mul_add(w_tap, x_reg, *acc);
+                    for (acc, x_reg) in acc.iter_mut().zip(&x_reg) {
+                        for (acc, &x_reg) in acc[g].iter_mut().zip(x_reg) {
+                            *acc = s_.mul_add(w_tap, x_reg, *acc);
+                        }
                     }
                 }
             }
         }
     }
-    for (g, acc) in acc.iter().enumerate() {
-        let bias = s_.splat(b[o0 + g]);
-        for (&sum, &q) in acc.iter().zip(&q0s) {
-            s_.store(s_.add(bias, sum), &mut y[(o0 + g) * hw + p * ow + q..]);
+    for (r, acc) in acc.iter().enumerate() {
+        for (g, acc) in acc.iter().enumerate() {
+            let bias = s_.splat(b[o0 + g]);
+            for (&sum, &q) in acc.iter().zip(&q0s) {
+                s_.store(s_.add(bias, sum), &mut y[(o0 + g) * hw + (p + r) * ow + q..]);
+            }
         }
     }
 }
