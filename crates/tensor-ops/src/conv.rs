@@ -344,7 +344,7 @@ pub fn forward(
         Method::Naive => naive::forward(s, table, x, w, b, y),
         Method::Lanes => lanes::forward(s, table, x, w, b, y, ws),
         Method::Gemm => im2col::forward(s, x, w, b, y, ws, split),
-        Method::Direct => direct::forward(s, x, w, b, y),
+        Method::Direct => direct::forward(s, table, x, w, b, y),
     }
 }
 

@@ -91,7 +91,7 @@ pub enum Algo {
     /// ([`conv::plan`], [`fc::plan`], [`threads`]): for convolutions from
     /// [`conv::LANES_MIN_BATCH`] images a direct kernel with sixteen images in the
     /// vector lanes (`conv/lanes.rs`); for one image (C1 and C3 at batch 1) a
-    /// direct kernel with output rows or output maps in the lanes
+    /// direct kernel with output pixels or output maps in the lanes
     /// (`conv/direct.rs`); otherwise im2col + GEMM with the batch (or the output
     /// channels) split. Which plan runs depends on the shape alone,
     /// never on the CPU or the thread count.
@@ -125,7 +125,7 @@ impl Algo {
 /// // C3 at batch 32: sixteen images in the vector lanes, one task per group
 /// let c3 = ConvShape::square(32, 6, 14, 16, 5);
 /// assert_eq!(conv::plan(Algo::Parallel, &c3), Plan { method: Method::Lanes, split: true });
-/// // the paper's batch 1: its 16 output maps in the vector lanes, on the calling thread
+/// // the paper's batch 1: a direct kernel (output pixels or its 16 maps in the lanes), on the calling thread
 /// let c3_one = ConvShape::square(1, 6, 14, 16, 5);
 /// assert_eq!(conv::plan(Algo::Parallel, &c3_one), Plan { method: Method::Direct, split: false });
 /// // C1 at batch 1: its output rows in the vector lanes

@@ -218,6 +218,11 @@ pub(crate) trait Simd: Copy + Send + Sync {
     fn width(self) -> usize {
         Self::W
     }
+    /// [`Self::REGISTERS`], from a token.
+    #[inline(always)]
+    fn registers(self) -> usize {
+        Self::REGISTERS
+    }
     /// One register of `W` values.
     type R: Copy;
     fn splat(self, v: f32) -> Self::R;

@@ -1,31 +1,37 @@
 //! Direct convolutions of one image, without a patch matrix: LeNet's C1 and
 //! C3 at batch 1. At batch 1 there is no batch to put in the vector lanes
-//! (`lanes.rs`); two other things fill them, by shape ([`form`]):
+//! (`lanes.rs`); other things fill them, by shape ([`form`]):
 //! - **output columns** ([`Form::Columns`], C1: 28 output columns): a register
 //!   holds consecutive output values of one row; for each tap `(i, u, v)` the
 //!   input row under it is loaded and multiplied by the tap's weight, broadcast,
 //!   for six output maps at a time. Forward pass only.
-//! - **output maps** ([`Form::Maps`], C3: 16 maps of 10 x 10): a register holds
-//!   the 16 maps' values of one output pixel (two of AVX2's). Forward: for each
-//!   tap, the input value under it, broadcast, times the maps' weights of the
-//!   tap (one register of maps at a time: with AVX2, two passes of 8 maps).
-//!   Weight gradient: for each tap, the sum over the output pixels of the input
-//!   value under the tap, broadcast, times the 16 maps' `dy` at the pixel.
+//! - **output maps** ([`Form::Maps`], C3: 16 maps of 10 x 10):
+//!   - forward: a register holds consecutive output pixels of one map, its rows
+//!     computed as wide as the input's and flattened (the last `K - 1` values of
+//!     each row dropped), so that for each tap `(u, v)` the input under a
+//!     register is one load from the flattened input map; only the connection
+//!     table's pairs, two output maps at a time (one load, two multiply-adds);
+//!   - weight gradient: a register holds the 16 maps' `dy` at one output pixel;
+//!     for each tap, the sum over the output pixels of the input value under the
+//!     tap, broadcast, times it.
 //!
 //! Each value is the same chain of multiply-adds, in the same order, as im2col's
 //! matrix product computes it (`gemm`'s first kernel: one chain in order of the
 //! inner index, from zero, then the bias added, or nothing), so the results are
-//! the im2col variant's, bit for bit, and the models it trained train again. The
+//! the im2col variant's, bit for bit, and the models it trained train again
+//! (im2col multiplies the unconnected pairs' zero weights too: a multiply-add of
+//! zero and a finite input leaves a sum as it is, up to the sign of a zero). The
 //! passes not written here are im2col's: the input gradient sums over the
 //! output maps, which lie across the lanes of the maps form, and C1's weight
 //! gradient sums in im2col's dot products' 16 interleaved partial sums.
 //!
 //! Registers: columns, two registers of a row times six maps, for two rows at a
-//! time where the registers hold them ([`two_rows`]); maps, 10 output
-//! pixels of one register (forward), or 25 taps of one AVX-512 register or 5
-//! of two AVX2 or portable registers (weight gradient).
+//! time where the registers hold them ([`two_rows`]); maps, two maps' sums over
+//! a block of 9 registers of pixels with AVX-512 (C3's 10 rows of 14), of 6
+//! with AVX2 and portable (three blocks) (forward), or 25 taps of one AVX-512
+//! register or 5 of two AVX2 or portable registers (weight gradient).
 
-use super::ConvShape;
+use super::{ConnTable, ConvShape};
 use crate::simd::{with_isa, Simd};
 
 /// Output maps the maps form holds in the lanes.
@@ -43,7 +49,8 @@ const MAPS_PER_TILE: usize = 6;
 pub(super) enum Form {
     /// Consecutive output values of a row.
     Columns,
-    /// The 16 output maps' values of one pixel.
+    /// 16 output maps of few pixels: consecutive pixels of a map (forward), the
+    /// 16 maps' values of one pixel (weight gradient).
     Maps,
 }
 
@@ -65,9 +72,9 @@ pub(super) fn form(s: &ConvShape) -> Option<Form> {
 }
 
 /// `y [C_out, H_out, W_out] = conv(x [C_in, H, W], w [C_out, C_in, 5, 5]) + b`.
-pub(super) fn forward(s: &ConvShape, x: &[f32], w: &[f32], b: &[f32], y: &mut [f32]) {
+pub(super) fn forward(s: &ConvShape, t: Option<&ConnTable>, x: &[f32], w: &[f32], b: &[f32], y: &mut [f32]) {
     match form(s) {
-        Some(Form::Maps) => forward_maps(s, x, w, b, y),
+        Some(Form::Maps) => forward_flat(s, t, x, w, b, y),
         _ => forward_columns(s, x, w, b, y),
     }
 }
@@ -201,80 +208,119 @@ fn columns_tile<S: Simd, const G: usize, const V: usize, const R: usize>(
     }
 }
 
-/// [`forward`] with the 16 output maps in the lanes.
-fn forward_maps(s: &ConvShape, x: &[f32], w: &[f32], b: &[f32], y: &mut [f32]) {
-    let (patch, hw) = (s.patch_len(), s.out_hw());
-    let mut scratch = crate::ThreadScratch::take();
-    // w_t [patch, 16]: each tap's weights of the 16 maps; y_t [HW, 16]: the sums
-    let (w_t, y_t) = scratch.get((patch + hw) * MAPS).split_at_mut(patch * MAPS);
+/// [`forward`] with output pixels in the lanes: each output row computed as
+/// wide as an input row (its last `K - 1` columns dropped), so that a register
+/// of output pixels, flattened, reads the input flattened from one offset per
+/// tap; only the table's connected pairs, two output maps at a time (each input
+/// register loaded once for both).
+fn forward_flat(s: &ConvShape, t: Option<&ConnTable>, x: &[f32], w: &[f32], b: &[f32], y: &mut [f32]) {
+    // registers of pixels per block: two maps' sums, an input and two weights
+    // in the registers (C3's 10 rows of 14 pixels: one block with AVX-512,
+    // three with AVX2)
+    const WIDE: usize = 9;
+    const NARROW: usize = 6;
     with_isa!(s_ => {
-        crate::gemm::transpose(s_, w, (MAPS, patch), w_t);
-        for c0 in (0..MAPS).step_by(s_.width()) {
-            forward_rows::<_, 10>(s_, s, x, w_t, y_t, c0);
+        if 2 * WIDE + 3 <= s_.registers() {
+            forward_flat_blocks::<_, WIDE>(s_, s, t, x, w, b, y)
+        } else {
+            forward_flat_blocks::<_, NARROW>(s_, s, t, x, w, b, y)
         }
-        crate::gemm::transpose(s_, y_t, (hw, MAPS), y);
-    });
-    for (y_map, &bias) in y.chunks_exact_mut(hw).zip(b) {
-        y_map.iter_mut().for_each(|v| *v += bias);
-    }
+    })
 }
 
-/// [`forward_maps`]' sums of the register of maps `c0..c0 + W`, `Q` output
-/// pixels at a time (then one).
+/// [`forward_flat`] in blocks of `P` registers of pixels.
 #[inline(always)]
-fn forward_rows<S: Simd, const Q: usize>(
+fn forward_flat_blocks<S: Simd, const P: usize>(
     s_: S,
     s: &ConvShape,
+    t: Option<&ConnTable>,
     x: &[f32],
-    w_t: &[f32],
-    y_t: &mut [f32],
-    c0: usize,
+    w: &[f32],
+    b: &[f32],
+    y: &mut [f32],
 ) {
-    let ow = s.out_w();
-    for p in 0..s.out_h() {
-        let mut q = 0;
-        while q + Q <= ow {
-            forward_pixels::<_, Q>(s_, s, x, w_t, y_t, (p, q, c0));
-            q += Q;
-        }
-        while q < ow {
-            forward_pixels::<_, 1>(s_, s, x, w_t, y_t, (p, q, c0));
-            q += 1;
-        }
+    let (lanes, iw, in_map, oh, ow, patch) =
+        (S::W, s.in_w, s.in_h * s.in_w, s.out_h(), s.out_w(), s.patch_len());
+    // a map's sums: its rows of iw values, in whole blocks
+    let map_len = (oh * iw).div_ceil(P * lanes) * P * lanes;
+    // x_pad [C_in, reach]: each input map, then zeros as far as the last tap's
+    // last register reads; y_flat [C_out, map_len]: the sums
+    let reach = (K - 1) * iw + K - 1 + map_len;
+    let mut scratch = crate::ThreadScratch::take();
+    let (x_pad, y_flat) = scratch
+        .get(s.in_c * reach + s.out_c * map_len)
+        .split_at_mut(s.in_c * reach);
+    for (x_pad, x_map) in x_pad.chunks_exact_mut(reach).zip(x.chunks_exact(in_map)) {
+        x_pad[..in_map].copy_from_slice(x_map);
+        x_pad[in_map..].fill(0.0);
     }
-}
-
-/// [`forward_maps`]' sums for `Q` output pixels from `(p, q0)` on, maps `c0..c0 +
-/// W` in one register: `y_t[pixel] = sum over taps (i, u, v) of w_t[tap] * x[i,
-/// p + u, q + v]`, one chain per value in order of the tap. (The 16 maps of two
-/// AVX2 registers at once, 5 pixels at a time, took 11.8 us for C3 against
-/// 8.2 us with register by register, 10 pixels: the compiler kept one of the
-/// ten sums on the stack.)
-#[inline(always)]
-fn forward_pixels<S: Simd, const Q: usize>(
-    s_: S,
-    s: &ConvShape,
-    x: &[f32],
-    w_t: &[f32],
-    y_t: &mut [f32],
-    (p, q0, c0): (usize, usize, usize),
-) {
-    assert!(c0 + S::W <= MAPS && q0 + Q <= s.out_w());
-    let mut acc = [s_.splat(0.0); Q];
-    for i in 0..s.in_c {
-        for u in 0..K {
-            let x_row = &x[(i * s.in_h + p + u) * s.in_w + q0..][..Q + K - 1];
-            let w_row = &w_t[(i * K + u) * K * MAPS + c0..][..(K - 1) * MAPS + S::W];
-            for v in 0..K {
-                let w_tap = s_.load(&w_row[v * MAPS..]);
-                for (j, acc) in acc.iter_mut().enumerate() {
-                    *acc = s_.mul_add(w_tap, s_.splat(x_row[j + v]), *acc);
+    y_flat.fill(0.0);
+    for (i, x_map) in x_pad.chunks_exact(reach).enumerate() {
+        let taps = |o: usize| &w[o * patch + i * K * K..][..K * K];
+        let mut maps = (0..s.out_c).filter(|&o| super::connected(t, o, i));
+        while let Some(o0) = maps.next() {
+            let o1 = maps.next();
+            for at in (0..map_len).step_by(P * lanes) {
+                let sums_at = |o: usize| o * map_len + at;
+                match o1 {
+                    Some(o1) => {
+                        let (taps, sums_at) = ([taps(o0), taps(o1)], [sums_at(o0), sums_at(o1)]);
+                        flat_block::<S, 2, P>(s_, iw, x_map, taps, y_flat, sums_at, at);
+                    }
+                    None => flat_block::<S, 1, P>(s_, iw, x_map, [taps(o0)], y_flat, [sums_at(o0)], at),
                 }
             }
         }
     }
-    for (j, &sum) in acc.iter().enumerate() {
-        s_.store(sum, &mut y_t[(p * s.out_w() + q0 + j) * MAPS + c0..]);
+    for ((y_map, sums), &bias) in y
+        .chunks_exact_mut(oh * ow)
+        .zip(y_flat.chunks_exact(map_len))
+        .zip(b)
+    {
+        for (y_row, sums) in y_map.chunks_exact_mut(ow).zip(sums.chunks_exact(iw)) {
+            for (y, &sum) in y_row.iter_mut().zip(sums) {
+                *y = sum + bias;
+            }
+        }
+    }
+}
+
+/// [`forward_flat`]'s sums of `M` maps over `P` registers of output pixels from
+/// flattened pixel `at`, for one input map: each map's `K x K` weights `taps`,
+/// its sums in `y_flat` from `sums_at`, one multiply-add per tap in order.
+#[inline(always)]
+fn flat_block<S: Simd, const M: usize, const P: usize>(
+    s_: S,
+    iw: usize,
+    x_map: &[f32],
+    taps: [&[f32]; M],
+    y_flat: &mut [f32],
+    sums_at: [usize; M],
+    at: usize,
+) {
+    let lanes = S::W;
+    let mut acc = [[s_.splat(0.0); P]; M];
+    for (acc, &from) in acc.iter_mut().zip(&sums_at) {
+        for (j, acc) in acc.iter_mut().enumerate() {
+            *acc = s_.load(&y_flat[from + j * lanes..]);
+        }
+    }
+    for u in 0..K {
+        for v in 0..K {
+            let x_tap = &x_map[at + u * iw + v..][..P * lanes];
+            let w_tap: [S::R; M] = std::array::from_fn(|m| s_.splat(taps[m][u * K + v]));
+            for j in 0..P {
+                let x_reg = s_.load(&x_tap[j * lanes..]);
+                for (acc, &w_tap) in acc.iter_mut().zip(&w_tap) {
+                    acc[j] = s_.mul_add(w_tap, x_reg, acc[j]);
+                }
+            }
+        }
+    }
+    for (acc, &from) in acc.iter().zip(&sums_at) {
+        for (j, &sum) in acc.iter().enumerate() {
+            s_.store(sum, &mut y_flat[from + j * lanes..]);
+        }
     }
 }
 
