@@ -783,33 +783,34 @@ mod im2col {
         }
         dx_pad.fill(0.0);
         for i in 0..ic {
+            // enough chains side by side to hide the multiply-add's latency, within
+            // the registers: AVX-512, 5 kernel columns x 5 rows of one lane block
+            // (25 of its 32); AVX2 and portable with rows of two lane blocks (C3's
+            // 14 columns), one kernel column x 5 rows of both blocks, each weight
+            // broadcast once for both (C3's input gradient at batch 1, AVX2:
+            // 12.6-13.1 -> 10.3-10.4 us against 2, 2 and 1 kernel columns of one
+            // block); otherwise 2, 2 and 1 kernel columns of one block (5 x 2 of
+            // AVX2's 16)
             if lanes < 16 && blocks == 2 {
-                // AVX2 and portable, rows of two lane blocks (C3's 14 columns): both
-                // blocks at once, one kernel column at a time, 5 x 2 chains, each
-                // weight broadcast once for both (C3's input gradient at batch 1,
-                // AVX2: 12.6-13.1 -> 10.3-10.4 us against 5 x 2 kernel columns of one
-                // block)
                 for p in (0..oh).rev() {
                     for v in 0..K {
-                        product_fold_pair::<S, K>(s_, &pad, s, t, w, dy_pad, dx_pad, (i, p, v));
+                        product_fold_block::<S, K, 1, 2>(s_, &pad, s, t, w, dy_pad, dx_pad, (i, 0, p, v));
                     }
                 }
                 continue;
             }
             for b in 0..blocks {
                 for p in (0..oh).rev() {
-                    // enough chains side by side to hide the multiply-add's latency,
-                    // within the registers: 5 x 5 of AVX-512's 32, 5 x 2 of AVX2's 16
                     if lanes == 16 {
-                        product_fold_row::<S, K, K>(s_, &pad, s, t, w, dy_pad, dx_pad, (i, b, p, 0));
+                        product_fold_block::<S, K, K, 1>(s_, &pad, s, t, w, dy_pad, dx_pad, (i, b, p, 0));
                     } else {
                         let mut v = 0;
                         while v + 2 <= K {
-                            product_fold_row::<S, K, 2>(s_, &pad, s, t, w, dy_pad, dx_pad, (i, b, p, v));
+                            product_fold_block::<S, K, 2, 1>(s_, &pad, s, t, w, dy_pad, dx_pad, (i, b, p, v));
                             v += 2;
                         }
                         if v < K {
-                            product_fold_row::<S, K, 1>(s_, &pad, s, t, w, dy_pad, dx_pad, (i, b, p, v));
+                            product_fold_block::<S, K, 1, 1>(s_, &pad, s, t, w, dy_pad, dx_pad, (i, b, p, v));
                         }
                     }
                 }
@@ -826,11 +827,12 @@ mod im2col {
         dx_row: usize,
     }
 
-    /// [`product_fold_row`] for kernel column `v` of both lane blocks of a row of
-    /// two at once.
+    /// [`product_fold_valid`] for output row `p`, input map `i`, kernel columns
+    /// `v0..v0 + VN` of lane blocks `b0..b0 + BN`: the `K x VN x BN` chains of every
+    /// `(u, v)` and block, then their adds into `dx` rows `p + u`, `v` ascending.
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
-    fn product_fold_pair<S: Simd, const K: usize>(
+    fn product_fold_block<S: Simd, const K: usize, const VN: usize, const BN: usize>(
         s_: S,
         pad: &PaddedRows,
         s: &ConvShape,
@@ -838,53 +840,13 @@ mod im2col {
         w: &[f32],
         dy_pad: &[f32],
         dx_pad: &mut [f32],
-        (i, p, v): (usize, usize, usize),
+        (i, b0, p, v0): (usize, usize, usize, usize),
     ) {
         let (lanes, oh) = (S::W, s.out_h());
-        let mut acc = [[s_.splat(0.0); K]; 2];
-        let dy_at = p * pad.dy_row + K - 1 - v;
-        for o in 0..s.out_c {
-            if !connected(t, o, i) {
-                continue;
-            }
-            let dy_o = &dy_pad[o * oh * pad.dy_row + dy_at..][..2 * lanes];
-            let d = [s_.load(dy_o), s_.load(&dy_o[lanes..])];
-            let w_o = &w[(o * s.in_c + i) * K * K + v..][..(K - 1) * K + 1];
-            for u in 0..K {
-                let w_tap = s_.splat(w_o[u * K]);
-                for (acc, &d) in acc.iter_mut().zip(&d) {
-                    acc[u] = s_.mul_add(w_tap, d, acc[u]);
-                }
-            }
-        }
-        for u in 0..K {
-            for (b, acc) in acc.iter().enumerate() {
-                let at = (i * s.in_h + p + u) * pad.dx_row + b * lanes;
-                let sum = s_.add(s_.load(&dx_pad[at..]), acc[u]);
-                s_.store(sum, &mut dx_pad[at..]);
-            }
-        }
-    }
-
-    /// [`product_fold_valid`] for output row `p`, input map `i`, lane block `b`,
-    /// kernel columns `v0..v0 + VN`: the chains of every `(u, v)`, then their adds
-    /// into `dx` rows `p + u`, `v` ascending.
-    #[inline(always)]
-    #[allow(clippy::too_many_arguments)]
-    fn product_fold_row<S: Simd, const K: usize, const VN: usize>(
-        s_: S,
-        pad: &PaddedRows,
-        s: &ConvShape,
-        t: Option<&ConnTable>,
-        w: &[f32],
-        dy_pad: &[f32],
-        dx_pad: &mut [f32],
-        (i, b, p, v0): (usize, usize, usize, usize),
-    ) {
-        let (lanes, oh) = (S::W, s.out_h());
-        // lane l: dcols[(i, u, v0 + j), (p, b * lanes + l - v0 - j)]
-        let mut acc = [[s_.splat(0.0); K]; VN];
-        let dy_at = p * pad.dy_row + b * lanes + K - 1 - v0;
+        // acc[j][b][u], lane l: dcols[(i, u, v0 + j), (p, (b0 + b) * lanes + l - v0 - j)]
+        let mut acc = [[[s_.splat(0.0); K]; BN]; VN];
+        // dy_pad's row p from block b0, kernel column v0 + VN - 1 on
+        let dy_at = p * pad.dy_row + b0 * lanes + K - v0 - VN;
         for o in 0..s.out_c {
             // an unconnected map's weights are zero: its terms would leave each
             // chain as it is (a sum that is still zero is +0, and the fold adds it
@@ -892,23 +854,28 @@ mod im2col {
             if !connected(t, o, i) {
                 continue;
             }
-            let dy_o = &dy_pad[o * oh * pad.dy_row + dy_at + 1 - VN..][..VN - 1 + lanes];
+            let dy_o = &dy_pad[o * oh * pad.dy_row + dy_at..][..VN - 1 + BN * lanes];
             // w[o, i, u, v0 + j] at u * K + j
             let w_o = &w[(o * s.in_c + i) * K * K + v0..][..(K - 1) * K + VN];
             for (j, acc) in acc.iter_mut().enumerate() {
-                let d = s_.load(&dy_o[VN - 1 - j..]);
-                for (u, acc) in acc.iter_mut().enumerate() {
-                    *acc = s_.mul_add(s_.splat(w_o[u * K + j]), d, *acc);
+                let d: [S::R; BN] = std::array::from_fn(|b| s_.load(&dy_o[VN - 1 - j + b * lanes..]));
+                for u in 0..K {
+                    let w_tap = s_.splat(w_o[u * K + j]);
+                    for (acc, &d) in acc.iter_mut().zip(&d) {
+                        acc[u] = s_.mul_add(w_tap, d, acc[u]);
+                    }
                 }
             }
         }
         for u in 0..K {
-            let at = (i * s.in_h + p + u) * pad.dx_row + b * lanes;
-            let mut sum = s_.load(&dx_pad[at..]);
-            for acc in &acc {
-                sum = s_.add(sum, acc[u]);
+            for b in 0..BN {
+                let at = (i * s.in_h + p + u) * pad.dx_row + (b0 + b) * lanes;
+                let mut sum = s_.load(&dx_pad[at..]);
+                for acc in &acc {
+                    sum = s_.add(sum, acc[b][u]);
+                }
+                s_.store(sum, &mut dx_pad[at..]);
             }
-            s_.store(sum, &mut dx_pad[at..]);
         }
     }
 

@@ -101,10 +101,10 @@ fn forward_columns(s: &ConvShape, x: &[f32], w: &[f32], b: &[f32], y: &mut [f32]
 /// registers. AVX-512's 32 hold them (C1's forward pass 3.0 -> 2.7 us); with
 /// AVX2's 16 the sums spilled (3.6 -> 8.5-10.7 us; `layer_times -- 1 1 classic c1`).
 #[inline(always)]
-fn two_rows<S: Simd>(_: S) -> bool {
+fn two_rows<S: Simd>(s_: S) -> bool {
     let (rows, registers_per_row) = (2, 2);
     // the sums, the inputs, and one more for the weight
-    rows * registers_per_row * (MAPS_PER_TILE + 1) < S::REGISTERS
+    rows * registers_per_row * (MAPS_PER_TILE + 1) < s_.registers()
 }
 
 /// [`forward_columns`] for output rows `p..p + R` of every map.
