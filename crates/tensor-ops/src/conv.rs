@@ -318,6 +318,18 @@ fn connected(table: Option<&ConnTable>, o: usize, i: usize) -> bool {
     table.is_none_or(|t| t.is_connected(o, i))
 }
 
+/// Input map `i`'s column of the table, for a loop over the output maps: `o` is
+/// connected to `i` where `flags[o * stride]` (without a table, one `true` at
+/// stride 0). [`connected`] in a hot loop recomputed the index and reloaded the
+/// table's width at every map (C3's input gradient at batch 1 with AVX2: 10.3 ->
+/// 7.5 us with this and the maps' slices from `chunks_exact`).
+fn column(table: Option<&ConnTable>, i: usize) -> (&[bool], usize) {
+    match table {
+        Some(t) => (&t.connected[i..], t.in_c),
+        None => (&[true], 0),
+    }
+}
+
 // ======================================================================
 // Dispatch: each pass runs the plan of `plan`.
 // ======================================================================
@@ -847,16 +859,21 @@ mod im2col {
         let mut acc = [[[s_.splat(0.0); K]; BN]; VN];
         // dy_pad's row p from block b0, kernel column v0 + VN - 1 on
         let dy_at = p * pad.dy_row + b0 * lanes + K - v0 - VN;
-        for o in 0..s.out_c {
+        // each output map's padded dy and weights
+        let maps = dy_pad
+            .chunks_exact(oh * pad.dy_row)
+            .zip(w.chunks_exact(s.in_c * K * K));
+        let (flags, stride) = column(t, i);
+        for (o, (dy_map, w_map)) in maps.enumerate() {
             // an unconnected map's weights are zero: its terms would leave each
             // chain as it is (a sum that is still zero is +0, and the fold adds it
             // to +0), so they are skipped, as the naive loops skip them
-            if !connected(t, o, i) {
+            if !flags[o * stride] {
                 continue;
             }
-            let dy_o = &dy_pad[o * oh * pad.dy_row + dy_at..][..VN - 1 + BN * lanes];
+            let dy_o = &dy_map[dy_at..][..VN - 1 + BN * lanes];
             // w[o, i, u, v0 + j] at u * K + j
-            let w_o = &w[(o * s.in_c + i) * K * K + v0..][..(K - 1) * K + VN];
+            let w_o = &w_map[i * K * K + v0..][..(K - 1) * K + VN];
             for (j, acc) in acc.iter_mut().enumerate() {
                 let d: [S::R; BN] = std::array::from_fn(|b| s_.load(&dy_o[VN - 1 - j + b * lanes..]));
                 for u in 0..K {
