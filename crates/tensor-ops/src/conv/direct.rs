@@ -257,7 +257,8 @@ fn forward_flat_blocks<S: Simd, const P: usize>(
     y_flat.fill(0.0);
     for (i, x_map) in x_pad.chunks_exact(reach).enumerate() {
         let taps = |o: usize| &w[o * patch + i * K * K..][..K * K];
-        let mut maps = (0..s.out_c).filter(|&o| super::connected(t, o, i));
+        let (flags, stride) = super::column(t, i);
+        let mut maps = (0..s.out_c).filter(|&o| flags[o * stride]);
         while let Some(o0) = maps.next() {
             let o1 = maps.next();
             for at in (0..map_len).step_by(P * lanes) {
