@@ -254,23 +254,43 @@ fn forward_flat_blocks<S: Simd, const P: usize>(
         x_pad[..in_map].copy_from_slice(x_map);
         x_pad[in_map..].fill(0.0);
     }
-    y_flat.fill(0.0);
+    // started[o]: map o's sums hold a value (its first connected input map's
+    // pass starts its chains from zero instead of loading them)
+    let mut started = [false; MAPS];
     for (i, x_map) in x_pad.chunks_exact(reach).enumerate() {
         let taps = |o: usize| &w[o * patch + i * K * K..][..K * K];
         let (flags, stride) = super::column(t, i);
         let mut maps = (0..s.out_c).filter(|&o| flags[o * stride]);
         while let Some(o0) = maps.next() {
             let o1 = maps.next();
+            let fresh = [!started[o0], o1.is_some_and(|o1| !started[o1])];
+            started[o0] = true;
+            if let Some(o1) = o1 {
+                started[o1] = true;
+            }
             for at in (0..map_len).step_by(P * lanes) {
                 let sums_at = |o: usize| o * map_len + at;
                 match o1 {
                     Some(o1) => {
                         let (taps, sums_at) = ([taps(o0), taps(o1)], [sums_at(o0), sums_at(o1)]);
-                        flat_block::<S, 2, P>(s_, iw, x_map, taps, y_flat, sums_at, at);
+                        flat_block::<S, 2, P>(s_, iw, x_map, taps, y_flat, (sums_at, fresh), at);
                     }
-                    None => flat_block::<S, 1, P>(s_, iw, x_map, [taps(o0)], y_flat, [sums_at(o0)], at),
+                    None => flat_block::<S, 1, P>(
+                        s_,
+                        iw,
+                        x_map,
+                        [taps(o0)],
+                        y_flat,
+                        ([sums_at(o0)], [fresh[0]]),
+                        at,
+                    ),
                 }
             }
+        }
+    }
+    for (o, sums) in y_flat.chunks_exact_mut(map_len).enumerate() {
+        if !started[o] {
+            sums.fill(0.0); // a map with no connected input map
         }
     }
     for ((y_map, sums), &bias) in y
@@ -288,7 +308,8 @@ fn forward_flat_blocks<S: Simd, const P: usize>(
 
 /// [`forward_flat`]'s sums of `M` maps over `P` registers of output pixels from
 /// flattened pixel `at`, for one input map: each map's `K x K` weights `taps`,
-/// its sums in `y_flat` from `sums_at`, one multiply-add per tap in order.
+/// its sums in `y_flat` from `sums_at` (its chains started from zero where
+/// `fresh`: the map's first input map), one multiply-add per tap in order.
 #[inline(always)]
 fn flat_block<S: Simd, const M: usize, const P: usize>(
     s_: S,
@@ -296,14 +317,16 @@ fn flat_block<S: Simd, const M: usize, const P: usize>(
     x_map: &[f32],
     taps: [&[f32]; M],
     y_flat: &mut [f32],
-    sums_at: [usize; M],
+    (sums_at, fresh): ([usize; M], [bool; M]),
     at: usize,
 ) {
     let lanes = S::W;
     let mut acc = [[s_.splat(0.0); P]; M];
-    for (acc, &from) in acc.iter_mut().zip(&sums_at) {
-        for (j, acc) in acc.iter_mut().enumerate() {
-            *acc = s_.load(&y_flat[from + j * lanes..]);
+    for ((acc, &from), &fresh) in acc.iter_mut().zip(&sums_at).zip(&fresh) {
+        if !fresh {
+            for (j, acc) in acc.iter_mut().enumerate() {
+                *acc = s_.load(&y_flat[from + j * lanes..]);
+            }
         }
     }
     for u in 0..K {
@@ -405,6 +428,46 @@ fn weight_taps<S: Simd, const CV: usize, const U: usize>(
             for (c, &sum) in acc.iter().enumerate() {
                 s_.store(sum, &mut dw_t[at + c * w..]);
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A map that the table connects to no input map gets its bias alone, even
+    /// when the thread's scratch holds an earlier call's sums: its chains never
+    /// start, so [`forward_flat`] writes its zeros itself.
+    #[test]
+    fn a_map_without_inputs_is_its_bias() {
+        let s = ConvShape::square(1, 6, 14, 16, 5);
+        assert_eq!(form(&s), Some(Form::Maps));
+        let value = |i: usize, m: usize| ((i * m % 1009) as f32 - 504.0) / 97.0;
+        let x: Vec<f32> = (0..s.x_len()).map(|i| value(i, 31)).collect();
+        let w: Vec<f32> = (0..s.w_len()).map(|i| value(i, 37) / 50.0).collect();
+        let b: Vec<f32> = (0..s.out_c).map(|o| o as f32 / 8.0).collect();
+        let mut y = vec![0.0; s.y_len()];
+        // the full table first: every map's sums left in the scratch
+        forward(&s, None, &x, &w, &b, &mut y);
+        let mut lists: Vec<Vec<usize>> = (0..16)
+            .map(|o| (0..6).filter(|i| (o + i) % 3 != 0).collect())
+            .collect();
+        lists[5].clear();
+        let refs: Vec<&[usize]> = lists.iter().map(Vec::as_slice).collect();
+        let table = ConnTable::from_lists(6, &refs).unwrap();
+        let mut masked = w.clone();
+        table.mask_weights(&mut masked);
+        forward(&s, Some(&table), &x, &masked, &b, &mut y);
+        let mut expected = vec![0.0; s.y_len()];
+        super::super::naive::forward(&s, Some(&table), &x, &masked, &b, &mut expected);
+        let hw = s.out_hw();
+        assert!(y[5 * hw..6 * hw].iter().all(|&v| v == b[5]));
+        for (i, (&got, &want)) in y.iter().zip(&expected).enumerate() {
+            assert!(
+                (got - want).abs() <= 1e-4 * (1.0 + want.abs()),
+                "y[{i}] = {got}, naive {want}"
+            );
         }
     }
 }
