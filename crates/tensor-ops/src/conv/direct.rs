@@ -263,11 +263,8 @@ fn forward_flat_blocks<S: Simd, const P: usize>(
         let mut maps = (0..s.out_c).filter(|&o| flags[o * stride]);
         while let Some(o0) = maps.next() {
             let o1 = maps.next();
-            let fresh = [!started[o0], o1.is_some_and(|o1| !started[o1])];
-            started[o0] = true;
-            if let Some(o1) = o1 {
-                started[o1] = true;
-            }
+            let mut start = |o: usize| !std::mem::replace(&mut started[o], true);
+            let fresh = [start(o0), o1.is_some_and(start)];
             for at in (0..map_len).step_by(P * lanes) {
                 let sums_at = |o: usize| o * map_len + at;
                 match o1 {
