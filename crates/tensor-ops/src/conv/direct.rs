@@ -158,6 +158,10 @@ fn columns_row<S: Simd, const G: usize, const R: usize>(
 /// `V` registers of each output row `p..p + R` from columns `q0s`, maps `o0..o0 +
 /// G`: `y = b + sum over taps (i, u, v) of w[o, i, u, v] * x[i, p + u, q + v]`,
 /// one chain per value in order of the tap.
+///
+/// The operands go in one by one, as in the functions above: passed as one
+/// struct, the same loops kept some of the sums on the stack (C1's forward pass
+/// 2.8 -> 5.9 us, docs/benchmarks.md, "Build profiles").
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn columns_tile<S: Simd, const G: usize, const V: usize, const R: usize>(
@@ -262,26 +266,13 @@ fn forward_flat_blocks<S: Simd, const P: usize>(
         let (flags, stride) = super::column(t, i);
         let mut maps = (0..s.out_c).filter(|&o| flags[o * stride]);
         while let Some(o0) = maps.next() {
-            let o1 = maps.next();
             let mut start = |o: usize| !std::mem::replace(&mut started[o], true);
-            let fresh = [start(o0), o1.is_some_and(start)];
-            for at in (0..map_len).step_by(P * lanes) {
-                let sums_at = |o: usize| o * map_len + at;
-                match o1 {
-                    Some(o1) => {
-                        let (taps, sums_at) = ([taps(o0), taps(o1)], [sums_at(o0), sums_at(o1)]);
-                        flat_block::<S, 2, P>(s_, iw, x_map, taps, y_flat, (sums_at, fresh), at);
-                    }
-                    None => flat_block::<S, 1, P>(
-                        s_,
-                        iw,
-                        x_map,
-                        [taps(o0)],
-                        y_flat,
-                        ([sums_at(o0)], [fresh[0]]),
-                        at,
-                    ),
+            match maps.next() {
+                Some(o1) => {
+                    let (taps, pair) = ([taps(o0), taps(o1)], [(o0, start(o0)), (o1, start(o1))]);
+                    flat_maps::<S, 2, P>(s_, iw, x_map, taps, y_flat, (pair, map_len));
                 }
+                None => flat_maps::<S, 1, P>(s_, iw, x_map, [taps(o0)], y_flat, ([(o0, start(o0))], map_len)),
             }
         }
     }
@@ -303,10 +294,27 @@ fn forward_flat_blocks<S: Simd, const P: usize>(
     }
 }
 
-/// [`forward_flat`]'s sums of `M` maps over `P` registers of output pixels from
-/// flattened pixel `at`, for one input map: each map's `K x K` weights `taps`,
-/// its sums in `y_flat` from `sums_at` (its chains started from zero where
-/// `fresh`: the map's first input map), one multiply-add per tap in order.
+/// [`forward_flat`]'s sums of `M` output maps `(o, fresh)` for one input map,
+/// in blocks of `P` registers of output pixels: each map's `K x K` weights
+/// `taps`, its sums in `y_flat` (`map_len` each; its chains started from zero
+/// where `fresh`: the map's first input map), one multiply-add per tap in order.
+#[inline(always)]
+fn flat_maps<S: Simd, const M: usize, const P: usize>(
+    s_: S,
+    iw: usize,
+    x_map: &[f32],
+    taps: [&[f32]; M],
+    y_flat: &mut [f32],
+    (maps, map_len): ([(usize, bool); M], usize),
+) {
+    for at in (0..map_len).step_by(P * S::W) {
+        let sums_at = maps.map(|(o, fresh)| (o * map_len + at, fresh));
+        flat_block::<S, M, P>(s_, iw, x_map, taps, y_flat, sums_at, at);
+    }
+}
+
+/// [`flat_maps`] for one block: pixels `at..at + P * W` of each map, its sums
+/// from `y_flat[from..]` (or zeros where `fresh`).
 #[inline(always)]
 fn flat_block<S: Simd, const M: usize, const P: usize>(
     s_: S,
@@ -314,12 +322,12 @@ fn flat_block<S: Simd, const M: usize, const P: usize>(
     x_map: &[f32],
     taps: [&[f32]; M],
     y_flat: &mut [f32],
-    (sums_at, fresh): ([usize; M], [bool; M]),
+    sums_at: [(usize, bool); M],
     at: usize,
 ) {
     let lanes = S::W;
     let mut acc = [[s_.splat(0.0); P]; M];
-    for ((acc, &from), &fresh) in acc.iter_mut().zip(&sums_at).zip(&fresh) {
+    for (acc, &(from, fresh)) in acc.iter_mut().zip(&sums_at) {
         if !fresh {
             for (j, acc) in acc.iter_mut().enumerate() {
                 *acc = s_.load(&y_flat[from + j * lanes..]);
@@ -338,7 +346,7 @@ fn flat_block<S: Simd, const M: usize, const P: usize>(
             }
         }
     }
-    for (acc, &from) in acc.iter().zip(&sums_at) {
+    for (acc, &(from, _)) in acc.iter().zip(&sums_at) {
         for (j, &sum) in acc.iter().enumerate() {
             s_.store(sum, &mut y_flat[from + j * lanes..]);
         }
