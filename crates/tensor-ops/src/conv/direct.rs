@@ -174,25 +174,23 @@ fn columns_tile<S: Simd, const G: usize, const V: usize, const R: usize>(
     (p, o0): (usize, usize),
     q0s: [usize; V],
 ) {
-    let (lanes, patch, hw, ow) = (S::W, s.patch_len(), s.out_hw(), s.out_w());
+    let (lanes, patch, hw, ow, iw) = (S::W, s.patch_len(), s.out_hw(), s.out_w(), s.in_w);
     assert!(o0 + G <= s.out_c && p + R <= s.out_h() && q0s.iter().all(|&q| q + lanes <= ow));
     let mut acc = [[[s_.splat(0.0); V]; G]; R];
     // the G maps' weights, each [patch]
     let w_maps: [&[f32]; G] = std::array::from_fn(|g| &w[(o0 + g) * patch..][..patch]);
     for i in 0..s.in_c {
         for u in 0..K {
-            let x_rows = &x[(i * s.in_h + p + u) * s.in_w..][..R * s.in_w];
-            let row_taps = (i * K + u) * K;
+            // x_rows[r]: input row p + r + u of map i; w_rows[g]: map o0 + g's
+            // weights of kernel row u on map i
+            let x_rows: [&[f32]; R] = std::array::from_fn(|r| &x[(i * s.in_h + p + r + u) * iw..][..iw]);
+            let w_rows: [&[f32]; G] = std::array::from_fn(|g| &w_maps[g][(i * K + u) * K..][..K]);
             for v in 0..K {
                 // x_reg[r]: the V registers of input row p + r + u under tap v
-                let mut x_reg = [[s_.splat(0.0); V]; R];
-                for (r, x_reg) in x_reg.iter_mut().enumerate() {
-                    for (x_reg, &q) in x_reg.iter_mut().zip(&q0s) {
-                        *x_reg = s_.load(&x_rows[r * s.in_w + q + v..]);
-                    }
-                }
-                for (g, w_map) in w_maps.iter().enumerate() {
-                    let w_tap = s_.splat(w_map[row_taps + v]);
+                let x_reg: [[S::R; V]; R] =
+                    std::array::from_fn(|r| std::array::from_fn(|j| s_.load(&x_rows[r][q0s[j] + v..])));
+                for (g, w_row) in w_rows.iter().enumerate() {
+                    let w_tap = s_.splat(w_row[v]);
                     for (acc, x_reg) in acc.iter_mut().zip(&x_reg) {
                         for (acc, &x_reg) in acc[g].iter_mut().zip(x_reg) {
                             *acc = s_.mul_add(w_tap, x_reg, *acc);
@@ -202,11 +200,13 @@ fn columns_tile<S: Simd, const G: usize, const V: usize, const R: usize>(
             }
         }
     }
+    let b = &b[o0..][..G];
     for (r, acc) in acc.iter().enumerate() {
         for (g, acc) in acc.iter().enumerate() {
-            let bias = s_.splat(b[o0 + g]);
+            let bias = s_.splat(b[g]);
+            let y_row = &mut y[(o0 + g) * hw + (p + r) * ow..][..ow];
             for (&sum, &q) in acc.iter().zip(&q0s) {
-                s_.store(s_.add(bias, sum), &mut y[(o0 + g) * hw + (p + r) * ow + q..]);
+                s_.store(s_.add(bias, sum), &mut y_row[q..]);
             }
         }
     }
