@@ -511,7 +511,8 @@ fn kernel_row<S: Simd, const Q: usize, const K: usize, const ZEROS_LEFT: usize, 
     // unrolled this loop only late, after its last chance to move the
     // accumulators into registers, unless the crate was optimised twice (thin
     // LTO, or cargo's default profile). Under fat LTO C1's and C3's forward
-    // passes at batch 16 took 95 and 104 us instead of 46.
+    // passes at batch 16 took 95-96 and 102-103 us instead of 46-47
+    // (docs/benchmarks.md, "Build profiles").
     const { assert!(Q + K - 1 <= MAX_ROW) };
     seq!(J in 0..14 {
         if (ZEROS_LEFT..Q + K - 1 - ZEROS_RIGHT).contains(&J) {
