@@ -160,8 +160,9 @@ fn columns_row<S: Simd, const G: usize, const R: usize>(
 /// one chain per value in order of the tap.
 ///
 /// The operands go in one by one, as in the functions above: passed as one
-/// struct, the same loops kept some of the sums on the stack (C1's forward pass
-/// 2.8 -> 5.9 us, docs/benchmarks.md, "Build profiles").
+/// struct (with the rows sliced tap by tap), the loops kept some of the sums on
+/// the stack (C1's forward pass 2.8 -> 5.9 us, docs/benchmarks.md, "Build
+/// profiles").
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn columns_tile<S: Simd, const G: usize, const V: usize, const R: usize>(
