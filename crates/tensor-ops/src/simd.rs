@@ -168,36 +168,67 @@ pub fn set_isa(isa: Isa) -> Result<(), IsaError> {
 /// Runs `$body` with `$s` bound to the [`Simd`] token of the instruction set in
 /// use ([`isa`]), compiled for that instruction set. Everything the body calls
 /// that should be compiled for it must be `#[inline(always)]`.
+///
+/// `with_isa!(s, |width| keep => body)` compiles the body only for the
+/// instruction sets whose register width ([`Simd::W`]) makes `keep` (a constant
+/// expression) true, and panics if another set is in use: for a body that its
+/// caller runs only on some widths (the training planes of `W` images), whose
+/// other instantiations would be compiled for nothing.
 macro_rules! with_isa {
-    ($s:ident => $body:expr) => {{
+    ($s:ident => $body:expr) => {
+        $crate::simd::with_isa!($s, |_width| true => $body)
+    };
+    ($s:ident, |$w:pat_param| $keep:expr => $body:expr) => {{
         #[allow(unused_imports)]
         use $crate::simd::Simd as _;
         match $crate::simd::isa() {
             #[cfg(target_arch = "x86_64")]
             $crate::simd::Isa::Avx512 => {
-                let $s = $crate::simd::x86::Avx512::assume();
-                // SAFETY: `isa()` returns only instruction sets the CPU supports
-                unsafe {
-                    $crate::simd::x86::Avx512::vectorize(
-                        #[inline(always)]
-                        || $body,
-                    )
+                // (`const`: a dropped set's arm is not even generated)
+                if const {
+                    let $w = <$crate::simd::x86::Avx512 as $crate::simd::Simd>::W;
+                    $keep
+                } {
+                    let $s = $crate::simd::x86::Avx512::assume();
+                    // SAFETY: `isa()` returns only instruction sets the CPU supports
+                    unsafe {
+                        $crate::simd::x86::Avx512::vectorize(
+                            #[inline(always)]
+                            || $body,
+                        )
+                    }
+                } else {
+                    unreachable!("a kernel for another register width than AVX-512's")
                 }
             }
             #[cfg(target_arch = "x86_64")]
             $crate::simd::Isa::Avx2 => {
-                let $s = $crate::simd::x86::Avx2::assume();
-                // SAFETY: as above
-                unsafe {
-                    $crate::simd::x86::Avx2::vectorize(
-                        #[inline(always)]
-                        || $body,
-                    )
+                if const {
+                    let $w = <$crate::simd::x86::Avx2 as $crate::simd::Simd>::W;
+                    $keep
+                } {
+                    let $s = $crate::simd::x86::Avx2::assume();
+                    // SAFETY: as above
+                    unsafe {
+                        $crate::simd::x86::Avx2::vectorize(
+                            #[inline(always)]
+                            || $body,
+                        )
+                    }
+                } else {
+                    unreachable!("a kernel for another register width than AVX2's")
                 }
             }
             _ => {
-                let $s = $crate::simd::Portable;
-                $body
+                if const {
+                    let $w = <$crate::simd::Portable as $crate::simd::Simd>::W;
+                    $keep
+                } {
+                    let $s = $crate::simd::Portable;
+                    $body
+                } else {
+                    unreachable!("a kernel for another register width than the portable path's")
+                }
             }
         }
     }};

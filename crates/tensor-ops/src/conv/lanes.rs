@@ -189,10 +189,12 @@ macro_rules! with_width {
 
 /// `y[o, p, q] = b[o] + sum_{i: conn(o, i)} sum_{u,v} w[o, i, u, v] * x[i, p+u, q+v]`,
 /// `w [C_out, C_in, K, K]`, for the first `count` images of the group, on the
-/// instruction set in use. (Never inlined: it is called once per group of
-/// images, and shows in profiles under its own name.)
+/// instruction set in use. `PLANE`: the `L` images fill a register (the
+/// training planes), so only the instruction sets of `L` lanes are compiled in
+/// (an inference group of 16 runs on any). (Never inlined: it is called once per
+/// group of images, and shows in profiles under its own name.)
 #[inline(never)]
-fn conv_valid<const L: usize>(
+fn conv_valid<const L: usize, const PLANE: bool>(
     g: Valid,
     conn: impl Fn(usize, usize) -> bool + Copy,
     w: &[f32],
@@ -200,7 +202,7 @@ fn conv_valid<const L: usize>(
     (x, y): (&[[f32; L]], &mut [[f32; L]]),
     count: usize,
 ) {
-    with_isa!(s => conv_valid_on(s, g, conn, w, b, (x, y), count))
+    with_isa!(s, |width| !PLANE || width == L => conv_valid_on(s, g, conn, w, b, (x, y), count))
 }
 
 /// [`conv_valid`] with token `s`.
@@ -224,7 +226,9 @@ fn conv_valid_on<S: Simd, const L: usize>(
         let bias = b.map_or(0.0, |b| b[o]);
         let mut p = 0;
         while p < oh {
-            if S::REGISTERS >= 32 && p + 1 < oh && g.k == LENET_K {
+            // (`const`: the compiler does not even generate the pair's code for
+            // an instruction set with fewer registers)
+            if const { S::REGISTERS >= 32 } && p + 1 < oh && g.k == LENET_K {
                 // two rows at a time where their accumulators and weights fit
                 // in the registers (AVX-512)
                 let (top, bottom) = y[(o * oh + p) * ow..][..2 * ow].split_at_mut(ow);
@@ -557,7 +561,7 @@ fn weight_grad_valid<const L: usize>(
     dw: &mut [V],
     (lane0, count): (usize, usize),
 ) {
-    with_isa!(s => weight_grad_valid_on(s, g, conn, (x, dy), dw, (lane0, count)))
+    with_isa!(s, |width| width == L => weight_grad_valid_on(s, g, conn, (x, dy), dw, (lane0, count)))
 }
 
 /// [`weight_grad_valid`] with token `s`.
@@ -771,9 +775,9 @@ fn per_plane<const L: usize>(
         .for_each(|((src, dst), (sl, dl))| {
             for (src, dst) in src.chunks(src_plane).zip(dst.chunks_mut(dst_plane)) {
                 let count = src.len() / src_maps.len();
-                with_isa!(s => gather(s, src_maps, pad, src, sl));
+                with_isa!(s, |width| width == L => gather(s, src_maps, pad, src, sl));
                 conv(sl, dl, count);
-                with_isa!(s => scatter(s, dst_maps, off, dl, dst));
+                with_isa!(s, |width| width == L => scatter(s, dst_maps, off, dl, dst));
             }
         });
 }
@@ -794,7 +798,7 @@ pub fn forward(
         (y, out_maps(s), 0),
         &mut ws.x_lanes,
         &mut ws.y_lanes,
-        |xl, yl, count| conv_valid(g, |o, i| connected(t, o, i), w, Some(b), (xl, yl), count),
+        |xl, yl, count| conv_valid::<L, true>(g, |o, i| connected(t, o, i), w, Some(b), (xl, yl), count),
     ))
 }
 
@@ -821,7 +825,7 @@ pub fn forward_interleaved(
         });
         padded
     };
-    conv_valid(
+    conv_valid::<LANES, false>(
         g,
         |o, i| connected(t, o, i),
         w,
@@ -867,7 +871,7 @@ pub fn x_backward(
         (dx, in_maps(s), s.pad),
         &mut ws.y_lanes,
         &mut ws.x_lanes,
-        |dyl, dxl, count| conv_valid(g, |i, o| connected(t, o, i), w_flipped, None, (dyl, dxl), count),
+        |dyl, dxl, count| conv_valid::<L, true>(g, |i, o| connected(t, o, i), w_flipped, None, (dyl, dxl), count),
     ))
 }
 
