@@ -183,42 +183,9 @@ macro_rules! with_isa {
         use $crate::simd::Simd as _;
         match $crate::simd::isa() {
             #[cfg(target_arch = "x86_64")]
-            $crate::simd::Isa::Avx512 => {
-                // (`const`: a dropped set's arm is not even generated)
-                if const {
-                    let $w = <$crate::simd::x86::Avx512 as $crate::simd::Simd>::W;
-                    $keep
-                } {
-                    let $s = $crate::simd::x86::Avx512::assume();
-                    // SAFETY: `isa()` returns only instruction sets the CPU supports
-                    unsafe {
-                        $crate::simd::x86::Avx512::vectorize(
-                            #[inline(always)]
-                            || $body,
-                        )
-                    }
-                } else {
-                    unreachable!("a kernel for another register width than AVX-512's")
-                }
-            }
+            $crate::simd::Isa::Avx512 => $crate::simd::with_isa!(@x86 Avx512, $s, |$w| $keep => $body),
             #[cfg(target_arch = "x86_64")]
-            $crate::simd::Isa::Avx2 => {
-                if const {
-                    let $w = <$crate::simd::x86::Avx2 as $crate::simd::Simd>::W;
-                    $keep
-                } {
-                    let $s = $crate::simd::x86::Avx2::assume();
-                    // SAFETY: as above
-                    unsafe {
-                        $crate::simd::x86::Avx2::vectorize(
-                            #[inline(always)]
-                            || $body,
-                        )
-                    }
-                } else {
-                    unreachable!("a kernel for another register width than AVX2's")
-                }
-            }
+            $crate::simd::Isa::Avx2 => $crate::simd::with_isa!(@x86 Avx2, $s, |$w| $keep => $body),
             _ => {
                 if const {
                     let $w = <$crate::simd::Portable as $crate::simd::Simd>::W;
@@ -232,6 +199,25 @@ macro_rules! with_isa {
             }
         }
     }};
+    // the arm of x86 token `$tok`
+    (@x86 $tok:ident, $s:ident, |$w:pat_param| $keep:expr => $body:expr) => {
+        // (`const`: a dropped set's arm is not even generated)
+        if const {
+            let $w = <$crate::simd::x86::$tok as $crate::simd::Simd>::W;
+            $keep
+        } {
+            let $s = $crate::simd::x86::$tok::assume();
+            // SAFETY: `isa()` returns only instruction sets the CPU supports
+            unsafe {
+                $crate::simd::x86::$tok::vectorize(
+                    #[inline(always)]
+                    || $body,
+                )
+            }
+        } else {
+            unreachable!(concat!("a kernel for another register width than ", stringify!($tok), "'s"))
+        }
+    };
 }
 pub(crate) use with_isa;
 
