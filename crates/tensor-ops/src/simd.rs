@@ -150,7 +150,9 @@ pub fn isa() -> Isa {
 
 /// Makes every later kernel call use `isa`, if the CPU supports it. (For tests
 /// and benchmarks that compare instruction sets in one process; results change
-/// with it only in the portable path's low bits.)
+/// with it only in the portable path's low bits.) Call it between kernel calls,
+/// not while another thread runs one: a training kernel reads the set more than
+/// once (its plane width, then its code) and panics if it changed in between.
 ///
 /// ```
 /// use tensor_ops::{isa, set_isa, Isa};
