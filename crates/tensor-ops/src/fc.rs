@@ -140,7 +140,7 @@ pub(crate) fn forward_with(
     let task = |x: &[f32], y: &mut [f32]| {
         let rows = y.len() / o;
         if let Some(panels) = panels.filter(|_| rows >= PACKED_FROM) {
-            // 4 x 24 (AVX2) or 8 x 48 (AVX-512) register tiles
+            // 6 x 16 (AVX2) or 8 x 48 (AVX-512) register tiles
             return gemm_packed(x, rows, i, i, panels, o, b, y, o);
         }
         // y = b + x w^T: dot products of rows of x with rows of w
