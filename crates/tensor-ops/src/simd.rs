@@ -150,9 +150,8 @@ pub fn isa() -> Isa {
 
 /// Makes every later kernel call use `isa`, if the CPU supports it. (For tests
 /// and benchmarks that compare instruction sets in one process; results change
-/// with it only in the portable path's low bits.) Call it between kernel calls,
-/// not while another thread runs one: a training kernel reads the set more than
-/// once (its plane width, then its code) and panics if it changed in between.
+/// with it only in the portable path's low bits.) A kernel call that is running
+/// finishes on the set it started with.
 ///
 /// ```
 /// use tensor_ops::{isa, set_isa, Isa};
@@ -171,19 +170,23 @@ pub fn set_isa(isa: Isa) -> Result<(), IsaError> {
 /// use ([`isa`]), compiled for that instruction set. Everything the body calls
 /// that should be compiled for it must be `#[inline(always)]`.
 ///
-/// `with_isa!(s, |width| keep => body)` compiles the body only for the
-/// instruction sets whose register width ([`Simd::W`]) makes `keep` (a constant
-/// expression) true, and panics if another set is in use: for a body that its
-/// caller runs only on some widths (the training planes of `W` images), whose
-/// other instantiations would be compiled for nothing.
+/// `with_isa!(isa; s, |width| keep => body)` runs the body under the
+/// instruction set `isa` (an [`Isa`] the caller read from [`isa`] before:
+/// a kernel that chose its layout by the register width reads the set once, so
+/// that [`set_isa`] on another thread cannot change it halfway), and compiles it
+/// only for the sets whose register width ([`Simd::W`]) makes `keep` (a
+/// constant expression) true: for a body that its caller runs only on some
+/// widths (the training planes of `W` images), whose other instantiations would
+/// be compiled for nothing. Another set panics (unreachable, for a caller that
+/// chose the width from the same `isa`).
 macro_rules! with_isa {
     ($s:ident => $body:expr) => {
-        $crate::simd::with_isa!($s, |_width| true => $body)
+        $crate::simd::with_isa!($crate::simd::isa(); $s, |_width| true => $body)
     };
-    ($s:ident, |$w:pat_param| $keep:expr => $body:expr) => {{
+    ($isa:expr; $s:ident, |$w:pat_param| $keep:expr => $body:expr) => {{
         #[allow(unused_imports)]
         use $crate::simd::Simd as _;
-        match $crate::simd::isa() {
+        match $isa {
             #[cfg(target_arch = "x86_64")]
             $crate::simd::Isa::Avx512 => $crate::simd::with_isa!(@x86 Avx512, $s, |$w| $keep => $body),
             #[cfg(target_arch = "x86_64")]

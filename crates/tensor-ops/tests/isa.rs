@@ -9,8 +9,6 @@
 
 mod common;
 
-use std::io::Write;
-
 use common::{assert_close, by_groups, conv_passes, table, PASSES};
 use tensor_ops::conv::{self, ConnTable, ConvShape, ConvWorkspace};
 use tensor_ops::fc::{self, FcShape};
@@ -202,8 +200,7 @@ fn outputs(algo: Algo, magnitudes: bool) -> Vec<(String, Vec<f32>)> {
 }
 
 fn note(line: &str) {
-    // straight to stderr, past the test harness's capture: a skipped set is seen
-    let _ = writeln!(std::io::stderr(), "isa test: {line}");
+    common::note("isa test", line)
 }
 
 #[test]

@@ -38,7 +38,7 @@ use crate::interleaved::{
     Lanes as V, LANES, MIN_BATCH,
 };
 use crate::scratch;
-use crate::simd::{with_isa, Simd};
+use crate::simd::{with_isa, Isa, Simd};
 
 /// Can the lanes kernel run this shape (`conv::plan` decides whether it does)? From
 /// [`MIN_BATCH`] images on.
@@ -188,13 +188,14 @@ macro_rules! with_width {
 }
 
 /// `y[o, p, q] = b[o] + sum_{i: conn(o, i)} sum_{u,v} w[o, i, u, v] * x[i, p+u, q+v]`,
-/// `w [C_out, C_in, K, K]`, for the first `count` images of the group, on the
-/// instruction set in use. `PLANE`: the `L` images fill a register (the
-/// training planes), so only the instruction sets of `L` lanes are compiled in
-/// (an inference group of 16 runs on any). (Never inlined: it is called once per
+/// `w [C_out, C_in, K, K]`, for the first `count` images of the group, on
+/// instruction set `isa`. Compiled for the sets whose registers are no wider
+/// than the `L` lanes: a training plane of 8 never runs on AVX-512, an
+/// inference group of 16 runs on any. (Never inlined: it is called once per
 /// group of images, and shows in profiles under its own name.)
 #[inline(never)]
-fn conv_valid<const L: usize, const PLANE: bool>(
+fn conv_valid<const L: usize>(
+    isa: Isa,
     g: Valid,
     conn: impl Fn(usize, usize) -> bool + Copy,
     w: &[f32],
@@ -202,7 +203,7 @@ fn conv_valid<const L: usize, const PLANE: bool>(
     (x, y): (&[[f32; L]], &mut [[f32; L]]),
     count: usize,
 ) {
-    with_isa!(s, |width| !PLANE || width == L => conv_valid_on(s, g, conn, w, b, (x, y), count))
+    with_isa!(isa; s, |width| width <= L => conv_valid_on(s, g, conn, w, b, (x, y), count))
 }
 
 /// [`conv_valid`] with token `s`.
@@ -593,16 +594,17 @@ fn kernel_row_any<S: Simd, const Q: usize>(
 /// Per lane: `dw[o, i, u, v] += sum_{p,q} dy[o, p, q] * x[i, p+u, q+v]` for the
 /// connected pairs, `dy [C_out, H-K+1, W-K+1, L]`, for the first `count` images of
 /// the plane, whose lanes are `lane0..lane0 + L` of `dw` (the other lanes of `dw`
-/// are left as they are).
+/// are left as they are), on instruction set `isa` (one of `L` lanes).
 #[inline(never)]
 fn weight_grad_valid<const L: usize>(
+    isa: Isa,
     g: Valid,
     conn: impl Fn(usize, usize) -> bool + Copy,
     (x, dy): (&[[f32; L]], &[[f32; L]]),
     dw: &mut [V],
     (lane0, count): (usize, usize),
 ) {
-    with_isa!(s, |width| width == L => weight_grad_valid_on(s, g, conn, (x, dy), dw, (lane0, count)))
+    with_isa!(isa; s, |width| width == L => weight_grad_valid_on(s, g, conn, (x, dy), dw, (lane0, count)))
 }
 
 /// [`weight_grad_valid`] with token `s`.
@@ -752,8 +754,8 @@ fn groups_per_task(batch: usize) -> usize {
 }
 
 /// Runs `$body` with `const $L: usize` the images of a plane: a register's lanes
-/// on the instruction set in use (16 with AVX-512, 8 with AVX2 and the portable
-/// path). The training kernels interleave a group of 16 images as `16 / L`
+/// on instruction set `$isa` (16 with AVX-512, 8 with AVX2 and the portable
+/// path), which the kernel read once and runs everything on. The training kernels interleave a group of 16 images as `16 / L`
 /// planes, one after the other, so that every load fills a register from one
 /// cache line: with AVX2, 16 images side by side would give each register half a
 /// line, and each pass over a plane twice the bytes. (`layer_times -- 1 128` under
@@ -761,8 +763,8 @@ fn groups_per_task(batch: usize) -> usize {
 /// 399-402 us, C3's 477-482 -> 465-468; C3's input gradient 603 -> 620, its padded
 /// gathers being twice as many rows half as wide.)
 macro_rules! with_plane_lanes {
-    ($L:ident => $body:expr) => {
-        if crate::simd::isa().lanes() == LANES {
+    ($isa:expr, $L:ident => $body:expr) => {
+        if $isa.lanes() == LANES {
             const $L: usize = LANES;
             $body
         } else {
@@ -791,8 +793,10 @@ fn plane_buffers<const L: usize>(buf: &mut Vec<V>, tasks: usize, len: usize) -> 
 /// groups of 16 shared out over the threads: `src [N, src_maps]` is gathered with
 /// `pad` into one task buffer, `conv(src_plane, dst_plane, count)` fills the other
 /// for the plane's `count` images, and its window at `(off, off)` is scattered into
-/// `dst [N, dst_maps]`.
+/// `dst [N, dst_maps]`, on instruction set `isa` (one of `L` lanes).
+#[allow(clippy::too_many_arguments)]
 fn per_plane<const L: usize>(
+    isa: Isa,
     batch: usize,
     (src, src_maps, pad): (&[f32], Maps, usize),
     (dst, dst_maps, off): (&mut [f32], Maps, usize),
@@ -816,9 +820,9 @@ fn per_plane<const L: usize>(
         .for_each(|((src, dst), (sl, dl))| {
             for (src, dst) in src.chunks(src_plane).zip(dst.chunks_mut(dst_plane)) {
                 let count = src.len() / src_maps.len();
-                with_isa!(s, |width| width == L => gather(s, src_maps, pad, src, sl));
+                with_isa!(isa; s, |width| width == L => gather(s, src_maps, pad, src, sl));
                 conv(sl, dl, count);
-                with_isa!(s, |width| width == L => scatter(s, dst_maps, off, dl, dst));
+                with_isa!(isa; s, |width| width == L => scatter(s, dst_maps, off, dl, dst));
             }
         });
 }
@@ -832,14 +836,15 @@ pub fn forward(
     y: &mut [f32],
     ws: &mut ConvWorkspace,
 ) {
-    let g = valid_over_input(s);
-    with_plane_lanes!(L => per_plane::<L>(
+    let (g, isa) = (valid_over_input(s), crate::isa());
+    with_plane_lanes!(isa, L => per_plane::<L>(
+        isa,
         s.batch,
         (x, in_maps(s), s.pad),
         (y, out_maps(s), 0),
         &mut ws.x_lanes,
         &mut ws.y_lanes,
-        |xl, yl, count| conv_valid::<L, true>(g, |o, i| connected(t, o, i), w, Some(b), (xl, yl), count),
+        |xl, yl, count| conv_valid::<L>(isa, g, |o, i| connected(t, o, i), w, Some(b), (xl, yl), count),
     ))
 }
 
@@ -866,7 +871,8 @@ pub fn forward_interleaved(
         });
         padded
     };
-    conv_valid::<LANES, false>(
+    conv_valid::<LANES>(
+        crate::isa(),
         g,
         |o, i| connected(t, o, i),
         w,
@@ -906,13 +912,15 @@ pub fn x_backward(
         live_rows: (k - 1, k - 1 + s.out_h()),
         live_cols: (k - 1, k - 1 + s.out_w()),
     };
-    with_plane_lanes!(L => per_plane::<L>(
+    let isa = crate::isa();
+    with_plane_lanes!(isa, L => per_plane::<L>(
+        isa,
         s.batch,
         (dy, out_maps(s), k - 1),
         (dx, in_maps(s), s.pad),
         &mut ws.y_lanes,
         &mut ws.x_lanes,
-        |dyl, dxl, count| conv_valid::<L, true>(g, |i, o| connected(t, o, i), w_flipped, None, (dyl, dxl), count),
+        |dyl, dxl, count| conv_valid::<L>(isa, g, |i, o| connected(t, o, i), w_flipped, None, (dyl, dxl), count),
     ))
 }
 
@@ -925,7 +933,8 @@ pub fn weight_backward(
     db: &mut [f32],
     ws: &mut ConvWorkspace,
 ) {
-    with_plane_lanes!(L => weight_backward_in::<L>(s, t, (x, dy), dw, ws));
+    let isa = crate::isa();
+    with_plane_lanes!(isa, L => weight_backward_in::<L>(isa, s, t, (x, dy), dw, ws));
     // each map's bias gradient on some thread, its sum in the same order on any
     let hw = s.out_h() * s.out_w();
     db.par_iter_mut().enumerate().for_each(|(o, g)| {
@@ -935,8 +944,10 @@ pub fn weight_backward(
     });
 }
 
-/// [`weight_backward`]'s weight gradient, on planes of `L` images.
+/// [`weight_backward`]'s weight gradient, on planes of `L` images, on instruction
+/// set `isa`.
 fn weight_backward_in<const L: usize>(
+    isa: Isa,
     s: &ConvShape,
     t: Option<&ConnTable>,
     (x, dy): (&[f32], &[f32]),
@@ -973,11 +984,11 @@ fn weight_backward_in<const L: usize>(
                     .enumerate()
                 {
                     let count = dy.len() / ym.len();
-                    with_isa!(r => {
+                    with_isa!(isa; r, |width| width == L => {
                         gather(r, in_maps(s), s.pad, x, xl);
                         gather(r, ym, 0, dy, yl)
                     });
-                    weight_grad_valid(g, |o, i| connected(t, o, i), (xl, yl), part, (b * L, count));
+                    weight_grad_valid(isa, g, |o, i| connected(t, o, i), (xl, yl), part, (b * L, count));
                 }
             }
         });

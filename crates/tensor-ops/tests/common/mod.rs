@@ -126,3 +126,10 @@ pub fn by_groups(
     }
     y
 }
+
+/// `line` on stderr, past the test harness's capture (so that a skipped case is
+/// seen), after the test's name.
+pub fn note(test: &str, line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{test}: {line}");
+}
