@@ -311,9 +311,17 @@ pub(crate) fn weight_backward_with(
             cs: o,
         };
         gemm(dy_t, MatRef::new(x, n, i), 0.0, dw, i);
-        for (r, g) in db.iter_mut().enumerate() {
-            *g = dy[o0 + r..].iter().step_by(o).sum();
-        }
+        // db[r] = -0 + dy[0, o0 + r] + dy[1, o0 + r] + ... in order of the
+        // samples (`Iterator::sum`'s order and start), every output's sum
+        // advanced a sample at a time by one vector add (one output's sum after
+        // the other was a chain of dependent adds: `layer_times -- 1 256 classic
+        // c5` under AVX2 on a Zen 3, C5's backward pass without dx 312 -> 290 us)
+        with_isa!(_s => {
+            db.fill(-0.0);
+            for row in dy.chunks_exact(o) {
+                db.iter_mut().zip(&row[o0..o0 + m]).for_each(|(g, &d)| *g += d);
+            }
+        });
     };
     match plan {
         Plan {
