@@ -755,10 +755,11 @@ fn groups_per_task(batch: usize) -> usize {
 
 /// Runs `$body` with `const $L: usize` the images of a plane: a register's lanes
 /// on instruction set `$isa` (16 with AVX-512, 8 with AVX2 and the portable
-/// path), which the kernel read once and runs everything on. The training kernels interleave a group of 16 images as `16 / L`
-/// planes, one after the other, so that every load fills a register from one
-/// cache line: with AVX2, 16 images side by side would give each register half a
-/// line, and each pass over a plane twice the bytes. (`layer_times -- 1 128` under
+/// path), which the kernel read once and runs everything on. The training
+/// kernels interleave a group of 16 images as `16 / L` planes, one after the
+/// other, so that every load fills a register from one cache line: with AVX2, 16
+/// images side by side would give each register half a line, and each pass over a
+/// plane twice the bytes. (`layer_times -- 1 128` under
 /// `LENET_SIMD=avx2` on a Zen 4, alternating: C1's weight gradient 450-453 ->
 /// 399-402 us, C3's 477-482 -> 465-468; C3's input gradient 603 -> 620, its padded
 /// gathers being twice as many rows half as wide.)
