@@ -277,6 +277,35 @@ pub(crate) trait Simd: Copy + Send + Sync {
     /// inverse of [`Simd::add_pairs`]'s layout: what a 2x2 window's gradient
     /// spreads over a row of its inputs).
     fn pairs_of(self, v: &[f32]) -> Self::R;
+    /// `(v[2 l], v[2 l + 1])` in lane `l`: the even and the odd values of the
+    /// first `2 W` (a row's 2x2 windows, left column and right column).
+    fn evens_odds(self, v: &[f32]) -> (Self::R, Self::R);
+    /// `if a > b { then } else { other }` lane by lane (`a > b` is false where
+    /// either is NaN, as the scalar comparison).
+    fn select_gt(self, a: Self::R, b: Self::R, then: Self::R, other: Self::R) -> Self::R;
+    /// `if a == b { then } else { other }` lane by lane (false where either is
+    /// NaN, as the scalar comparison).
+    fn select_eq(self, a: Self::R, b: Self::R, then: Self::R, other: Self::R) -> Self::R;
+    /// `a[l]` into `v[2 l]` and `b[l]` into `v[2 l + 1]`: the first `2 W` values
+    /// of `v` (the inverse of [`Simd::evens_odds`]).
+    fn store_interleaved(self, a: Self::R, b: Self::R, v: &mut [f32]);
+    /// The first `W` bytes of `v`, each as an `f32`.
+    #[inline(always)]
+    fn load_bytes(self, v: &[u8]) -> Self::R {
+        let v = &v[..Self::W];
+        let lanes: [f32; 16] = std::array::from_fn(|l| v.get(l).map_or(0.0, |&b| f32::from(b)));
+        self.load(&lanes)
+    }
+    /// Into the first `W` bytes of `v`, each lane converted as `lane as u8` (for
+    /// lanes holding whole numbers from 0 to 255, such as a window's argmax).
+    #[inline(always)]
+    fn store_bytes(self, r: Self::R, v: &mut [u8]) {
+        let mut lanes = [0.0f32; 16];
+        self.store(r, &mut lanes);
+        for (b, &l) in v[..Self::W].iter_mut().zip(&lanes) {
+            *b = l as u8;
+        }
+    }
 }
 
 /// [`Simd::reduce16`]'s tree on plain values.
@@ -355,6 +384,28 @@ impl Simd for Portable {
     fn pairs_of(self, v: &[f32]) -> [f32; 8] {
         let v = &v[..4];
         std::array::from_fn(|l| v[l / 2])
+    }
+    #[inline(always)]
+    fn evens_odds(self, v: &[f32]) -> ([f32; 8], [f32; 8]) {
+        let v = &v[..16];
+        (
+            std::array::from_fn(|l| v[2 * l]),
+            std::array::from_fn(|l| v[2 * l + 1]),
+        )
+    }
+    #[inline(always)]
+    fn select_gt(self, a: [f32; 8], b: [f32; 8], then: [f32; 8], other: [f32; 8]) -> [f32; 8] {
+        std::array::from_fn(|l| if a[l] > b[l] { then[l] } else { other[l] })
+    }
+    #[inline(always)]
+    fn select_eq(self, a: [f32; 8], b: [f32; 8], then: [f32; 8], other: [f32; 8]) -> [f32; 8] {
+        std::array::from_fn(|l| if a[l] == b[l] { then[l] } else { other[l] })
+    }
+    #[inline(always)]
+    fn store_interleaved(self, a: [f32; 8], b: [f32; 8], v: &mut [f32]) {
+        for (pair, (a, b)) in v[..16].chunks_exact_mut(2).zip(a.into_iter().zip(b)) {
+            (pair[0], pair[1]) = (a, b);
+        }
     }
 }
 
@@ -436,9 +487,37 @@ pub(crate) mod x86 {
     }
 
     /// [`Simd::add_pairs`] with AVX-512: the even and the odd values of two
-    /// registers gathered by two permutes, then added.
+    /// registers ([`evens_odds_avx512`]), added.
     #[inline(always)]
     fn add_pairs_avx512(v: &[f32]) -> __m512 {
+        let (even, odd) = evens_odds_avx512(v);
+        // SAFETY: called only through the AVX-512 token (the CPU has AVX-512F)
+        unsafe { _mm512_add_ps(even, odd) }
+    }
+
+    /// [`Simd::evens_odds`] with AVX2: two shuffles pick the even and the odd
+    /// values of two registers in the order (0, 2, 8, 10 | 4, 6, 12, 14) of
+    /// 64-bit quarters, put back in order by one permute each.
+    #[inline(always)]
+    fn evens_odds_avx2(v: &[f32]) -> (__m256, __m256) {
+        let v = &v[..16];
+        // SAFETY: called only through the AVX2 token (the CPU has AVX2); the
+        // loads read v[0..16]
+        unsafe {
+            let a = _mm256_loadu_ps(v.as_ptr());
+            let b = _mm256_loadu_ps(v.as_ptr().add(8));
+            let even = _mm256_castps_pd(_mm256_shuffle_ps::<0b10_00_10_00>(a, b));
+            let odd = _mm256_castps_pd(_mm256_shuffle_ps::<0b11_01_11_01>(a, b));
+            (
+                _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(even)),
+                _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(odd)),
+            )
+        }
+    }
+
+    /// [`Simd::evens_odds`] with AVX-512: one permute of two registers each.
+    #[inline(always)]
+    fn evens_odds_avx512(v: &[f32]) -> (__m512, __m512) {
         let v = &v[..32];
         // SAFETY: called only through the AVX-512 token (the CPU has AVX-512F);
         // the loads read v[0..32]
@@ -447,10 +526,71 @@ pub(crate) mod x86 {
             let b = _mm512_loadu_ps(v.as_ptr().add(16));
             let even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
             let odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
-            _mm512_add_ps(
+            (
                 _mm512_permutex2var_ps(a, even, b),
                 _mm512_permutex2var_ps(a, odd, b),
             )
+        }
+    }
+
+    /// [`Simd::select_gt`] with AVX2: a blend under an ordered compare's mask.
+    #[inline(always)]
+    fn select_gt_avx2(a: __m256, b: __m256, then: __m256, other: __m256) -> __m256 {
+        // SAFETY: called only through the AVX2 token (the CPU has AVX2)
+        unsafe { _mm256_blendv_ps(other, then, _mm256_cmp_ps::<_CMP_GT_OQ>(a, b)) }
+    }
+
+    /// [`Simd::select_gt`] with AVX-512: a blend under an ordered compare's
+    /// lane mask.
+    #[inline(always)]
+    fn select_gt_avx512(a: __m512, b: __m512, then: __m512, other: __m512) -> __m512 {
+        // SAFETY: called only through the AVX-512 token (the CPU has AVX-512F)
+        unsafe { _mm512_mask_blend_ps(_mm512_cmp_ps_mask::<_CMP_GT_OQ>(a, b), other, then) }
+    }
+
+    /// [`Simd::select_eq`] with AVX2: a blend under an ordered compare's mask.
+    #[inline(always)]
+    fn select_eq_avx2(a: __m256, b: __m256, then: __m256, other: __m256) -> __m256 {
+        // SAFETY: called only through the AVX2 token (the CPU has AVX2)
+        unsafe { _mm256_blendv_ps(other, then, _mm256_cmp_ps::<_CMP_EQ_OQ>(a, b)) }
+    }
+
+    /// [`Simd::select_eq`] with AVX-512: a blend under an ordered compare's
+    /// lane mask.
+    #[inline(always)]
+    fn select_eq_avx512(a: __m512, b: __m512, then: __m512, other: __m512) -> __m512 {
+        // SAFETY: called only through the AVX-512 token (the CPU has AVX-512F)
+        unsafe { _mm512_mask_blend_ps(_mm512_cmp_ps_mask::<_CMP_EQ_OQ>(a, b), other, then) }
+    }
+
+    /// [`Simd::store_interleaved`] with AVX2: the unpacks interleave within
+    /// 128-bit halves, (a0 b0 a1 b1 | a4 b4 a5 b5) and (a2 b2 a3 b3 | a6 b6 a7
+    /// b7); two half permutes put them in order.
+    #[inline(always)]
+    fn store_interleaved_avx2(a: __m256, b: __m256, v: &mut [f32]) {
+        let v = &mut v[..16];
+        // SAFETY: called only through the AVX2 token (the CPU has AVX2); the
+        // stores write v[0..16]
+        unsafe {
+            let (low, high) = (_mm256_unpacklo_ps(a, b), _mm256_unpackhi_ps(a, b));
+            _mm256_storeu_ps(v.as_mut_ptr(), _mm256_permute2f128_ps::<0x20>(low, high));
+            _mm256_storeu_ps(v.as_mut_ptr().add(8), _mm256_permute2f128_ps::<0x31>(low, high));
+        }
+    }
+
+    /// [`Simd::store_interleaved`] with AVX-512: one permute of the two
+    /// registers for each half (an index of 16 or more picks lane `index - 16`
+    /// of `b`).
+    #[inline(always)]
+    fn store_interleaved_avx512(a: __m512, b: __m512, v: &mut [f32]) {
+        let v = &mut v[..32];
+        // SAFETY: called only through the AVX-512 token (the CPU has AVX-512F);
+        // the stores write v[0..32]
+        unsafe {
+            let low = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+            let high = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+            _mm512_storeu_ps(v.as_mut_ptr(), _mm512_permutex2var_ps(a, low, b));
+            _mm512_storeu_ps(v.as_mut_ptr().add(16), _mm512_permutex2var_ps(a, high, b));
         }
     }
 
@@ -561,7 +701,9 @@ pub(crate) mod x86 {
         ($token:ty, $r:ty, $w:literal, registers: $regs:literal,
          set1: $set1:ident, loadu: $loadu:ident, storeu: $storeu:ident,
          fmadd: $fmadd:ident, add: $add:ident, sub: $sub:ident, mul: $mul:ident,
-         add_pairs: $pairs:ident, pairs_of: $pairs_of:ident, store_window: $window:ident) => {
+         add_pairs: $pairs:ident, pairs_of: $pairs_of:ident, store_window: $window:ident,
+         evens_odds: $evens_odds:ident, select_gt: $select_gt:ident, select_eq: $select_eq:ident,
+         store_interleaved: $interleaved:ident) => {
             // SAFETY (every method): the token exists only on a CPU with the
             // instructions; each pointer is that of a slice sliced to the
             // register's length first (a short slice panics before any load or
@@ -624,6 +766,22 @@ pub(crate) mod x86 {
                 fn pairs_of(self, v: &[f32]) -> $r {
                     $pairs_of(v)
                 }
+                #[inline(always)]
+                fn evens_odds(self, v: &[f32]) -> ($r, $r) {
+                    $evens_odds(v)
+                }
+                #[inline(always)]
+                fn select_gt(self, a: $r, b: $r, then: $r, other: $r) -> $r {
+                    $select_gt(a, b, then, other)
+                }
+                #[inline(always)]
+                fn select_eq(self, a: $r, b: $r, then: $r, other: $r) -> $r {
+                    $select_eq(a, b, then, other)
+                }
+                #[inline(always)]
+                fn store_interleaved(self, a: $r, b: $r, v: &mut [f32]) {
+                    $interleaved(a, b, v)
+                }
             }
         };
     }
@@ -631,11 +789,15 @@ pub(crate) mod x86 {
     impl_x86!(Avx2, __m256, 8, registers: 16,
         set1: _mm256_set1_ps, loadu: _mm256_loadu_ps, storeu: _mm256_storeu_ps,
         fmadd: _mm256_fmadd_ps, add: _mm256_add_ps, sub: _mm256_sub_ps, mul: _mm256_mul_ps,
-        add_pairs: add_pairs_avx2, pairs_of: pairs_of_avx2, store_window: store_window_avx2);
+        add_pairs: add_pairs_avx2, pairs_of: pairs_of_avx2, store_window: store_window_avx2,
+        evens_odds: evens_odds_avx2, select_gt: select_gt_avx2, select_eq: select_eq_avx2,
+        store_interleaved: store_interleaved_avx2);
     impl_x86!(Avx512, __m512, 16, registers: 32,
         set1: _mm512_set1_ps, loadu: _mm512_loadu_ps, storeu: _mm512_storeu_ps,
         fmadd: _mm512_fmadd_ps, add: _mm512_add_ps, sub: _mm512_sub_ps, mul: _mm512_mul_ps,
-        add_pairs: add_pairs_avx512, pairs_of: pairs_of_avx512, store_window: store_window_avx512);
+        add_pairs: add_pairs_avx512, pairs_of: pairs_of_avx512, store_window: store_window_avx512,
+        evens_odds: evens_odds_avx512, select_gt: select_gt_avx512, select_eq: select_eq_avx512,
+        store_interleaved: store_interleaved_avx512);
 }
 
 #[cfg(test)]
@@ -685,6 +847,47 @@ mod tests {
             );
         }
         out.extend_from_slice(&kept);
+        // the even and the odd values of 32, and the larger of each pair by
+        // `select_gt` (x and y hold NaNs and ties), and 16 whole numbers as bytes
+        for h in (0..16).step_by(S::W) {
+            let (mut even, mut odd) = ([0.0; 16], [0.0; 16]);
+            let (e, o) = s.evens_odds(&neighbours[2 * h..]);
+            s.store(e, &mut even);
+            s.store(o, &mut odd);
+            out.extend_from_slice(&even[..S::W]);
+            out.extend_from_slice(&odd[..S::W]);
+        }
+        let mut larger = [0.0; 16];
+        for h in (0..16).step_by(S::W) {
+            let (a, b) = (s.load(&x[h..]), s.load(&y[h..]));
+            s.store(s.select_gt(a, b, a, b), &mut larger[h..]);
+        }
+        out.extend_from_slice(&larger);
+        let whole: Vec<f32> = (0..16).map(|i| (i * 17) as f32).collect();
+        let mut bytes = [0u8; 16];
+        for h in (0..16).step_by(S::W) {
+            s.store_bytes(s.load(&whole[h..]), &mut bytes[h..]);
+        }
+        out.extend(bytes.iter().map(|&b| f32::from(b)));
+        // the bytes back; x where a register of 17, 1 and NaN equals 17, y
+        // elsewhere; x and y interleaved
+        let (mut back, mut equal) = ([0.0; 16], [0.0; 16]);
+        let seventeen = [17.0, 1.0, 17.0, f32::NAN].repeat(4);
+        for h in (0..16).step_by(S::W) {
+            s.store(s.load_bytes(&bytes[h..]), &mut back[h..]);
+            let (a, b) = (s.load(&seventeen[h..]), s.splat(17.0));
+            s.store(
+                s.select_eq(a, b, s.load(&x[h..]), s.load(&y[h..])),
+                &mut equal[h..],
+            );
+        }
+        out.extend_from_slice(&back);
+        out.extend_from_slice(&equal);
+        let mut pairs = [0.0; 32];
+        for h in (0..16).step_by(S::W) {
+            s.store_interleaved(s.load(&x[h..]), s.load(&y[h..]), &mut pairs[2 * h..]);
+        }
+        out.extend_from_slice(&pairs);
         out.iter().map(|v| v.to_bits()).collect()
     }
 
@@ -693,8 +896,10 @@ mod tests {
     /// made directly, so the kernels' global choice is left alone.)
     #[test]
     fn registers_agree_across_instruction_sets() {
-        let x: Vec<f32> = (0..16).map(|i| (i as f32 * 0.7).sin() * 3.0).collect();
-        let y: Vec<f32> = (0..16).map(|i| (i as f32 * 1.3).cos()).collect();
+        let mut x: Vec<f32> = (0..16).map(|i| (i as f32 * 0.7).sin() * 3.0).collect();
+        let mut y: Vec<f32> = (0..16).map(|i| (i as f32 * 1.3).cos()).collect();
+        // a tie, a NaN on either side, and zeros of both signs
+        (x[3], y[3], x[5], y[9], x[12], y[12]) = (0.25, 0.25, f32::NAN, f32::NAN, 0.0, -0.0);
         let z: Vec<f32> = (0..16).map(|i| (i as f32 * 0.1).tan()).collect();
         let args = (&x[..], &y[..], &z[..]);
         #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
@@ -740,6 +945,41 @@ mod tests {
                 let want = if stored { x[l] - y[l] } else { 7.0 };
                 assert_eq!(bits[129 + l], want.to_bits(), "{i} sub and store_window lane {l}");
             }
+            // evens_odds, register by register: its W evens, then its W odds
+            let mut parity = vec![];
+            for h in (0..16).step_by(width) {
+                for odd in 0..2 {
+                    parity.extend((0..width).map(|l| neighbours[2 * (h + l) + odd].to_bits()));
+                }
+            }
+            assert_eq!(bits[145..177], parity[..], "{i} evens_odds");
+            for l in 0..16 {
+                let want = if x[l] > y[l] { x[l] } else { y[l] };
+                assert_eq!(bits[177 + l], want.to_bits(), "{i} select_gt lane {l}");
+                assert_eq!(
+                    bits[193 + l],
+                    ((l * 17) as f32).to_bits(),
+                    "{i} store_bytes lane {l}"
+                );
+                assert_eq!(
+                    bits[209 + l],
+                    ((l * 17) as f32).to_bits(),
+                    "{i} load_bytes lane {l}"
+                );
+                let want = if l % 4 == 0 || l % 4 == 2 { x[l] } else { y[l] };
+                assert_eq!(bits[225 + l], want.to_bits(), "{i} select_eq lane {l}");
+                assert_eq!(
+                    bits[241 + 2 * l],
+                    x[l].to_bits(),
+                    "{i} store_interleaved lane {l}"
+                );
+                assert_eq!(
+                    bits[242 + 2 * l],
+                    y[l].to_bits(),
+                    "{i} store_interleaved lane {l}"
+                );
+            }
+            assert_eq!(bits.len(), 273, "{i}");
         }
     }
 

@@ -508,6 +508,44 @@ proptest! {
         prop_assert_eq!(bits(&got), bits(&want));
     }
 
+    /// Max pooling against its definition written window by window: the
+    /// running maximum over (top left, top right, bottom left, bottom right),
+    /// the first of equal values winning, and the gradient to that winner only.
+    /// The values come from a few, with zeros of both signs and NaN, so that
+    /// ties decide many windows.
+    #[test]
+    fn max_pooling_is_the_first_largest_of_each_window(
+        batch in 1usize..=20, c in 1usize..=6, h in 2usize..=30, w in 2usize..=30, seed in any::<u64>()
+    ) {
+        let s = PoolShape { batch, c, h, w };
+        let few = [0.0, -0.0, 1.0, -1.0, 0.5, f32::NAN];
+        let x: Vec<f32> = values(s.x_len(), seed).iter().map(|v| few[(v.abs() * 6.0) as usize % 6]).collect();
+        let (mut y, mut argmax) = (vec![7.0; s.y_len()], vec![9; s.y_len()]);
+        pool::max_forward(&s, &x, &mut y, &mut argmax);
+        let dy = values(s.y_len(), seed ^ 1);
+        let mut dx = vec![7.0; s.x_len()];
+        pool::max_x_backward(&s, &argmax, &dy, &mut dx);
+        let mut want_dx = vec![0.0f32; s.x_len()];
+        let (oh, ow) = (s.out_h(), s.out_w());
+        for m in 0..s.maps() {
+            for (p, q) in (0..oh).flat_map(|p| (0..ow).map(move |q| (p, q))) {
+                let place = |i: usize, j: usize| (m * h + 2 * p + i) * w + 2 * q + j;
+                let at = |i: usize, j: usize| x[place(i, j)];
+                let (mut best, mut won) = (at(0, 0), 0);
+                for (k, v) in [(1, at(0, 1)), (2, at(1, 0)), (3, at(1, 1))] {
+                    if v > best {
+                        (best, won) = (v, k);
+                    }
+                }
+                let o = (m * oh + p) * ow + q;
+                prop_assert_eq!(y[o].to_bits(), best.to_bits(), "map {} window {:?}", m, (p, q));
+                prop_assert_eq!(argmax[o], won, "map {} window {:?}", m, (p, q));
+                want_dx[place(won as usize / 2, won as usize % 2)] = dy[o];
+            }
+        }
+        prop_assert_eq!(bits(&dx), bits(&want_dx));
+    }
+
     #[test]
     fn interleaved_pooling_is_the_batched_kernel(
         batch in 1usize..=20, c in 1usize..=6, h in 2usize..=13, w in 2usize..=13, seed in any::<u64>()
