@@ -714,6 +714,7 @@ fn tap_strip<S: Simd, const T: usize, const M: usize, const L: usize>(
 
 /// `sums[j] = v[j].0[0] + v[j].0[1] + ... + v[j].0[15]`, added in that order.
 /// (Once per weight and half batch: a few thousand values per training step.)
+#[inline(always)]
 fn sum_lanes(v: &[V], sums: &mut [f32]) {
     assert_eq!(v.len(), sums.len());
     for (s, v) in sums.iter_mut().zip(v) {
@@ -997,14 +998,17 @@ fn weight_backward_in<const L: usize>(
                 }
             }
         });
-    // lanes, then parts, added in a fixed order
+    // lanes, then parts, added in a fixed order, compiled for the instruction
+    // set (each weight's sums in the order written, several weights a register)
     let (first, rest) = parts.split_at(wl);
-    sum_lanes(first, dw);
-    for part in rest.chunks_exact(wl) {
-        for (g, v) in dw.iter_mut().zip(part) {
-            *g += v.0.iter().sum::<f32>();
+    with_isa!(isa; _s, |_width| true => {
+        sum_lanes(first, dw);
+        for part in rest.chunks_exact(wl) {
+            for (g, v) in dw.iter_mut().zip(part) {
+                *g += v.0.iter().sum::<f32>();
+            }
         }
-    }
+    });
 }
 
 #[cfg(test)]
