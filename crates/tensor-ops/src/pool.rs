@@ -75,9 +75,9 @@ pub(crate) fn window_rows<'a>(
 
 /// Do the 2x2 windows tile each map exactly (no odd last row or column)? Then a
 /// map's windows, row after row, are the consecutive pairs of its row-pair sums
-/// ([`window_sums_of`]).
+/// ([`window_sums_of`]). (Maps of no columns go row pair by row pair: no window.)
 pub(crate) fn even_sizes(s: &PoolShape) -> bool {
-    s.h.is_multiple_of(2) && s.w.is_multiple_of(2)
+    s.h.is_multiple_of(2) && s.w.is_multiple_of(2) && s.w > 0
 }
 
 /// What a window adds up: its values, or their squares (the Gauss-Newton rule's
@@ -548,6 +548,23 @@ mod tests {
         assert_eq!(dx[5], 1.0);
         assert_eq!(dx[15], 4.0);
         assert_eq!(dx.iter().sum::<f32>(), 10.0);
+    }
+
+    /// Maps of no rows or no columns have no windows: every kernel returns
+    /// without a value to write (and without dividing by the width).
+    #[test]
+    fn empty_maps_have_no_windows() {
+        for (h, w) in [(0, 0), (0, 4), (4, 0), (1, 0), (0, 1)] {
+            let s = PoolShape { batch: 2, c: 3, h, w };
+            let (x, dy) = (vec![1.0; s.x_len()], vec![1.0; s.y_len()]);
+            let (mut y, mut argmax, mut dx) =
+                (vec![0.0; s.y_len()], vec![0; s.y_len()], vec![0.0; s.x_len()]);
+            avg_forward(&s, &x, &mut y);
+            avg_x_backward(&s, &dy, &mut dx);
+            max_forward(&s, &x, &mut y, &mut argmax);
+            max_x_backward(&s, &argmax, &dy, &mut dx);
+            assert!(y.is_empty(), "{h} x {w}");
+        }
     }
 
     #[test]
