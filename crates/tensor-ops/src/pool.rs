@@ -418,6 +418,36 @@ fn max_windows_of_row(top: &[f32], bottom: &[f32], y: &mut [f32], argmax: &mut [
     }
 }
 
+/// How [`max_windows_even`] and [`max_spread_even`] walk maps of [`even_sizes`]
+/// with rows of `w` values, a register of `S::W` windows at a time.
+struct RowPairs {
+    /// Windows per output row.
+    ow: usize,
+    /// Row pairs (output rows) of all the maps.
+    rows: usize,
+    /// Registers per output row.
+    per_row: usize,
+    /// The row pairs, from the first, whose registers stay inside the input
+    /// (`input_len` values, two registers of it per register of windows) and
+    /// the output (`output_len`).
+    whole: usize,
+}
+
+#[inline(always)]
+fn row_pairs<S: Simd>(w: usize, input_len: usize, output_len: usize) -> RowPairs {
+    let (ow, rows) = (w / 2, input_len / (2 * w));
+    let per_row = ow.div_ceil(S::W);
+    let whole = rows_that_fit(rows, |r| {
+        (2 * r + 1) * w + 2 * per_row * S::W <= input_len && r * ow + per_row * S::W <= output_len
+    });
+    RowPairs {
+        ow,
+        rows,
+        per_row,
+        whole,
+    }
+}
+
 /// [`max_forward`] for [`even_sizes`], rows of `w` values: each output row's
 /// windows a register at a time, the four values of `W` windows split from the
 /// two input rows by [`Simd::evens_odds`] and the running maximum taken lane by
@@ -431,11 +461,12 @@ fn max_windows_of_row(top: &[f32], bottom: &[f32], y: &mut [f32], argmax: &mut [
 /// 14 windows per row, and all 5 of S4's, to scalar code.)
 #[inline(always)]
 fn max_windows_even<S: Simd>(s_: S, w: usize, x: &[f32], y: &mut [f32], argmax: &mut [u8]) {
-    let (ow, rows) = (w / 2, x.len() / (2 * w));
-    let per_row = ow.div_ceil(S::W);
-    let whole = rows_that_fit(rows, |r| {
-        (2 * r + 1) * w + 2 * per_row * S::W <= x.len() && r * ow + per_row * S::W <= y.len()
-    });
+    let RowPairs {
+        ow,
+        rows,
+        per_row,
+        whole,
+    } = row_pairs::<S>(w, x.len(), y.len());
     let (zero, indices) = (s_.splat(0.0), [1.0, 2.0, 3.0].map(|k| s_.splat(k)));
     for r in 0..whole {
         let (top, bottom, out) = (2 * r * w, (2 * r + 1) * w, r * ow);
@@ -498,11 +529,12 @@ fn max_spread_row(argmax: &[u8], dy: &[f32], dx: &mut [f32], first: u8) {
 /// backward pass 249-251 -> 187-207 us, S4's 182-183 -> 107-109.)
 #[inline(always)]
 fn max_spread_even<S: Simd>(s_: S, w: usize, argmax: &[u8], dy: &[f32], dx: &mut [f32]) {
-    let (ow, rows) = (w / 2, dx.len() / (2 * w));
-    let per_row = ow.div_ceil(S::W);
-    let whole = rows_that_fit(rows, |r| {
-        (2 * r + 1) * w + 2 * per_row * S::W <= dx.len() && r * ow + per_row * S::W <= dy.len()
-    });
+    let RowPairs {
+        ow,
+        rows,
+        per_row,
+        whole,
+    } = row_pairs::<S>(w, dx.len(), dy.len());
     let zero = s_.splat(0.0);
     let winners = [0.0, 1.0, 2.0, 3.0].map(|k| s_.splat(k));
     for r in 0..whole {
